@@ -1,0 +1,65 @@
+"""Alembic plumbing shared by every service's migrations.
+
+Each service's `migrations/env.py` only calls `run_migrations(metadata)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from caixa.platform.database import sqlalchemy_url
+
+# Serializes concurrent `migrate` runs (several replicas or hook retries).
+_MIGRATION_LOCK_KEY = 0x6361697861  # "caixa"
+
+
+def alembic_config(script_location: Path, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url))
+    return config
+
+
+def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
+    """Upgrades the database; call from a thread when an event loop is running."""
+    command.upgrade(alembic_config(script_location, database_url), revision)
+
+
+def _run_on(connection: Connection, metadata: MetaData) -> None:
+    connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+    try:
+        context.configure(connection=connection, target_metadata=metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        connection.commit()
+
+
+async def _run_online(url: str, metadata: MetaData) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_on, metadata)
+    finally:
+        await engine.dispose()
+
+
+def run_migrations(metadata: MetaData) -> None:
+    """The body of every service's alembic env.py."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("sqlalchemy.url is not set in the Alembic config")
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    else:
+        asyncio.run(_run_online(url, metadata))

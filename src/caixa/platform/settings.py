@@ -1,0 +1,27 @@
+"""Settings every service reads from the environment; services subclass them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Process-wide settings shared by every Caixa service."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    grpc_host: str = Field("127.0.0.1", description="address the gRPC server binds")
+    grpc_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        description="the service's own PostgreSQL database",
+    )
+    database_pool_size: int = Field(10, ge=1, le=200)
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics port; unset disables, 0 picks one"
+    )
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    shutdown_grace_seconds: float = Field(10.0, ge=0, description="in-flight RPC drain time")
+    health_probe_interval_seconds: float = Field(2.0, gt=0)
+    business_timezone: str = "America/Sao_Paulo"
