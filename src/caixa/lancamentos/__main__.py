@@ -1,0 +1,3 @@
+from caixa.lancamentos.main import main
+
+main()

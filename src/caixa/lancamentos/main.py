@@ -1,0 +1,45 @@
+"""`python -m caixa.lancamentos serve|dispatch|migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from caixa.lancamentos.app import MIGRATIONS, LancamentosApp
+from caixa.lancamentos.settings import LancamentosSettings
+from caixa.platform.grpc_server import wait_for_termination_signal
+from caixa.platform.logging import configure_logging
+from caixa.platform.migrations import upgrade
+
+log = logging.getLogger("caixa.lancamentos")
+
+
+async def _run(settings: LancamentosSettings, *, serve: bool, dispatch: bool) -> None:
+    app = LancamentosApp(settings, serve=serve, dispatch=dispatch)
+    await app.start()
+    if app.server is not None:
+        log.info("lancamentos serving", extra={"address": app.server.address})
+    try:
+        await wait_for_termination_signal()
+    finally:
+        await app.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="caixa-lancamentos", description=__doc__)
+    parser.add_argument("command", choices=["serve", "dispatch", "migrate"])
+    args = parser.parse_args()
+    settings = LancamentosSettings()
+    configure_logging(settings.log_level)
+    if args.command == "migrate":
+        upgrade(MIGRATIONS, settings.database_url)
+        log.info("lancamentos database migrated")
+    elif args.command == "serve":
+        asyncio.run(_run(settings, serve=True, dispatch=settings.run_dispatcher))
+    else:
+        asyncio.run(_run(settings, serve=False, dispatch=True))
+
+
+if __name__ == "__main__":
+    main()

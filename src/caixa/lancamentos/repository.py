@@ -1,0 +1,282 @@
+"""SQL for the lancamentos database. Functions take an open connection so the
+caller decides the transaction boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import Select, and_, func, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
+
+from caixa.lancamentos.domain import Kind, Lancamento, NewLancamento
+from caixa.lancamentos.tables import lancamentos, outbox
+
+# Held from the insert until commit by every writer, so feed sequence numbers
+# become visible in order and StreamLancamentos never skips a late commit.
+FEED_LOCK_KEY = 0x6C616E63  # "lanc"
+NOTIFY_CHANNEL = "caixa_lancamentos"
+
+Key = tuple[str, str]  # (merchant_id, request_id)
+
+_reversal = aliased(lancamentos, name="reversal")
+_COLUMNS = (*lancamentos.c, _reversal.c.lancamento_id.label("reversed_by"))
+
+
+def _base_select() -> Select[Any]:
+    return select(*_COLUMNS).select_from(
+        lancamentos.outerjoin(
+            _reversal, _reversal.c.reverses_lancamento_id == lancamentos.c.lancamento_id
+        )
+    )
+
+
+def _to_domain(row: Any) -> Lancamento:
+    return Lancamento(
+        lancamento_id=row.lancamento_id,
+        sequence=row.sequence,
+        merchant_id=row.merchant_id,
+        kind=Kind(row.kind),
+        amount_cents=row.amount_cents,
+        currency=row.currency,
+        value_date=row.value_date,
+        description=row.description,
+        request_id=row.request_id,
+        created_at=row.created_at,
+        reverses_lancamento_id=row.reverses_lancamento_id,
+        reversed_by_lancamento_id=row.reversed_by,
+        fingerprint=row.fingerprint,
+    )
+
+
+_INSERT = text(
+    """
+    INSERT INTO lancamentos (lancamento_id, merchant_id, kind, amount_cents, currency,
+                             value_date, description, request_id, fingerprint,
+                             reverses_lancamento_id)
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:merchants AS text[]),
+                         CAST(:kinds AS smallint[]), CAST(:amounts AS bigint[]),
+                         CAST(:currencies AS text[]), CAST(:dates AS date[]),
+                         CAST(:descriptions AS text[]), CAST(:request_ids AS text[]),
+                         CAST(:fingerprints AS text[]), CAST(:reverses AS uuid[]))
+    ON CONFLICT (merchant_id, request_id) DO NOTHING
+    RETURNING lancamento_id, sequence, created_at
+    """
+)
+
+
+async def insert_entries(
+    conn: AsyncConnection, entries: Sequence[NewLancamento], traceparents: Sequence[str | None]
+) -> dict[Key, Lancamento]:
+    """Inserts entries whose idempotency key is new, each with its outbox row,
+    and wakes dispatchers at commit. Returns the inserted ones by key; an entry
+    missing from the result had a key that already existed."""
+    if not entries:
+        return {}
+    ids = [uuid4() for _ in entries]
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+    result = await conn.execute(
+        _INSERT,
+        {
+            "ids": ids,
+            "merchants": [e.merchant_id for e in entries],
+            "kinds": [int(e.kind) for e in entries],
+            "amounts": [e.amount_cents for e in entries],
+            "currencies": [e.currency for e in entries],
+            "dates": [e.value_date for e in entries],
+            "descriptions": [e.description for e in entries],
+            "request_ids": [e.request_id for e in entries],
+            "fingerprints": [e.fingerprint for e in entries],
+            "reverses": [e.reverses_lancamento_id for e in entries],
+        },
+    )
+    written = {row.lancamento_id: row for row in result}
+    if not written:
+        return {}
+    inserted: dict[Key, Lancamento] = {}
+    outbox_ids: list[UUID] = []
+    outbox_traces: list[str | None] = []
+    for entry, new_id, trace in zip(entries, ids, traceparents, strict=True):
+        row = written.get(new_id)
+        if row is None:
+            continue
+        outbox_ids.append(new_id)
+        outbox_traces.append(trace)
+        inserted[(entry.merchant_id, entry.request_id)] = Lancamento(
+            lancamento_id=new_id,
+            sequence=row.sequence,
+            merchant_id=entry.merchant_id,
+            kind=entry.kind,
+            amount_cents=entry.amount_cents,
+            currency=entry.currency,
+            value_date=entry.value_date,
+            description=entry.description,
+            request_id=entry.request_id,
+            created_at=row.created_at,
+            reverses_lancamento_id=entry.reverses_lancamento_id,
+            reversed_by_lancamento_id=None,
+            fingerprint=entry.fingerprint,
+        )
+    await conn.execute(
+        text(
+            "INSERT INTO outbox (lancamento_id, traceparent) "
+            "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:traces AS text[]))"
+        ),
+        {"ids": outbox_ids, "traces": outbox_traces},
+    )
+    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return inserted
+
+
+async def find_by_keys(conn: AsyncConnection, keys: Sequence[Key]) -> dict[Key, Lancamento]:
+    if not keys:
+        return {}
+    query = _base_select().where(
+        tuple_(lancamentos.c.merchant_id, lancamentos.c.request_id).in_(list(set(keys)))
+    )
+    rows = (await conn.execute(query)).all()
+    return {(r.merchant_id, r.request_id): _to_domain(r) for r in rows}
+
+
+async def lock_entry(conn: AsyncConnection, merchant_id: str, lancamento_id: UUID) -> bool:
+    """Row-locks an entry so concurrent reversals of it take turns."""
+    result = await conn.execute(
+        select(lancamentos.c.lancamento_id)
+        .where(
+            lancamentos.c.lancamento_id == lancamento_id,
+            lancamentos.c.merchant_id == merchant_id,
+        )
+        .with_for_update()
+    )
+    return result.first() is not None
+
+
+async def get(conn: AsyncConnection, merchant_id: str, lancamento_id: UUID) -> Lancamento | None:
+    row = (
+        await conn.execute(
+            _base_select().where(
+                lancamentos.c.lancamento_id == lancamento_id,
+                lancamentos.c.merchant_id == merchant_id,
+            )
+        )
+    ).first()
+    return _to_domain(row) if row else None
+
+
+@dataclass(frozen=True)
+class PageFilter:
+    merchant_id: str
+    from_date: date | None
+    to_date: date | None
+    kind: Kind | None
+    after: tuple[date, int] | None
+
+
+async def list_page(conn: AsyncConnection, where: PageFilter, limit: int) -> list[Lancamento]:
+    """Keyset page ordered by (value_date, sequence)."""
+    conditions = [lancamentos.c.merchant_id == where.merchant_id]
+    if where.from_date:
+        conditions.append(lancamentos.c.value_date >= where.from_date)
+    if where.to_date:
+        conditions.append(lancamentos.c.value_date <= where.to_date)
+    if where.kind:
+        conditions.append(lancamentos.c.kind == int(where.kind))
+    if where.after:
+        conditions.append(
+            tuple_(lancamentos.c.value_date, lancamentos.c.sequence) > tuple_(*where.after)
+        )
+    query = (
+        _base_select()
+        .where(and_(*conditions))
+        .order_by(lancamentos.c.value_date, lancamentos.c.sequence)
+        .limit(limit)
+    )
+    return [_to_domain(r) for r in (await conn.execute(query)).all()]
+
+
+async def feed_page(
+    conn: AsyncConnection, after_sequence: int, merchant_id: str | None, limit: int
+) -> list[Lancamento]:
+    query = _base_select().where(lancamentos.c.sequence > after_sequence)
+    if merchant_id:
+        query = query.where(lancamentos.c.merchant_id == merchant_id)
+    query = query.order_by(lancamentos.c.sequence).limit(limit)
+    return [_to_domain(r) for r in (await conn.execute(query)).all()]
+
+
+@dataclass(frozen=True)
+class DaySums:
+    value_date: date
+    credits_cents: int
+    debits_cents: int
+    count: int
+
+
+async def day_sums(
+    conn: AsyncConnection, merchant_id: str, from_date: date, to_date: date
+) -> list[DaySums]:
+    credit = func.coalesce(
+        func.sum(lancamentos.c.amount_cents).filter(lancamentos.c.kind == int(Kind.CREDIT)), 0
+    )
+    debit = func.coalesce(
+        func.sum(lancamentos.c.amount_cents).filter(lancamentos.c.kind == int(Kind.DEBIT)), 0
+    )
+    query = (
+        select(lancamentos.c.value_date, credit, debit, func.count())
+        .where(
+            lancamentos.c.merchant_id == merchant_id,
+            lancamentos.c.value_date.between(from_date, to_date),
+        )
+        .group_by(lancamentos.c.value_date)
+        .order_by(lancamentos.c.value_date)
+    )
+    rows = (await conn.execute(query)).all()
+    return [DaySums(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+async def undelivered_count(conn: AsyncConnection, merchant_id: str | None = None) -> int:
+    query = select(func.count()).select_from(outbox)
+    if merchant_id:
+        query = query.join(lancamentos, lancamentos.c.lancamento_id == outbox.c.lancamento_id)
+        query = query.where(lancamentos.c.merchant_id == merchant_id)
+    return int((await conn.execute(query)).scalar_one())
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    outbox_id: int
+    traceparent: str | None
+    lancamento: Lancamento
+
+
+async def claim_outbox(conn: AsyncConnection, limit: int) -> list[OutboxItem]:
+    """Locks the oldest undelivered rows; rows another dispatcher holds are skipped."""
+    claimed = (
+        select(outbox.c.outbox_id, outbox.c.lancamento_id, outbox.c.traceparent)
+        .order_by(outbox.c.outbox_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("claimed")
+    )
+    query = (
+        _base_select()
+        .add_columns(claimed.c.outbox_id, claimed.c.traceparent)
+        .join(claimed, claimed.c.lancamento_id == lancamentos.c.lancamento_id)
+        .order_by(claimed.c.outbox_id)
+    )
+    rows = (await conn.execute(query)).all()
+    return [OutboxItem(r.outbox_id, r.traceparent, _to_domain(r)) for r in rows]
+
+
+async def delete_outbox(conn: AsyncConnection, outbox_ids: Sequence[int]) -> None:
+    await conn.execute(outbox.delete().where(outbox.c.outbox_id.in_(list(outbox_ids))))
+
+
+async def oldest_undelivered_age_seconds(conn: AsyncConnection) -> float:
+    age = func.extract("epoch", func.now() - func.min(outbox.c.created_at))
+    value = (await conn.execute(select(age))).scalar_one()
+    return float(value or 0.0)

@@ -1,0 +1,76 @@
+"""The lancamentos database: immutable entries and their outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Identity,
+    Index,
+    MetaData,
+    Sequence,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
+
+metadata = MetaData()
+
+# Values are taken under the feed lock, so sequence order is commit order.
+feed_sequence = Sequence("lancamento_feed_seq", metadata=metadata)
+
+lancamentos = Table(
+    "lancamentos",
+    metadata,
+    Column("lancamento_id", UUID(as_uuid=True), primary_key=True),
+    Column("sequence", BigInteger, feed_sequence, nullable=False, unique=True),
+    Column("merchant_id", String(64), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Column(
+        "reverses_lancamento_id",
+        UUID(as_uuid=True),
+        ForeignKey("lancamentos.lancamento_id"),
+        nullable=True,
+    ),
+    UniqueConstraint("merchant_id", "request_id", name="lancamentos_idempotency_key"),
+    CheckConstraint("kind IN (1, 2)", name="lancamentos_kind_valid"),
+    CheckConstraint("amount_cents > 0", name="lancamentos_amount_positive"),
+    CheckConstraint("currency = 'BRL'", name="lancamentos_currency_brl"),
+    Index("lancamentos_by_merchant_date", "merchant_id", "value_date", "sequence"),
+    # An entry is reversed at most once, even under concurrent reversals.
+    Index(
+        "lancamentos_reversed_once",
+        "reverses_lancamento_id",
+        unique=True,
+        postgresql_where=text("reverses_lancamento_id IS NOT NULL"),
+    ),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("outbox_id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "lancamento_id",
+        UUID(as_uuid=True),
+        ForeignKey("lancamentos.lancamento_id"),
+        nullable=False,
+    ),
+    Column("traceparent", Text, nullable=True),
+    Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+)
