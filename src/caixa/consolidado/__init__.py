@@ -1,0 +1,2 @@
+"""consolidado: each merchant's consolidated daily balance, built from the
+entries lancamentos delivers."""

@@ -1,0 +1,3 @@
+from caixa.consolidado.main import main
+
+main()
