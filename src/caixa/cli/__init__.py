@@ -1,0 +1,1 @@
+"""The `caixa` command line for people; scripts can use its `--json` output."""

@@ -1,0 +1,61 @@
+"""argparse `type=` adapters: they turn our parsers' messages into usage errors."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import date
+from typing import TypeVar
+
+from caixa.cli.dates import parse_iso_date
+from caixa.cli.money import check_amount_cents, parse_brl_amount
+
+T = TypeVar("T")
+
+
+def _usage_error_on_value_error(parse: Callable[[str], T]) -> Callable[[str], T]:
+    # argparse shows an ArgumentTypeError's own text; a ValueError only as
+    # "invalid <function name> value", which hides our explanation.
+    def adapter(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    adapter.__name__ = parse.__name__
+    return adapter
+
+
+def _parse_cents(text: str) -> int:
+    try:
+        cents = int(text)
+    except ValueError:
+        raise ValueError(f"invalid centavos {text!r}: expected a whole number") from None
+    return check_amount_cents(cents)
+
+
+def _parse_non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"invalid number {text!r}: expected a whole number") from None
+    if value < 0:
+        raise ValueError(f"invalid number {text!r}: must not be negative")
+    return value
+
+
+def _parse_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"invalid timeout {text!r}: expected seconds, e.g. 5 or 0.5") from None
+    if not value > 0:
+        raise ValueError(f"invalid timeout {text!r}: must be positive")
+    return value
+
+
+brl_amount: Callable[[str], int] = _usage_error_on_value_error(parse_brl_amount)
+amount_cents: Callable[[str], int] = _usage_error_on_value_error(_parse_cents)
+iso_date: Callable[[str], date] = _usage_error_on_value_error(parse_iso_date)
+non_negative_int: Callable[[str], int] = _usage_error_on_value_error(_parse_non_negative_int)
+timeout_seconds: Callable[[str], float] = _usage_error_on_value_error(_parse_timeout)

@@ -1,0 +1,48 @@
+"""The clients one CLI run needs, opened on first use and closed at the end."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from caixa.client import ConsolidadoClient, LancamentosClient
+
+
+class Connections:
+    """Opens only the channel a command uses, so `balance` works while
+    lancamentos is unreachable and vice versa."""
+
+    def __init__(self, lancamentos_target: str, consolidado_target: str, timeout: float) -> None:
+        self._lancamentos_target = lancamentos_target
+        self._consolidado_target = consolidado_target
+        self._timeout = timeout
+        self._lancamentos: LancamentosClient | None = None
+        self._consolidado: ConsolidadoClient | None = None
+
+    @property
+    def lancamentos(self) -> LancamentosClient:
+        if self._lancamentos is None:
+            self._lancamentos = LancamentosClient(self._lancamentos_target, timeout=self._timeout)
+        return self._lancamentos
+
+    @property
+    def consolidado(self) -> ConsolidadoClient:
+        if self._consolidado is None:
+            self._consolidado = ConsolidadoClient(self._consolidado_target, timeout=self._timeout)
+        return self._consolidado
+
+    def close(self) -> None:
+        for client in (self._lancamentos, self._consolidado):
+            if client is not None:
+                client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,34 @@
+"""Entry point of the `caixa` command (see `caixa.cli.exit_codes` for its statuses)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from caixa.cli import views
+from caixa.cli.commands import COMMANDS
+from caixa.cli.connections import Connections
+from caixa.cli.exit_codes import INTERRUPTED, OK, exit_code_for
+from caixa.cli.parser import build_parser
+from caixa.client import CaixaError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run = COMMANDS[args.command]
+    try:
+        with Connections(args.lancamentos_target, args.consolidado_target, args.timeout) as conn:
+            output = run(args, conn)
+    except CaixaError as error:
+        # A server's answer, not a bug in the CLI: no traceback.
+        lines = [*views.error_lines(error), *getattr(error, "__notes__", [])]
+        print("\n".join(lines), file=sys.stderr)
+        return exit_code_for(error.code)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    print(output)
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

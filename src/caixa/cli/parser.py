@@ -1,0 +1,134 @@
+"""The `caixa` command line: its subcommands and flags, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+
+from caixa.cli import arguments
+from caixa.client.targets import (
+    CONSOLIDADO_TARGET_ENV,
+    LANCAMENTOS_TARGET_ENV,
+    default_consolidado_target,
+    default_lancamentos_target,
+)
+
+DEFAULT_TIMEOUT_SECONDS = 5.0
+DEFAULT_LIST_LIMIT = 50
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Each subcommand repeats the global flags with SUPPRESS defaults, so
+    # `caixa --json balance ...` and `caixa balance ... --json` both work
+    # without the subcommand resetting a value given before it.
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    # Defaults are spelled into the help: "%(default)s" would show SUPPRESS.
+    lancamentos_target = default_lancamentos_target()
+    consolidado_target = default_consolidado_target()
+
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the result as JSON (proto field names) instead of text",
+    )
+    parser.add_argument(
+        "--lancamentos-target",
+        metavar="HOST:PORT",
+        default=default(lancamentos_target),
+        help=f"lancamentos address (env {LANCAMENTOS_TARGET_ENV}; default {lancamentos_target})",
+    )
+    parser.add_argument(
+        "--consolidado-target",
+        metavar="HOST:PORT",
+        default=default(consolidado_target),
+        help=f"consolidado address (env {CONSOLIDADO_TARGET_ENV}; default {consolidado_target})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=arguments.timeout_seconds,
+        metavar="SECONDS",
+        default=default(DEFAULT_TIMEOUT_SECONDS),
+        help=f"deadline of each call, retries included (default {DEFAULT_TIMEOUT_SECONDS})",
+    )
+
+
+EPILOG = """\
+exit status: 0 success; 1 the service could not answer (unavailable, deadline
+exceeded, internal error): the same command may work later; 2 the request was
+rejected or malformed (usage, invalid argument, not found, already exists,
+failed precondition, permission): fix it before rerunning; 130 interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="caixa",
+        description="Record and inspect merchants' lancamentos and daily balances.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_global_flags(parser, suppress=False)
+    global_flags = argparse.ArgumentParser(add_help=False)
+    _add_global_flags(global_flags, suppress=True)
+
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, parents=[global_flags])
+        sub.add_argument("--merchant", required=True, help="the merchant id")
+        return sub
+
+    create = command("create", "record a credit or a debit")
+    create.add_argument("--kind", required=True, choices=("credit", "debit"))
+    amount = create.add_mutually_exclusive_group(required=True)
+    amount.add_argument(
+        "--amount",
+        dest="amount_cents",
+        type=arguments.brl_amount,
+        metavar="REAIS",
+        help="amount in reais with '.' before the centavos, e.g. 10.50",
+    )
+    amount.add_argument(
+        "--amount-cents",
+        dest="amount_cents",
+        type=arguments.amount_cents,
+        metavar="N",
+        help="amount in centavos, e.g. 1050",
+    )
+    create.add_argument("--date", type=arguments.iso_date, help="value date (default today)")
+    create.add_argument("--description", default="")
+    create.add_argument("--request-id", help="idempotency key; reuse it when retrying by hand")
+
+    get = command("get", "show one lancamento")
+    get.add_argument("lancamento_id", metavar="ID")
+
+    listing = command("list", "list lancamentos by value date")
+    listing.add_argument("--from", dest="from_date", type=arguments.iso_date, metavar="DATE")
+    listing.add_argument("--to", dest="to_date", type=arguments.iso_date, metavar="DATE")
+    listing.add_argument("--kind", choices=("credit", "debit"))
+    listing.add_argument(
+        "--limit",
+        type=arguments.non_negative_int,
+        default=DEFAULT_LIST_LIMIT,
+        metavar="N",
+        help="show at most N lancamentos; 0 shows all (default %(default)s)",
+    )
+
+    reverse = command("reverse", "reverse (estornar) a lancamento")
+    reverse.add_argument("lancamento_id", metavar="ID")
+    reverse.add_argument("--date", type=arguments.iso_date, help="value date (default today)")
+    reverse.add_argument("--description", default="")
+    reverse.add_argument("--request-id", help="idempotency key; reuse it when retrying by hand")
+
+    balance = command("balance", "show the consolidated balance of one day")
+    balance.add_argument(
+        "--date", type=arguments.iso_date, help="the day (default today in America/Sao_Paulo)"
+    )
+
+    report = command("report", "daily balances of a date range as a table")
+    report.add_argument("--from", dest="from_date", type=arguments.iso_date, required=True)
+    report.add_argument("--to", dest="to_date", type=arguments.iso_date, required=True)
+
+    return parser

@@ -1,0 +1,89 @@
+"""Turns the friendly Python values callers pass into proto request fields."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from lancamentos.v1 import lancamentos_pb2
+
+KindLike = lancamentos_pb2.Kind | str
+DateLike = date | str | None
+
+_KINDS_BY_NAME: dict[str, lancamentos_pb2.Kind] = {
+    "credit": lancamentos_pb2.KIND_CREDIT,
+    "debit": lancamentos_pb2.KIND_DEBIT,
+    "kind_credit": lancamentos_pb2.KIND_CREDIT,
+    "kind_debit": lancamentos_pb2.KIND_DEBIT,
+}
+
+
+def to_kind(kind: KindLike) -> lancamentos_pb2.Kind:
+    """`"credit"`, `"KIND_DEBIT"` or a `Kind` value → the `Kind` value."""
+    if isinstance(kind, str):
+        try:
+            return _KINDS_BY_NAME[kind.strip().lower()]
+        except KeyError:
+            raise ValueError(f"kind must be 'credit' or 'debit', got {kind!r}") from None
+    return kind
+
+
+def to_date_field(value: DateLike) -> str:
+    """A `date` or `YYYY-MM-DD` string → the proto's string; None → "" (server default)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def new_request_id() -> str:
+    """A fresh idempotency key; reuse the returned value when retrying by hand."""
+    return str(uuid.uuid4())
+
+
+def create_request(
+    merchant_id: str,
+    kind: KindLike,
+    amount_cents: int,
+    *,
+    value_date: DateLike = None,
+    description: str = "",
+    currency: str = "BRL",
+    request_id: str | None = None,
+) -> lancamentos_pb2.CreateLancamentoRequest:
+    """A `CreateLancamentoRequest`, with a new `request_id` when none is given."""
+    return lancamentos_pb2.CreateLancamentoRequest(
+        merchant_id=merchant_id,
+        kind=to_kind(kind),
+        amount_cents=amount_cents,
+        currency=currency,
+        value_date=to_date_field(value_date),
+        description=description,
+        request_id=request_id or new_request_id(),
+    )
+
+
+ImportRow = lancamentos_pb2.CreateLancamentoRequest | Mapping[str, Any]
+
+
+def import_request(row: ImportRow) -> lancamentos_pb2.ImportLancamentosRequest:
+    """One import row: a `CreateLancamentoRequest`, or a mapping with its field names.
+
+    Unlike `create_request`, no `request_id` is made up: re-sending an import is
+    only safe when each row keeps its key across attempts, so the caller owns it.
+    """
+    if isinstance(row, lancamentos_pb2.CreateLancamentoRequest):
+        return lancamentos_pb2.ImportLancamentosRequest(lancamento=row)
+    fields = dict(row)
+    if "kind" in fields:
+        fields["kind"] = to_kind(fields["kind"])
+    if "value_date" in fields:
+        fields["value_date"] = to_date_field(fields["value_date"])
+    return lancamentos_pb2.ImportLancamentosRequest(
+        lancamento=lancamentos_pb2.CreateLancamentoRequest(**fields)
+    )

@@ -1,0 +1,56 @@
+"""The gRPC service config that lets the channel retry idempotent calls.
+
+Only methods that are safe to repeat get a retry policy: reads, and the
+mutations that carry a `request_id` (the server deduplicates them). The
+streaming RPCs never do: a retried import or change feed would restart from
+the caller's iterator or sequence, which only the caller can decide.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+LANCAMENTOS_SERVICE = "lancamentos.v1.LancamentosService"
+CONSOLIDADO_SERVICE = "consolidado.v1.ConsolidadoService"
+
+RETRYABLE_METHODS: dict[str, tuple[str, ...]] = {
+    LANCAMENTOS_SERVICE: (
+        "CreateLancamento",
+        "GetLancamento",
+        "ListLancamentos",
+        "ReverseLancamento",
+        "SummarizeLancamentos",
+    ),
+    CONSOLIDADO_SERVICE: ("GetDailyBalance", "ListDailyBalances"),
+}
+
+# Four attempts with 0.1 s → 0.2 s → 0.4 s (jittered) backoff fit well inside
+# the default 5 s deadline, which still bounds the whole call.
+RETRY_POLICY: dict[str, Any] = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.1s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+
+
+def build_service_config(service: str) -> dict[str, Any]:
+    """The service config for a channel to `service` (its full proto name)."""
+    methods = RETRYABLE_METHODS.get(service, ())
+    if not methods:
+        return {}
+    return {
+        "methodConfig": [
+            {
+                "name": [{"service": service, "method": method} for method in methods],
+                "retryPolicy": dict(RETRY_POLICY),
+            }
+        ]
+    }
+
+
+def service_config_json(service: str) -> str:
+    """`build_service_config` as the JSON the `grpc.service_config` option takes."""
+    return json.dumps(build_service_config(service), separators=(",", ":"))
