@@ -17,6 +17,7 @@ from caixa.consolidado.rebuild import rebuild
 from caixa.consolidado.requests import day_range
 from caixa.consolidado.settings import ConsolidadoSettings
 from caixa.domain.errors import CaixaError, InvalidArgument
+from caixa.platform import runtime
 from caixa.platform.grpc_server import wait_for_termination_signal
 from caixa.platform.logging import configure_logging
 from caixa.platform.migrations import upgrade
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(MIGRATIONS, settings.database_url)
         log.info("consolidado database migrated")
     elif args.command == "serve":
-        asyncio.run(serve(settings))
+        runtime.run(serve(settings))
     elif args.command == "rebuild":
         sys.exit(asyncio.run(rebuild_command(settings, args.merchant)))
     else:

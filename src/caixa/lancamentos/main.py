@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from caixa.lancamentos.app import MIGRATIONS, LancamentosApp
 from caixa.lancamentos.settings import LancamentosSettings
+from caixa.platform import runtime
 from caixa.platform.grpc_server import wait_for_termination_signal
 from caixa.platform.logging import configure_logging
 from caixa.platform.migrations import upgrade
@@ -36,9 +36,9 @@ def main() -> None:
         upgrade(MIGRATIONS, settings.database_url)
         log.info("lancamentos database migrated")
     elif args.command == "serve":
-        asyncio.run(_run(settings, serve=True, dispatch=settings.run_dispatcher))
+        runtime.run(_run(settings, serve=True, dispatch=settings.run_dispatcher))
     else:
-        asyncio.run(_run(settings, serve=False, dispatch=True))
+        runtime.run(_run(settings, serve=False, dispatch=True))
 
 
 if __name__ == "__main__":

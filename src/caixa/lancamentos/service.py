@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy.exc import IntegrityError
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from caixa.domain import rules
@@ -70,9 +70,10 @@ class LancamentosService:
     async def _flush_creates(
         self, entries: Sequence[NewLancamento]
     ) -> list[Lancamento | BaseException]:
-        async with self._engine.begin() as conn:
+        # No transaction: the insert is one statement, committed on its own.
+        async with self._engine.connect() as conn:
             inserted = await repository.insert_entries(conn, entries, [None] * len(entries))
-            missing = [(e.merchant_id, e.request_id) for e in entries if _key(e) not in inserted]
+            missing = [_key(e) for e in entries if _key(e) not in inserted]
             existing = await repository.find_by_keys(conn, missing)
         outcomes: list[Lancamento | BaseException] = []
         for entry in entries:
@@ -138,8 +139,8 @@ class LancamentosService:
                     fingerprint=command.fingerprint,
                 )
                 inserted = await repository.insert_entries(conn, [reversal], [None])
-        except IntegrityError as exc:
-            if "lancamentos_reversed_once" in str(exc.orig):
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "lancamentos_reversed_once":
                 raise FailedPrecondition(
                     f"lancamento {ref.lancamento_id} was already reversed; an entry is "
                     "reversed at most once"
@@ -157,6 +158,7 @@ class LancamentosService:
         """Writes one chunk atomically; returns how many were new. A reused key
         with another payload rejects the whole chunk, naming the row."""
         async with self._engine.begin() as conn:
+            await repository.lock_feed(conn)
             inserted = await repository.insert_entries(conn, entries, [None] * len(entries))
             missing = [_key(e) for e in entries if _key(e) not in inserted]
             existing = await repository.find_by_keys(conn, missing)

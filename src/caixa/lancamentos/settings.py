@@ -16,6 +16,11 @@ class LancamentosSettings(ServiceSettings):
     group_commit_max_batch: int = Field(256, ge=1, le=5000)
     import_chunk_size: int = Field(1000, ge=1, le=10000)
     dispatch_batch_size: int = Field(500, ge=1, le=5000)
+    dispatch_linger_seconds: float = Field(
+        0.02,
+        ge=0,
+        description="after a wake-up, let a batch fill this long (fewer, bigger batches)",
+    )
     dispatch_poll_seconds: float = Field(1.0, gt=0, description="fallback when no NOTIFY")
     dispatch_timeout_seconds: float = Field(5.0, gt=0, description="deadline of one batch")
     dispatch_backoff_base_seconds: float = Field(0.05, gt=0)

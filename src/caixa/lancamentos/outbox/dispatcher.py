@@ -110,6 +110,9 @@ class OutboxDispatcher:
             BACKING_OFF.set(0)
             if sent < settings.dispatch_batch_size:
                 await self._notifier.wait(settings.dispatch_poll_seconds)
+                # Per-batch costs dominate at small batches; a short linger
+                # trades a little consolidation lag for much less CPU.
+                await self._sleep(settings.dispatch_linger_seconds)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
