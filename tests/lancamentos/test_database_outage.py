@@ -12,12 +12,17 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lancamentos.v1 import lancamentos_pb2 as pb
 from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
+from prometheus_client import REGISTRY
 from sqlalchemy.engine import make_url
 
+from caixa.client import CaixaError, LancamentosClient
+from caixa.client.service_config import RETRY_POLICY
 from caixa.lancamentos.app import LancamentosApp
 from tests.helpers import expect_error
 from tests.lancamentos.conftest import lancamentos_settings
 from tests.tcp_proxy import TcpProxy
+
+RETRY_ATTEMPTS = int(RETRY_POLICY["maxAttempts"])
 
 
 @pytest.fixture
@@ -78,3 +83,37 @@ async def test_outage_is_unavailable_and_heals(
         assert key in {e.request_id for e in page.lancamentos}
         await asyncio.sleep(0.6)
         assert await _health(channel) == health_pb2.HealthCheckResponse.SERVING
+
+
+def _handled(method: str, code: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "caixa_grpc_server_handled_total", {"method": method, "code": code}
+    )
+    return value or 0.0
+
+
+async def test_client_retries_idempotent_calls_only(
+    proxied_app: tuple[LancamentosApp, TcpProxy],
+) -> None:
+    """UNAVAILABLE from the server: the typed client retries a create (safe:
+    it carries a request_id) but never a client-streaming import."""
+    app, proxy = proxied_app
+    assert app.server is not None
+    await proxy.cut()
+    create_method = "/lancamentos.v1.LancamentosService/CreateLancamento"
+    import_method = "/lancamentos.v1.LancamentosService/ImportLancamentos"
+    creates_before = _handled(create_method, "UNAVAILABLE")
+    imports_before = _handled(import_method, "UNAVAILABLE")
+
+    def call_both() -> tuple[CaixaError, CaixaError]:
+        with LancamentosClient(app.server.address, timeout=10) as client:  # type: ignore[union-attr]
+            with pytest.raises(CaixaError) as create_error:
+                client.create_lancamento("retry", "credit", 100)
+            with pytest.raises(CaixaError) as import_error:
+                client.import_lancamentos([_create("import-1")])
+        return create_error.value, import_error.value
+
+    create_error, import_error = await asyncio.to_thread(call_both)
+    assert create_error.code == import_error.code == grpc.StatusCode.UNAVAILABLE
+    assert _handled(create_method, "UNAVAILABLE") - creates_before == RETRY_ATTEMPTS
+    assert _handled(import_method, "UNAVAILABLE") - imports_before == 1
