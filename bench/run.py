@@ -64,7 +64,9 @@ def run(scale: scenarios.Scale, *, out: Path | None) -> dict[str, Any]:
             rows.append(scenarios.balance_warm(stack, scale, workdir))
             rows.append(scenarios.balance_cold(stack, scale))
             rows.append(scenarios.creates(stack, scale))
-            rows.append(scenarios.consolidation_lag(stack, scale, rate=500))
+            rows.append(
+                scenarios.consolidation_lag(stack, scale, rate=500, expected_ms=rows[-1]["p50_ms"])
+            )
             rows.append(
                 scenarios.envoy_hop(stack, workdir, requests=200 if scale.name == "smoke" else 3000)
             )

@@ -198,13 +198,16 @@ def balance_cold(stack: Stack, scale: Scale) -> dict[str, Any]:
     )
 
 
-def creates(stack: Stack, scale: Scale, *, paced_rps: int | None = None) -> dict[str, Any]:
-    """CreateLancamento through the REST gateway, a fresh request_id per request."""
-    connections = scale.connections if paced_rps is None else 10
+def creates(
+    stack: Stack, scale: Scale, *, paced_rps: int | None = None, expected_ms: float = 0
+) -> dict[str, Any]:
+    """CreateLancamento through the REST gateway, a fresh request_id per request.
+    Paced: each connection waits between requests (wrk's delay()) so that
+    connections / (delay + latency) is about `paced_rps`."""
+    connections = scale.connections if paced_rps is None else 30
     env = {"MERCHANTS": str(scale.merchants), "DAYS": str(scale.days), "RUN": stack.run_id}
     if paced_rps is not None:
-        # Each connection waits this long between its requests (wrk's delay()).
-        env["DELAY_MS"] = str(max(1, int(connections * 1000 / paced_rps) - 2))
+        env["DELAY_MS"] = str(max(1, int(connections * 1000 / paced_rps - expected_ms)))
         env["RUN"] = f"{stack.run_id}-paced"
     result, codes = _outcome(
         stack,
@@ -232,10 +235,12 @@ def creates(stack: Stack, scale: Scale, *, paced_rps: int | None = None) -> dict
     )
 
 
-def consolidation_lag(stack: Stack, scale: Scale, rate: int) -> dict[str, Any]:
-    """Creates at a steady rate, then the delay from commit to consolidation."""
+def consolidation_lag(stack: Stack, scale: Scale, rate: int, expected_ms: float) -> dict[str, Any]:
+    """Creates at a steady rate, then the delay from commit to consolidation
+    (consolidado's applied_at minus lancamentos' created_at, one clock)."""
+    drain_outbox(stack, within=300)  # start with no backlog from earlier scenarios
     t0 = sql_scalar(stack.lancamentos_db, "SELECT now()")
-    load = creates(stack, scale, paced_rps=rate)
+    load = creates(stack, scale, paced_rps=rate, expected_ms=expected_ms)
     t1 = sql_scalar(stack.lancamentos_db, "SELECT now()")
     drain_outbox(stack, within=120)
     query = (

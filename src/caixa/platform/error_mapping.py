@@ -62,9 +62,7 @@ def status_for(exc: BaseException) -> status_pb2.Status:
         log.warning("dependency unavailable: %s", exc, extra={"error": type(exc).__name__})
         # A domain Unavailable says which dependency; driver errors stay generic.
         what = exc.message if isinstance(exc, Unavailable) else "a dependency is unavailable"
-        return status_pb2.Status(
-            code=code_pb2.UNAVAILABLE, message=f"{what}; retry with backoff"
-        )
+        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=f"{what}; retry with backoff")
     reference = uuid.uuid4().hex[:12]
     log.error("unhandled error (ref %s)", reference, exc_info=exc)
     return status_pb2.Status(
