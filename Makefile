@@ -11,22 +11,27 @@ THIRD_PARTY := third_party/googleapis
 
 all: proto
 
-$(VENV)/.installed: pyproject.toml
+# Order matters: the editable install maps the generated top-level packages
+# (lancamentos, consolidado) only if they exist when it runs.
+$(VENV)/.tools:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	mkdir -p $(GEN)
+	$(PY) -m pip install --quiet 'grpcio-tools>=1.66' 'mypy-protobuf>=3.6' 'googleapis-common-protos>=1.65'
+	touch $@
+
+# Stubs are regenerated from protos, never committed; tests/test_protos.py
+# fails when the installed stubs differ from what the protos produce.
+$(GEN)/.stamp: $(PROTOS) scripts/gen_protos.py $(VENV)/.tools
+	$(PY) scripts/gen_protos.py --out $(GEN) --descriptor $(DESCRIPTOR) --third-party $(THIRD_PARTY)
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(GEN)/.stamp
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
 
-# Stubs are regenerated from protos, never committed; tests/test_protos.py
-# fails when the installed stubs differ from what the protos produce.
-$(GEN)/.stamp: $(PROTOS) scripts/gen_protos.py $(VENV)/.installed
-	$(PY) scripts/gen_protos.py --out $(GEN) --descriptor $(DESCRIPTOR) --third-party $(THIRD_PARTY)
-	touch $@
-
-proto: $(GEN)/.stamp
+proto: $(VENV)/.installed
 
 descriptor: proto
 
