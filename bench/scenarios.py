@@ -61,25 +61,23 @@ def seed_import(stack: Stack, scale: Scale, workdir: Path) -> dict[str, Any]:
     """ImportLancamentos of one entry per merchant and day, in concurrent calls."""
     assert stack.lancamentos is not None
     bodies: list[Path] = []
-    rows: list[lpb.ImportLancamentosRequest] = []
+    rows: list[lpb.CreateLancamentoRequest] = []
     for m in range(scale.merchants):
         for d in range(scale.days):
             rows.append(
-                lpb.ImportLancamentosRequest(
-                    lancamento=lpb.CreateLancamentoRequest(
-                        merchant_id=f"m{m}",
-                        kind=lpb.KIND_DEBIT if (m + d) % 4 == 0 else lpb.KIND_CREDIT,
-                        amount_cents=1000 + (m * 31 + d * 17) % 50000,
-                        value_date=(FIRST_DAY + timedelta(days=d)).isoformat(),
-                        request_id=f"seed-{stack.run_id}-{m}-{d}",
-                    )
+                lpb.CreateLancamentoRequest(
+                    merchant_id=f"m{m}",
+                    kind=lpb.KIND_DEBIT if (m + d) % 4 == 0 else lpb.KIND_CREDIT,
+                    amount_cents=1000 + (m * 31 + d * 17) % 50000,
+                    value_date=(FIRST_DAY + timedelta(days=d)).isoformat(),
+                    request_id=f"seed-{stack.run_id}-{m}-{d}",
                 )
             )
             if len(rows) == scale.rows_per_import:
-                bodies.append(write_body(workdir / f"import-{len(bodies)}.bin", rows))
+                bodies.append(_import_body(workdir / f"import-{len(bodies)}.bin", rows))
                 rows = []
     if rows:
-        bodies.append(write_body(workdir / f"import-{len(bodies)}.bin", rows))
+        bodies.append(_import_body(workdir / f"import-{len(bodies)}.bin", rows))
     url = f"http://{stack.lancamentos.address}{IMPORT}"
     total = scale.merchants * scale.days
 
@@ -107,6 +105,15 @@ def seed_import(stack: Stack, scale: Scale, workdir: Path) -> dict[str, Any]:
         grpc_codes=codes,
         error_pct=_error_pct(codes),
     )
+
+
+def _import_body(path: Path, rows: list[lpb.CreateLancamentoRequest]) -> Path:
+    """One ImportLancamentos call: its rows in stream messages of 500, as the client sends."""
+    messages = [
+        lpb.ImportLancamentosRequest(lancamentos=rows[i : i + 500])
+        for i in range(0, len(rows), 500)
+    ]
+    return write_body(path, messages)
 
 
 def drain_outbox(stack: Stack, within: float = 900) -> dict[str, Any]:

@@ -23,7 +23,13 @@ from caixa.cli.money import format_brl, parse_brl_amount
 from caixa.cli.parser import build_parser
 from caixa.cli.table import render_fields, render_table
 from caixa.client import CaixaError
-from caixa.client.request_fields import create_request, import_request, to_date_field, to_kind
+from caixa.client.request_fields import (
+    create_request,
+    import_requests,
+    import_row,
+    to_date_field,
+    to_kind,
+)
 from caixa.client.service_config import (
     CONSOLIDADO_SERVICE,
     LANCAMENTOS_SERVICE,
@@ -269,14 +275,21 @@ def test_create_request_generates_a_request_id_only_when_absent() -> None:
 
 
 def test_import_rows_keep_the_callers_request_id() -> None:
-    row = import_request(
+    row = import_row(
         {"merchant_id": "m1", "kind": "debit", "amount_cents": 5, "value_date": date(2024, 1, 2)}
     )
-    assert row.lancamento.kind == lancamentos_pb2.KIND_DEBIT
-    assert row.lancamento.value_date == "2024-01-02"
-    assert row.lancamento.request_id == ""  # retries are safe only with the caller's own keys
+    assert row.kind == lancamentos_pb2.KIND_DEBIT
+    assert row.value_date == "2024-01-02"
+    assert row.request_id == ""  # retries are safe only with the caller's own keys
     message = lancamentos_pb2.CreateLancamentoRequest(merchant_id="m1", request_id="k")
-    assert import_request(message).lancamento == message
+    assert import_row(message) == message
+
+
+def test_import_rows_are_batched_in_order() -> None:
+    rows = [lancamentos_pb2.CreateLancamentoRequest(request_id=str(i)) for i in range(7)]
+    messages = list(import_requests(rows, batch_rows=3))
+    assert [len(m.lancamentos) for m in messages] == [3, 3, 1]
+    assert [r.request_id for m in messages for r in m.lancamentos] == [str(i) for i in range(7)]
 
 
 # --- errors and exit codes ---------------------------------------------------

@@ -30,6 +30,16 @@ def create_request(**overrides: object) -> pb.CreateLancamentoRequest:
     return pb.CreateLancamentoRequest(**values)  # type: ignore[arg-type]
 
 
+def batches(
+    entries: list[pb.CreateLancamentoRequest], size: int = 64
+) -> list[pb.ImportLancamentosRequest]:
+    """Import messages of `size` rows; sizes deliberately don't divide chunks."""
+    return [
+        pb.ImportLancamentosRequest(lancamentos=entries[i : i + size])
+        for i in range(0, len(entries), size)
+    ]
+
+
 async def count_rows(engine: AsyncEngine, table: str) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
@@ -336,10 +346,7 @@ async def test_pagination_while_inserts_happen_sees_every_entry_once(stub: Stub)
 
 
 async def test_import_writes_chunks_and_counts_duplicates(stub: Stub, engine: AsyncEngine) -> None:
-    rows = [
-        pb.ImportLancamentosRequest(lancamento=create_request(request_id=f"imp-{i}"))
-        for i in range(250)
-    ]
+    rows = batches([create_request(request_id=f"imp-{i}") for i in range(250)])
     result = await stub.ImportLancamentos(iter(rows))
     assert (result.created_count, result.duplicate_count) == (250, 0)
     again = await stub.ImportLancamentos(iter(rows))
@@ -350,17 +357,15 @@ async def test_import_writes_chunks_and_counts_duplicates(stub: Stub, engine: As
 
 async def test_import_bad_row_rejects_its_chunk_only(stub: Stub, engine: AsyncEngine) -> None:
     # Chunks of 100 (the test app's import_chunk_size); row 150 is bad.
-    rows = [
-        pb.ImportLancamentosRequest(lancamento=create_request(request_id=f"bad-{i}"))
-        for i in range(250)
-    ]
-    rows[150].lancamento.amount_cents = -1
-    rows[160].lancamento.value_date = "2026-13-01"
+    entries = [create_request(request_id=f"bad-{i}") for i in range(250)]
+    entries[150].amount_cents = -1
+    entries[160].value_date = "2026-13-01"
+    rows = batches(entries)
     error = await expect_error(stub.ImportLancamentos(iter(rows)), grpc.StatusCode.INVALID_ARGUMENT)
     violations = field_violations(error)
     assert set(violations) == {
-        "row[150].lancamento.amount_cents",
-        "row[160].lancamento.value_date",
+        "row[150].amount_cents",
+        "row[160].value_date",
     }
     assert "100 earlier rows were committed" in (error.details() or "")
     assert await count_rows(engine, "lancamentos") == 100
@@ -368,11 +373,9 @@ async def test_import_bad_row_rejects_its_chunk_only(stub: Stub, engine: AsyncEn
 
 async def test_import_reused_key_rejects_chunk(stub: Stub, engine: AsyncEngine) -> None:
     await stub.CreateLancamento(create_request(request_id="taken", amount_cents=1))
-    rows = [
-        pb.ImportLancamentosRequest(lancamento=create_request(request_id=f"k-{i}"))
-        for i in range(10)
-    ]
-    rows[4].lancamento.request_id = "taken"
+    entries = [create_request(request_id=f"k-{i}") for i in range(10)]
+    entries[4].request_id = "taken"
+    rows = batches(entries, size=3)
     error = await expect_error(stub.ImportLancamentos(iter(rows)), grpc.StatusCode.ALREADY_EXISTS)
     assert "row 4" in (error.details() or "")
     assert await count_rows(engine, "lancamentos") == 1

@@ -14,7 +14,7 @@ from caixa.client.request_fields import (
     ImportRow,
     KindLike,
     create_request,
-    import_request,
+    import_requests,
     new_request_id,
     to_date_field,
     to_kind,
@@ -168,7 +168,7 @@ class LancamentosClient(ServiceClient):
     ) -> lancamentos_pb2.ImportLancamentosResponse:
         """Streams `rows` in one bulk import. Not retried by the channel; re-sending
         the same rows (same `request_id`s) is safe. `timeout` bounds the whole stream."""
-        requests = (import_request(row) for row in rows)
+        requests = import_requests(rows)
         with raising_caixa_errors():
             return self._stub.ImportLancamentos(
                 requests, timeout=self._deadline(timeout), metadata=self._call_metadata

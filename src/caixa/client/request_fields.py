@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -71,19 +71,35 @@ def create_request(
 ImportRow = lancamentos_pb2.CreateLancamentoRequest | Mapping[str, Any]
 
 
-def import_request(row: ImportRow) -> lancamentos_pb2.ImportLancamentosRequest:
+# Rows per stream message: per-message cost dominates a stream of single rows.
+IMPORT_BATCH_ROWS = 500
+
+
+def import_row(row: ImportRow) -> lancamentos_pb2.CreateLancamentoRequest:
     """One import row: a `CreateLancamentoRequest`, or a mapping with its field names.
 
     Unlike `create_request`, no `request_id` is made up: re-sending an import is
     only safe when each row keeps its key across attempts, so the caller owns it.
     """
     if isinstance(row, lancamentos_pb2.CreateLancamentoRequest):
-        return lancamentos_pb2.ImportLancamentosRequest(lancamento=row)
+        return row
     fields = dict(row)
     if "kind" in fields:
         fields["kind"] = to_kind(fields["kind"])
     if "value_date" in fields:
         fields["value_date"] = to_date_field(fields["value_date"])
-    return lancamentos_pb2.ImportLancamentosRequest(
-        lancamento=lancamentos_pb2.CreateLancamentoRequest(**fields)
-    )
+    return lancamentos_pb2.CreateLancamentoRequest(**fields)
+
+
+def import_requests(
+    rows: Iterable[ImportRow], batch_rows: int = IMPORT_BATCH_ROWS
+) -> Iterator[lancamentos_pb2.ImportLancamentosRequest]:
+    """The stream messages of an import: rows in order, `batch_rows` per message."""
+    batch: list[lancamentos_pb2.CreateLancamentoRequest] = []
+    for row in rows:
+        batch.append(import_row(row))
+        if len(batch) == batch_rows:
+            yield lancamentos_pb2.ImportLancamentosRequest(lancamentos=batch)
+            batch = []
+    if batch:
+        yield lancamentos_pb2.ImportLancamentosRequest(lancamentos=batch)

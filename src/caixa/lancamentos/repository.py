@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from sqlalchemy import Select, and_, bindparam, func, select, tuple_
+from sqlalchemy import Select, and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -265,41 +265,29 @@ async def undelivered_count(conn: AsyncConnection, merchant_id: str | None = Non
     return int((await conn.execute(query)).scalar_one())
 
 
-@dataclass(frozen=True)
-class OutboxItem:
-    outbox_id: int
-    traceparent: str | None
-    lancamento: Lancamento
+# Raw SQL on the driver connection: the dispatcher moves every entry once,
+# and SQLAlchemy's row handling was a quarter of its CPU during bulk imports.
+_CLAIM = """
+WITH claimed AS (
+    SELECT outbox_id, lancamento_id, traceparent FROM outbox
+    ORDER BY outbox_id LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+SELECT claimed.outbox_id, claimed.traceparent, l.lancamento_id, l.sequence, l.merchant_id,
+       l.kind, l.amount_cents, l.currency, l.value_date, l.description, l.request_id,
+       l.created_at, l.reverses_lancamento_id
+FROM claimed JOIN lancamentos AS l USING (lancamento_id)
+ORDER BY claimed.outbox_id
+"""
 
 
-def _claim_statement() -> Select[Any]:
-    claimed = (
-        select(outbox.c.outbox_id, outbox.c.lancamento_id, outbox.c.traceparent)
-        .order_by(outbox.c.outbox_id)
-        .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True)
-        .cte("claimed")
-    )
-    return (
-        _base_select()
-        .add_columns(claimed.c.outbox_id, claimed.c.traceparent)
-        .join(claimed, claimed.c.lancamento_id == lancamentos.c.lancamento_id)
-        .order_by(claimed.c.outbox_id)
-    )
+async def claim_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Locks the oldest undelivered rows, with their entries, until the
+    transaction ends; rows another dispatcher holds are skipped."""
+    return list(await conn.fetch(_CLAIM, limit))
 
 
-# Built once: constructing this CTE per batch showed up in profiles.
-_CLAIM = _claim_statement()
-
-
-async def claim_outbox(conn: AsyncConnection, limit: int) -> list[OutboxItem]:
-    """Locks the oldest undelivered rows; rows another dispatcher holds are skipped."""
-    rows = (await conn.execute(_CLAIM, {"limit": limit})).all()
-    return [OutboxItem(r.outbox_id, r.traceparent, _to_domain(r)) for r in rows]
-
-
-async def delete_outbox(conn: AsyncConnection, outbox_ids: Sequence[int]) -> None:
-    await conn.execute(outbox.delete().where(outbox.c.outbox_id.in_(list(outbox_ids))))
+async def delete_outbox(conn: asyncpg.Connection, outbox_ids: Sequence[int]) -> None:
+    await conn.execute("DELETE FROM outbox WHERE outbox_id = ANY($1::bigint[])", outbox_ids)
 
 
 async def oldest_undelivered_age_seconds(conn: AsyncConnection) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -57,38 +58,43 @@ class LancamentosServicer(pb_grpc.LancamentosServiceServicer):
         self, request_iterator: AsyncIterator[pb.ImportLancamentosRequest], context: Context
     ) -> pb.ImportLancamentosResponse:
         today = self._service.today()
-        created = duplicates = 0
+        writer = _ChunkWriter(self._service)
         chunk: list[NewLancamento] = []
         chunk_start = 0
         errors = ViolationCollector()
-        row = -1
-        async for row_request in request_iterator:
-            row += 1
-            if row - chunk_start == self._chunk_size:
-                if errors.violations:
+        try:
+            async for row, row_request in _numbered_rows(request_iterator):
+                if row - chunk_start == self._chunk_size:
+                    if errors.violations:
+                        break
+                    # Written while the next chunk is read and validated.
+                    await writer.submit(chunk, chunk_start)
+                    chunk, chunk_start = [], row
+                prefixed = ViolationCollector(f"row[{row}].")
+                entry = requests.new_lancamento(row_request, today, prefixed)
+                errors.violations.extend(prefixed.violations)
+                if entry is not None:
+                    chunk.append(entry)
+                if len(errors.violations) >= MAX_REPORTED_VIOLATIONS:
                     break
-                written = await self._service.import_chunk(chunk, chunk_start)
-                created, duplicates = created + written, duplicates + len(chunk) - written
-                chunk, chunk_start = [], row
-            prefixed = ViolationCollector(f"row[{row}].lancamento.")
-            entry = requests.new_lancamento(row_request.lancamento, today, prefixed)
-            errors.violations.extend(prefixed.violations)
-            if entry is not None:
-                chunk.append(entry)
-            if len(errors.violations) >= MAX_REPORTED_VIOLATIONS:
-                break
-        if errors.violations:
-            raise InvalidArgument(
-                errors.violations,
-                f"the chunk of rows from {chunk_start} was rejected and nothing of it was "
-                f"written; {created + duplicates} earlier rows were committed "
-                f"({created} new, {duplicates} duplicates); fix the rows named in the "
-                "field violations and resend: resending committed rows is safe",
-            )
-        if chunk:
-            written = await self._service.import_chunk(chunk, chunk_start)
-            created, duplicates = created + written, duplicates + len(chunk) - written
-        return pb.ImportLancamentosResponse(created_count=created, duplicate_count=duplicates)
+            await writer.flush()
+            if errors.violations:
+                raise InvalidArgument(
+                    errors.violations,
+                    f"the chunk of rows from {chunk_start} was rejected and nothing of it was "
+                    f"written; {writer.created + writer.duplicates} earlier rows were "
+                    f"committed ({writer.created} new, {writer.duplicates} duplicates); fix "
+                    "the rows named in the field violations and resend: resending committed "
+                    "rows is safe",
+                )
+            if chunk:
+                await writer.submit(chunk, chunk_start)
+                await writer.flush()
+        finally:
+            writer.abandon()
+        return pb.ImportLancamentosResponse(
+            created_count=writer.created, duplicate_count=writer.duplicates
+        )
 
     async def StreamLancamentos(
         self, request: pb.StreamLancamentosRequest, context: Context
@@ -113,3 +119,44 @@ class LancamentosServicer(pb_grpc.LancamentosServiceServicer):
             ],
             undelivered_count=summary.undelivered,
         )
+
+
+async def _numbered_rows(
+    messages: AsyncIterator[pb.ImportLancamentosRequest],
+) -> AsyncIterator[tuple[int, pb.CreateLancamentoRequest]]:
+    """Rows across the whole stream, numbered from 0 in the order sent."""
+    row = 0
+    async for message in messages:
+        for entry in message.lancamentos:
+            yield row, entry
+            row += 1
+
+
+class _ChunkWriter:
+    """Writes import chunks one at a time, in the background, in order."""
+
+    def __init__(self, service: LancamentosService) -> None:
+        self._service = service
+        self._task: asyncio.Task[int] | None = None
+        self._size = 0
+        self.created = 0
+        self.duplicates = 0
+
+    async def submit(self, chunk: list[NewLancamento], first_row: int) -> None:
+        await self.flush()
+        self._size = len(chunk)
+        self._task = asyncio.create_task(self._service.import_chunk(chunk, first_row))
+
+    async def flush(self) -> None:
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        written = await task
+        self.created += written
+        self.duplicates += self._size - written
+
+    def abandon(self) -> None:
+        """A call that ends early (cancelled, failed) cancels its unfinished chunk:
+        its transaction rolls back and nothing of it is written."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()

@@ -14,7 +14,7 @@ class LancamentosSettings(ServiceSettings):
     )
     run_dispatcher: bool = Field(True, description="run the outbox dispatcher in-process")
     group_commit_max_batch: int = Field(256, ge=1, le=5000)
-    import_chunk_size: int = Field(1000, ge=1, le=10000)
+    import_chunk_size: int = Field(2000, ge=1, le=10000)
     dispatch_batch_size: int = Field(500, ge=1, le=5000)
     dispatch_linger_seconds: float = Field(
         0.02,

@@ -65,12 +65,8 @@ outbox = Table(
     "outbox",
     metadata,
     Column("outbox_id", BigInteger, Identity(), primary_key=True),
-    Column(
-        "lancamento_id",
-        UUID(as_uuid=True),
-        ForeignKey("lancamentos.lancamento_id"),
-        nullable=False,
-    ),
+    # No foreign key: written only with its entry, and entries are never deleted.
+    Column("lancamento_id", UUID(as_uuid=True), nullable=False),
     Column("traceparent", Text, nullable=True),
     Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
 )

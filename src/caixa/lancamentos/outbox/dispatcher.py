@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from caixa.lancamentos import repository
-from caixa.lancamentos.conversions import to_proto
+from caixa.lancamentos.conversions import record_to_proto
 from caixa.lancamentos.notifier import CommitNotifier
 from caixa.lancamentos.outbox.backoff import full_jitter_delay
 from caixa.lancamentos.settings import LancamentosSettings
@@ -64,17 +64,19 @@ class OutboxDispatcher:
 
     async def dispatch_once(self) -> int:
         """Delivers one batch; returns its size (0: nothing to send)."""
-        async with self._engine.begin() as conn:
-            items = await repository.claim_outbox(conn, self._settings.dispatch_batch_size)
-            if not items:
-                return 0
-            request = cpb.ApplyLancamentosRequest(
-                lancamentos=[to_proto(i.lancamento) for i in items]
-            )
-            await self._stub.ApplyLancamentos(
-                request, timeout=self._settings.dispatch_timeout_seconds
-            )
-            await repository.delete_outbox(conn, [i.outbox_id for i in items])
+        async with self._engine.connect() as conn:
+            driver = await repository.driver_connection(conn)
+            async with driver.transaction():
+                items = await repository.claim_outbox(driver, self._settings.dispatch_batch_size)
+                if not items:
+                    return 0
+                request = cpb.ApplyLancamentosRequest(
+                    lancamentos=[record_to_proto(item) for item in items]
+                )
+                await self._stub.ApplyLancamentos(
+                    request, timeout=self._settings.dispatch_timeout_seconds
+                )
+                await repository.delete_outbox(driver, [item["outbox_id"] for item in items])
         DELIVERED.inc(len(items))
         self.delivered += len(items)
         return len(items)
