@@ -58,6 +58,7 @@ def run(scale: scenarios.Scale, *, out: Path | None) -> dict[str, Any]:
             durability = {
                 "synchronous_commit": sql_scalar(stack.lancamentos_db, "SHOW synchronous_commit"),
                 "fsync": sql_scalar(stack.lancamentos_db, "SHOW fsync"),
+                "postgresql": sql_scalar(stack.lancamentos_db, "SHOW server_version"),
             }
             rows.append(scenarios.seed_import(stack, scale, workdir))
             rows.append(scenarios.drain_outbox(stack))

@@ -25,4 +25,7 @@ class LancamentosSettings(ServiceSettings):
     dispatch_timeout_seconds: float = Field(5.0, gt=0, description="deadline of one batch")
     dispatch_backoff_base_seconds: float = Field(0.05, gt=0)
     dispatch_backoff_max_seconds: float = Field(5.0, gt=0)
+    dispatch_vacuum_every: int = Field(
+        20_000, ge=0, description="VACUUM the outbox after this many deliveries (0: never)"
+    )
     dispatch_drain_seconds: float = Field(10.0, ge=0, description="delivery time on SIGTERM")

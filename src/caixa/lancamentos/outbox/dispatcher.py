@@ -56,6 +56,7 @@ class OutboxDispatcher:
         self._stub = cpb_grpc.ConsolidadoIngestServiceStub(self._channel)
         self.consecutive_failures = 0
         self.delivered = 0
+        self._since_vacuum = 0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -79,7 +80,19 @@ class OutboxDispatcher:
                 await repository.delete_outbox(driver, [item["outbox_id"] for item in items])
         DELIVERED.inc(len(items))
         self.delivered += len(items)
+        self._since_vacuum += len(items)
+        every = self._settings.dispatch_vacuum_every
+        if every and self._since_vacuum >= every:
+            self._since_vacuum = 0
+            await self._vacuum()
         return len(items)
+
+    async def _vacuum(self) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                await repository.vacuum_outbox(await repository.driver_connection(conn))
+        except Exception as exc:  # best effort: autovacuum remains the backstop
+            log.warning("outbox vacuum failed: %s", _describe(exc))
 
     async def _run(self) -> None:
         settings = self._settings
