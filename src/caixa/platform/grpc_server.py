@@ -51,7 +51,7 @@ class GrpcServer:
         metrics_port: int | None = None,
     ) -> None:
         self._server = grpc.aio.server(
-            interceptors=[ErrorMappingInterceptor(), *interceptors], options=_SERVER_OPTIONS
+            interceptors=[*interceptors, ErrorMappingInterceptor()], options=_SERVER_OPTIONS
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._service_names = list(service_names)
