@@ -16,7 +16,7 @@ from caixa.consolidado.drifts import ReconcileReport
 from caixa.consolidado.rebuild import rebuild
 from caixa.consolidado.requests import day_range
 from caixa.consolidado.settings import ConsolidadoSettings
-from caixa.domain.errors import CaixaError, InvalidArgument
+from caixa.domain.errors import DomainError, InvalidArgument
 from caixa.platform import runtime
 from caixa.platform.grpc_server import wait_for_termination_signal
 from caixa.platform.logging import configure_logging
@@ -51,7 +51,7 @@ async def rebuild_command(settings: ConsolidadoSettings, merchant_id: str | None
                 merchant_id=merchant_id,
                 batch_size=settings.rebuild_batch_size,
             )
-        except CaixaError as error:
+        except DomainError as error:
             print(f"rebuild failed: {error.message}", file=sys.stderr)
             return EXIT_INVALID if isinstance(error, InvalidArgument) else EXIT_UNAVAILABLE
     print(
@@ -73,7 +73,7 @@ async def reconcile_command(
     async with ConsolidadoApp(settings, serve=False) as app:
         try:
             report = await app.reconciler.reconcile(day_range(merchant_id, from_date, to_date))
-        except CaixaError as error:
+        except DomainError as error:
             print(f"reconcile failed: {error.message}", file=sys.stderr)
             return EXIT_INVALID if isinstance(error, InvalidArgument) else EXIT_UNAVAILABLE
     if as_json:

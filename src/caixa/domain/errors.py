@@ -16,7 +16,7 @@ class FieldViolation:
     description: str
 
 
-class CaixaError(Exception):
+class DomainError(Exception):
     """Base of every error that is the caller's to act on."""
 
     def __init__(self, message: str) -> None:
@@ -24,7 +24,7 @@ class CaixaError(Exception):
         self.message = message
 
 
-class InvalidArgument(CaixaError):
+class InvalidArgument(DomainError):
     """One or more fields are malformed; each is named in `violations`."""
 
     def __init__(self, violations: list[FieldViolation], message: str | None = None) -> None:
@@ -35,19 +35,19 @@ class InvalidArgument(CaixaError):
         self.violations = violations
 
 
-class NotFound(CaixaError):
+class NotFound(DomainError):
     """The addressed resource does not exist (for this merchant)."""
 
 
-class AlreadyExists(CaixaError):
+class AlreadyExists(DomainError):
     """An idempotency key was reused with a different payload."""
 
 
-class FailedPrecondition(CaixaError):
+class FailedPrecondition(DomainError):
     """The request is well-formed but the resource's state forbids it."""
 
 
-class Unavailable(CaixaError):
+class Unavailable(DomainError):
     """A dependency is down; the caller may retry."""
 
 

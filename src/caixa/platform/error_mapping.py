@@ -20,7 +20,7 @@ from grpc_status import rpc_status
 
 from caixa.domain.errors import (
     AlreadyExists,
-    CaixaError,
+    DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -31,7 +31,7 @@ from caixa.platform.outages import is_dependency_outage
 
 log = logging.getLogger(__name__)
 
-_CODES: dict[type[CaixaError], int] = {
+_CODES: dict[type[DomainError], int] = {
     InvalidArgument: code_pb2.INVALID_ARGUMENT,
     NotFound: code_pb2.NOT_FOUND,
     AlreadyExists: code_pb2.ALREADY_EXISTS,
@@ -42,7 +42,7 @@ _CODES: dict[type[CaixaError], int] = {
 
 def status_for(exc: BaseException) -> status_pb2.Status:
     """The google.rpc.Status a caller gets for `exc`."""
-    if isinstance(exc, CaixaError) and not isinstance(exc, Unavailable):
+    if isinstance(exc, DomainError) and not isinstance(exc, Unavailable):
         status = status_pb2.Status(code=_CODES[type(exc)], message=exc.message)
         if isinstance(exc, InvalidArgument):
             detail = any_pb2.Any()
