@@ -7,7 +7,7 @@ PROTOS := $(shell find protos -name '*.proto')
 DESCRIPTOR := build/caixa.pb
 THIRD_PARTY := third_party/googleapis
 
-.PHONY: all venv proto descriptor run test lint typecheck buflint ci clean bench
+.PHONY: all venv proto descriptor openapi run test lint typecheck buflint ci clean bench
 
 all: proto
 
@@ -34,6 +34,13 @@ venv: $(VENV)/.installed
 proto: $(VENV)/.installed
 
 descriptor: proto
+
+# The REST surface's OpenAPI document is committed; tests/test_openapi.py
+# fails when it differs from what the protos produce.
+OPENAPI := openapi/caixa.openapi.json
+
+openapi: proto
+	$(PY) -m caixa.openapi --descriptor $(DESCRIPTOR) --out $(OPENAPI)
 
 run: proto
 	$(PY) -m caixa.devstack

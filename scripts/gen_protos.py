@@ -32,9 +32,9 @@ def proto_files() -> list[str]:
     return sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
 
 
-def _protoc(args: list[str]) -> None:
+def _protoc(args: list[str], extra_files: tuple[str, ...] = ()) -> None:
     includes = [f"-I{d}" for d in _include_dirs()]
-    code = protoc.main(["grpc_tools.protoc", *includes, *args, *proto_files()])
+    code = protoc.main(["grpc_tools.protoc", *includes, *args, *proto_files(), *extra_files])
     if code != 0:
         raise SystemExit(f"protoc failed with exit code {code}")
 
@@ -59,9 +59,18 @@ def generate_stubs(out: Path) -> None:
             (directory / "py.typed").touch()
 
 
+# The transcoder prints error details only for types in its descriptor set;
+# without these, an INVALID_ARGUMENT with field violations reaches REST
+# clients as an empty body.
+ERROR_DETAIL_PROTOS = ("google/rpc/error_details.proto",)
+
+
 def generate_descriptor(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _protoc([f"--descriptor_set_out={path}", "--include_imports", "--include_source_info"])
+    _protoc(
+        [f"--descriptor_set_out={path}", "--include_imports", "--include_source_info"],
+        extra_files=ERROR_DETAIL_PROTOS,
+    )
 
 
 def copy_third_party(dest: Path) -> None:

@@ -1,0 +1,3 @@
+from caixa.openapi.generate import main
+
+raise SystemExit(main())

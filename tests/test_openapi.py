@@ -1,0 +1,258 @@
+"""The committed OpenAPI document is fresh and describes the transcoded REST surface."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import descriptor_pb2
+
+from caixa.openapi import descriptors, document
+from caixa.openapi.generate import COMMAND, generate, main
+from caixa.openapi.paths import bindings
+from tests.conftest import REPO_ROOT
+
+DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
+COMMITTED = REPO_ROOT / "openapi" / "caixa.openapi.json"
+SCHEMAS = "#/components/schemas/"
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+# The REST table of docs/ARCHITECTURE.md, "Public contract".
+EXPECTED_ROUTES = {
+    ("post", "/v1/merchants/{merchant_id}/lancamentos"): "CreateLancamento",
+    ("get", "/v1/merchants/{merchant_id}/lancamentos/{lancamento_id}"): "GetLancamento",
+    ("get", "/v1/merchants/{merchant_id}/lancamentos"): "ListLancamentos",
+    (
+        "post",
+        "/v1/merchants/{merchant_id}/lancamentos/{lancamento_id}:reverse",
+    ): "ReverseLancamento",
+    ("get", "/v1/merchants/{merchant_id}/daily-balances/{date}"): "GetDailyBalance",
+    ("get", "/v1/merchants/{merchant_id}/daily-balances"): "ListDailyBalances",
+}
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(generate(DESCRIPTOR))
+    return loaded
+
+
+def _operations(doc: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    return {
+        operation["operationId"]: (method, path, operation)
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+def _schema(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = doc["components"]["schemas"][name]
+    return schema
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _refs(value)]
+    return []
+
+
+def test_committed_document_is_fresh() -> None:
+    assert COMMITTED.exists(), f"{COMMITTED} is missing; run `{COMMAND}`"
+    assert COMMITTED.read_text(encoding="utf-8") == generate(DESCRIPTOR), (
+        f"{COMMITTED.relative_to(REPO_ROOT)} is stale; run `{COMMAND}`"
+    )
+
+
+def test_check_flag_reports_a_stale_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "caixa.openapi.json"
+    args = ["--descriptor", str(DESCRIPTOR), "--out", str(out)]
+    assert main([*args, "--check"]) == 1, "a missing file is stale"
+    assert main(args) == 0
+    assert main([*args, "--check"]) == 0
+    stale = out.read_text(encoding="utf-8").replace('"title": "Caixa"', '"title": "Kaixa"')
+    out.write_text(stale, encoding="utf-8")
+    capsys.readouterr()
+    assert main([*args, "--check"]) == 1
+    err = capsys.readouterr().err
+    assert COMMAND in err
+    assert '-    "title": "Kaixa",' in err and '+    "title": "Caixa",' in err
+
+
+def test_rendering_is_deterministic(doc: dict[str, Any]) -> None:
+    text = generate(DESCRIPTOR)
+    assert text == generate(DESCRIPTOR)
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+    assert text == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_every_http_rule_of_the_public_services_is_a_route(doc: dict[str, Any]) -> None:
+    routes = {
+        (method, path): operation["operationId"]
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+    }
+    assert routes == EXPECTED_ROUTES
+    # And straight from the descriptor, so an added rule cannot be missed.
+    index = descriptors.load(DESCRIPTOR)
+    for name in document.PUBLIC_SERVICES:
+        for method in index.services[name].proto.method:
+            rule = descriptors.http_rule(method)
+            for binding in bindings(rule) if rule else []:
+                assert routes[(binding.method, binding.path)] == method.name
+    for method_name, path, operation in _operations(doc).values():
+        assert set(re.findall(r"\{([^}]+)\}", path)) == {
+            p["name"] for p in operation["parameters"] if p["in"] == "path"
+        }, f"{method_name} {path}"
+
+
+def test_internal_service_and_grpc_only_rpcs_are_absent(doc: dict[str, Any]) -> None:
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR.read_bytes())
+    services = {f"{f.package}.{s.name}": s for f in files.file for s in f.service}
+    assert "consolidado.v1.ConsolidadoIngestService" in services, "the fixture must hold it"
+    operation_ids = set(_operations(doc))
+    for rpc in ("ImportLancamentos", "StreamLancamentos", "SummarizeLancamentos"):
+        assert rpc not in operation_ids
+    for method in services["consolidado.v1.ConsolidadoIngestService"].method:
+        assert method.name not in operation_ids
+    text = json.dumps(doc)
+    for internal in ("ConsolidadoIngestService", "ApplyLancamentos", "ReconcileRequest"):
+        assert internal not in text
+    assert [tag["name"] for tag in doc["tags"]] == list(document.PUBLIC_SERVICES)
+
+
+def test_json_mapping_follows_the_transcoder(doc: dict[str, Any]) -> None:
+    lancamento = _schema(doc, "lancamentos.v1.Lancamento")["properties"]
+    balance = _schema(doc, "consolidado.v1.DailyBalance")["properties"]
+    for prop in (lancamento["amount_cents"], lancamento["sequence"], balance["net_cents"]):
+        assert (prop["type"], prop["format"]) == ("string", "int64")
+    assert balance["as_of"]["type"] == "string" and balance["as_of"]["format"] == "date-time"
+    kind = _schema(doc, "lancamentos.v1.Kind")
+    assert kind["type"] == "string"
+    assert kind["enum"] == ["KIND_UNSPECIFIED", "KIND_CREDIT", "KIND_DEBIT"]
+    assert lancamento["kind"]["allOf"] == [{"$ref": SCHEMAS + "lancamentos.v1.Kind"}]
+    listing = _schema(doc, "lancamentos.v1.ListLancamentosResponse")["properties"]
+    assert listing["lancamentos"]["items"] == {"$ref": SCHEMAS + "lancamentos.v1.Lancamento"}
+
+
+def test_field_behavior_marks_read_only_and_required(doc: dict[str, Any]) -> None:
+    lancamento = _schema(doc, "lancamentos.v1.Lancamento")["properties"]
+    read_only = {name for name, prop in lancamento.items() if prop.get("readOnly")}
+    assert read_only == {
+        "lancamento_id",
+        "created_at",
+        "sequence",
+        "reverses_lancamento_id",
+        "reversed_by_lancamento_id",
+    }
+    operations = _operations(doc)
+    _, _, create = operations["CreateLancamento"]
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    # merchant_id is bound by the path, so the body leaves it out.
+    assert "merchant_id" not in body["properties"]
+    assert body["required"] == ["kind", "amount_cents", "request_id"]
+    assert body["properties"]["amount_cents"]["format"] == "int64"
+    _, _, reverse = operations["ReverseLancamento"]
+    reverse_body = reverse["requestBody"]["content"]["application/json"]["schema"]
+    assert reverse_body["required"] == ["request_id"]
+    _, _, list_balances = operations["ListDailyBalances"]
+    query = {p["name"]: p for p in list_balances["parameters"] if p["in"] == "query"}
+    assert set(query) == {"from_date", "to_date"}
+    assert all(p["required"] for p in query.values())
+
+
+def test_query_parameters_are_the_unbound_request_fields(doc: dict[str, Any]) -> None:
+    _, _, listing = _operations(doc)["ListLancamentos"]
+    params = {(p["name"], p["in"]): p for p in listing["parameters"]}
+    assert list(params) == [
+        ("merchant_id", "path"),
+        ("from_date", "query"),
+        ("to_date", "query"),
+        ("kind", "query"),
+        ("page_size", "query"),
+        ("page_token", "query"),
+    ]
+    assert params[("page_size", "query")]["schema"] == {"type": "integer", "format": "int32"}
+    assert params[("kind", "query")]["schema"] == {"$ref": SCHEMAS + "lancamentos.v1.Kind"}
+    assert not params[("kind", "query")]["required"]
+    assert params[("merchant_id", "path")]["required"]
+
+
+def test_descriptions_come_from_proto_comments(doc: dict[str, Any]) -> None:
+    _, _, get = _operations(doc)["GetLancamento"]
+    assert get["summary"] == "Returns one entry of a merchant, with its reversal links."
+    assert get["description"] == get["summary"]
+    _, _, reverse = _operations(doc)["ReverseLancamento"]
+    assert reverse["description"].endswith(
+        "at most once and a reversal is never reversed (`FAILED_PRECONDITION`)."
+    )
+    amount = _schema(doc, "lancamentos.v1.Lancamento")["properties"]["amount_cents"]
+    assert amount["description"] == (
+        "The amount in centavos: positive, at most 1,000,000,000,000 (R$ 10 bi)\n"
+        "so that no balance can overflow a signed 64-bit integer."
+    )
+    _, _, listing = _operations(doc)["ListLancamentos"]
+    page_size = next(p for p in listing["parameters"] if p["name"] == "page_size")
+    assert page_size["description"] == "At most this many entries (1 to 1000); 0 means 50."
+    assert _schema(doc, "consolidado.v1.DailyBalance")["description"].startswith(
+        "A merchant's consolidated position on one day."
+    )
+
+
+def test_errors_follow_the_grpc_to_http_mapping(doc: dict[str, Any]) -> None:
+    status = _schema(doc, "google.rpc.Status")
+    assert status["properties"]["code"]["type"] == "integer"
+    assert status["required"] == ["code", "message", "details"]
+    bad_request = _schema(doc, "google.rpc.BadRequest")["properties"]
+    # Printed with preserve_proto_field_names, also inside the Any.
+    violation = bad_request["field_violations"]["items"]["properties"]
+    assert {"field", "description"} <= set(violation)
+    responses = doc["components"]["responses"]
+    for method_name, (method, _, operation) in _operations(doc).items():
+        codes = set(operation["responses"])
+        expected = {"200", "400", "404", "429", "503", "default"} | (
+            {"409"} if method != "get" else set()
+        )
+        assert codes == expected, method_name
+        for code in codes - {"200"}:
+            name = operation["responses"][code]["$ref"].removeprefix("#/components/responses/")
+            schema = responses[name]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": SCHEMAS + "google.rpc.Status"}
+
+
+def test_document_structure(doc: dict[str, Any]) -> None:
+    assert doc["openapi"] == "3.0.3"
+    assert doc["info"]["title"] == "Caixa" and doc["info"]["version"] == "v1"
+    assert doc["servers"] == [{"url": "http://localhost:8080"}]
+    operation_ids = [op["operationId"] for _, _, op in _operations(doc).values()]
+    assert len(operation_ids) == len(set(operation_ids))
+    for path, item in doc["paths"].items():
+        assert path.startswith("/")
+        assert set(item) <= HTTP_METHODS
+        for operation in item.values():
+            assert "200" in operation["responses"]
+            for parameter in operation["parameters"]:
+                assert parameter["in"] in {"path", "query"}
+                assert "schema" in parameter
+                if parameter["in"] == "path":
+                    assert parameter["required"] is True
+    components = doc["components"]
+    for ref in _refs(doc):
+        section, name = ref.removeprefix("#/components/").split("/", 1)
+        assert name in components[section], f"dangling $ref {ref}"
+    for name in components["schemas"]:
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", name), name
+
+
+def test_document_passes_the_openapi_validator(doc: dict[str, Any]) -> None:
+    validator = pytest.importorskip(
+        "openapi_spec_validator", reason="openapi-spec-validator is not installed"
+    )
+    validator.validate(doc)
