@@ -1,0 +1,87 @@
+"""`caixa-mesh` end to end: exit codes and output formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from caixa.mesh.cli import main
+
+from .conftest import DESCRIPTOR, VALUES, VALUES_LOCAL
+
+FILES = ["-f", str(VALUES), "-f", str(VALUES_LOCAL), "--descriptor", str(DESCRIPTOR)]
+UNSAFE = Path(__file__).parent / "unsafe"
+
+
+def test_lint_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lint", *FILES]) == 0
+    assert capsys.readouterr().out == "policy OK\n"
+
+
+def test_lint_findings_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["lint", *FILES, "-f", str(UNSAFE / "max-retries-below-retry-load.yaml")])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert out.startswith("mesh.upstreams.consolidado.connectionPool.maxRetries: maxRetries 3")
+    assert "(fix: raise maxRetries to at least 342" in out
+
+
+def test_schema_errors_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["lint", *FILES, "--set", "mesh.upstreams.consolidado.timeout=2"])
+    assert code == 1
+    assert "mesh.upstreams.consolidado.timeout: a duration is a string" in capsys.readouterr().out
+
+
+def test_explain_one_service(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "-f", str(VALUES), "--service", "lancamentos"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lancamentos (Istio host 'lancamentos', 1 replica(s))")
+    assert "consolidado (" not in out
+
+
+def test_render_istio_prints_objects(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "istio", "-f", str(VALUES), "--gateway", "edge"]) == 0
+    documents = list(yaml.safe_load_all(capsys.readouterr().out))
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in documents]
+    assert kinds == [
+        ("DestinationRule", "lancamentos"),
+        ("VirtualService", "lancamentos"),
+        ("DestinationRule", "consolidado"),
+        ("VirtualService", "consolidado"),
+        ("VirtualService", "edge"),
+    ]
+    assert all(d["apiVersion"] == "networking.istio.io/v1" for d in documents)
+
+
+def test_render_envoy_with_set_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "render",
+            "envoy",
+            *FILES,
+            "--set",
+            "mesh.localTopology.gateway.port=18080",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    written = capsys.readouterr().out.split()
+    assert [Path(p).name for p in written] == [
+        "gateway.json",
+        "egress-dispatcher.json",
+        "inbound-lancamentos-0.json",
+        "inbound-consolidado-0.json",
+        "inbound-consolidado-1.json",
+    ]
+    gateway = json.loads((tmp_path / "gateway.json").read_text())
+    listener = gateway["static_resources"]["listeners"][0]
+    assert listener["address"]["socket_address"]["port_value"] == 18080
+
+
+def test_missing_values_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lint", "-f", "/nonexistent/values.yaml"]) == 2
+    assert "no such file" in capsys.readouterr().err

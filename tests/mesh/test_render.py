@@ -1,0 +1,151 @@
+"""What the rendered local Envoy configs contain (the real Envoy validates them elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caixa.mesh.policy import MeshPolicy
+from caixa.mesh.render import LocalEnvoy, local_envoys
+
+
+@pytest.fixture(scope="module")
+def envoys(policy: MeshPolicy, descriptor: Path) -> dict[str, LocalEnvoy]:
+    return {e.name: e for e in local_envoys(policy, descriptor)}
+
+
+def hcm(config: dict[str, Any]) -> dict[str, Any]:
+    listener = config["static_resources"]["listeners"][0]
+    typed: dict[str, Any] = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    return typed
+
+
+def routes(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    virtual_host = hcm(config)["route_config"]["virtual_hosts"][0]
+    return {r["name"]: r for r in virtual_host["routes"]}
+
+
+def cluster(config: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        c for c in config["static_resources"]["clusters"] if c["name"] == name
+    )
+    return found
+
+
+def ports(cluster_config: dict[str, Any]) -> list[int]:
+    endpoints = cluster_config["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    return [e["endpoint"]["address"]["socket_address"]["port_value"] for e in endpoints]
+
+
+def test_every_admin_is_on_loopback(envoys: dict[str, LocalEnvoy]) -> None:
+    assert set(envoys) == {
+        "gateway",
+        "egress-dispatcher",
+        "inbound-lancamentos-0",
+        "inbound-consolidado-0",
+        "inbound-consolidado-1",
+    }
+    for envoy in envoys.values():
+        address = envoy.config["admin"]["address"]["socket_address"]
+        assert address == {"address": "127.0.0.1", "port_value": envoy.admin_port}
+
+
+def test_gateway_transcoder(envoys: dict[str, LocalEnvoy], descriptor: Path) -> None:
+    filters = hcm(envoys["gateway"].config)["http_filters"]
+    assert [f["name"] for f in filters] == [
+        "envoy.filters.http.grpc_json_transcoder",
+        "envoy.filters.http.grpc_stats",
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.router",
+    ]
+    transcoder = filters[0]["typed_config"]
+    assert transcoder["services"] == [
+        "lancamentos.v1.LancamentosService",
+        "consolidado.v1.ConsolidadoService",
+    ]
+    assert transcoder["convert_grpc_status"] is True
+    assert transcoder["print_options"] == {
+        "always_print_primitive_fields": True,
+        "preserve_proto_field_names": True,
+    }
+    assert transcoder["request_validation_options"] == {
+        "reject_unknown_method": True,
+        "reject_unknown_query_parameters": True,
+    }
+    assert transcoder["proto_descriptor"] == str(descriptor)
+    stats = filters[1]["typed_config"]
+    assert stats["emit_filter_state"] is True
+    assert stats["enable_upstream_stats"] is True
+
+
+def test_gateway_routes(envoys: dict[str, LocalEnvoy]) -> None:
+    table = routes(envoys["gateway"].config)
+    assert list(table)[-1] == "not-found"
+    assert table["not-found"]["direct_response"]["status"] == 404
+    assert not any("Ingest" in str(r.get("match")) for r in table.values())
+    reads = table["consolidado.reads"]
+    limit = reads["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]
+    assert limit["token_bucket"] == {
+        "max_tokens": 10000,
+        "tokens_per_fill": 250,
+        "fill_interval": "0.050s",
+    }
+    assert limit["rate_limited_as_resource_exhausted"] is True
+    assert reads["route"]["retry_policy"]["num_retries"] == 2
+    assert "retry_policy" not in table["lancamentos.import"]["route"]
+    assert table["lancamentos.change-feed"]["route"]["timeout"] == "0s"
+    limited = [name for name, r in table.items() if "typed_per_filter_config" in r]
+    assert limited == ["consolidado.reads"]
+
+
+def test_gateway_reaches_replicas_through_inbound_sidecars(
+    envoys: dict[str, LocalEnvoy],
+) -> None:
+    assert ports(cluster(envoys["gateway"].config, "consolidado")) == [15052, 15053]
+    assert ports(cluster(envoys["gateway"].config, "lancamentos")) == [15051]
+
+
+def test_access_log_is_json_on_stdout(envoys: dict[str, LocalEnvoy]) -> None:
+    for envoy in envoys.values():
+        [log] = hcm(envoy.config)["access_log"]
+        assert log["name"] == "envoy.access_loggers.stdout"
+        assert "grpc_status" in log["typed_config"]["log_format"]["json_format"]
+
+
+def test_dispatcher_egress(envoys: dict[str, LocalEnvoy]) -> None:
+    config = envoys["egress-dispatcher"].config
+    listener = config["static_resources"]["listeners"][0]["address"]["socket_address"]
+    assert listener == {"address": "127.0.0.1", "port_value": 15001}
+    consolidado = cluster(config, "consolidado")
+    assert ports(consolidado) == [15052, 15053]
+    assert consolidado["circuit_breakers"]["thresholds"][0]["max_requests"] == 512
+    assert consolidado["outlier_detection"]["enforcing_consecutive_gateway_failure"] == 100
+    [health] = consolidado["health_checks"]
+    assert health["grpc_health_check"] == {"service_name": ""}
+    ingest = routes(config)["consolidado.ingest"]
+    assert ingest["match"] == {"path": "/consolidado.v1.ConsolidadoIngestService/ApplyLancamentos"}
+    assert ingest["route"]["retry_policy"]["per_try_timeout"] == "1.500s"
+    assert [c["name"] for c in config["static_resources"]["clusters"]] == ["consolidado"]
+
+
+def test_inbound_sidecar_is_istio_inbound(envoys: dict[str, LocalEnvoy]) -> None:
+    config = envoys["inbound-consolidado-1"].config
+    [route] = routes(config).values()
+    assert route["route"] == {
+        "cluster": "inbound|50053||",
+        "timeout": "0s",
+        "max_grpc_timeout": "0s",
+    }
+    app = cluster(config, "inbound|50053||")
+    assert ports(app) == [50053]
+    assert "outlier_detection" not in app
+    assert app["circuit_breakers"]["thresholds"][0]["max_connections"] == 64
+
+
+def test_gateway_local_replies_are_json_for_rest_only(envoys: dict[str, LocalEnvoy]) -> None:
+    mappers = hcm(envoys["gateway"].config)["local_reply_config"]["mappers"]
+    bodies = [m["body_format_override"]["json_format"]["code"] for m in mappers]
+    assert bodies == [3, 5, 8, 8, 14, 14, 4, 2]
+    assert "local_reply_config" not in hcm(envoys["egress-dispatcher"].config)
