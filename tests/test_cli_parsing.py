@@ -248,8 +248,8 @@ def test_unknown_service_gets_no_retries() -> None:
 def test_default_targets_come_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CAIXA_LANCAMENTOS_TARGET", raising=False)
     monkeypatch.delenv("CAIXA_CONSOLIDADO_TARGET", raising=False)
-    assert default_lancamentos_target() == "localhost:50051"
-    assert default_consolidado_target() == "localhost:50052"
+    assert default_lancamentos_target() == "localhost:8080"
+    assert default_consolidado_target() == "localhost:8080"
     monkeypatch.setenv("CAIXA_LANCAMENTOS_TARGET", "gw:8080")
     monkeypatch.setenv("CAIXA_CONSOLIDADO_TARGET", "gw:8081")
     assert default_lancamentos_target() == "gw:8080"

@@ -1,8 +1,5 @@
-"""Where the clients connect when the caller names no target.
-
-The one place for these defaults: a later change points both at the Envoy
-gateway (localhost:8080) instead of the services themselves.
-"""
+"""Where the clients connect when the caller names no target: the Envoy
+gateway of the local mesh, which serves both services' gRPC (and REST)."""
 
 from __future__ import annotations
 
@@ -10,15 +7,15 @@ import os
 
 LANCAMENTOS_TARGET_ENV = "CAIXA_LANCAMENTOS_TARGET"
 CONSOLIDADO_TARGET_ENV = "CAIXA_CONSOLIDADO_TARGET"
-DEFAULT_LANCAMENTOS_TARGET = "localhost:50051"
-DEFAULT_CONSOLIDADO_TARGET = "localhost:50052"
+DEFAULT_LANCAMENTOS_TARGET = "localhost:8080"
+DEFAULT_CONSOLIDADO_TARGET = "localhost:8080"
 
 
 def default_lancamentos_target() -> str:
-    """`$CAIXA_LANCAMENTOS_TARGET`, else the local lancamentos service."""
+    """`$CAIXA_LANCAMENTOS_TARGET`, else the local gateway."""
     return os.environ.get(LANCAMENTOS_TARGET_ENV) or DEFAULT_LANCAMENTOS_TARGET
 
 
 def default_consolidado_target() -> str:
-    """`$CAIXA_CONSOLIDADO_TARGET`, else the local consolidado service."""
+    """`$CAIXA_CONSOLIDADO_TARGET`, else the local gateway."""
     return os.environ.get(CONSOLIDADO_TARGET_ENV) or DEFAULT_CONSOLIDADO_TARGET

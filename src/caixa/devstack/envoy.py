@@ -21,6 +21,19 @@ def envoy_binary() -> str:
     return found
 
 
+def envoy_argv(config_path: Path, concurrency: int = 1) -> list[str]:
+    return [
+        envoy_binary(),
+        "-c",
+        str(config_path),
+        "--concurrency",
+        str(concurrency),
+        "--log-level",
+        "warning",
+        "--disable-hot-restart",
+    ]
+
+
 def admin_get(admin_port: int, path: str, timeout: float = 2.0) -> str:
     with urllib.request.urlopen(f"http://{LOOPBACK}:{admin_port}{path}", timeout=timeout) as r:
         return str(r.read().decode())
@@ -60,19 +73,6 @@ def start_envoy(
     timeout: float = 30.0,
 ) -> ServerProcess:
     """Starts Envoy on `config_path` and waits until its admin says LIVE."""
-    process = ServerProcess(
-        name,
-        [
-            envoy_binary(),
-            "-c",
-            str(config_path),
-            "--concurrency",
-            str(concurrency),
-            "--log-level",
-            "warning",
-            "--disable-hot-restart",
-        ],
-        log_path=log_path,
-    )
+    process = ServerProcess(name, envoy_argv(config_path, concurrency), log_path=log_path)
     process.wait_ready(lambda: envoy_ready(admin_port), timeout=timeout)
     return process

@@ -5,7 +5,10 @@
 2. Databases `caixa_lancamentos` and `caixa_consolidado`, migrated.
 3. lancamentos on `LANCAMENTOS_PORT` (50051) and consolidado replicas on
    `CONSOLIDADO_PORTS` (50052,50053), each waited for through gRPC health.
-Ctrl-C or SIGTERM stops everything: services first, then the databases.
+4. The local mesh, rendered from helm/caixa/values.yaml + values-local.yaml:
+   the gateway on :8080 (gRPC and REST), an inbound sidecar per replica, and
+   the egress sidecar through which lancamentos' dispatcher reaches consolidado.
+Ctrl-C or SIGTERM stops everything in dependency order (see devstack.mesh).
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from caixa.devstack import envoy, mesh
 from caixa.devstack.health import grpc_serving
 from caixa.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
 from caixa.devstack.processes import LOOPBACK, StartupError, port_open
 from caixa.devstack.supervisor import ChildExited, StopRequested, Supervisor
 from caixa.devstack.urls import redact
+from caixa.mesh.render.bundle import LocalEnvoy
 
 log = logging.getLogger("caixa.devstack")
 
 SERVICES = ("lancamentos", "consolidado")
 MIGRATE_TIMEOUT = 120.0
 READY_TIMEOUT = 60.0
-CLI_DEFAULT_PORTS = (50051, 50052)  # where `caixa` connects without flags
+CLI_DEFAULT_GATEWAY_PORT = 8080  # where `caixa` connects without flags
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,6 @@ class Ports:
         if len({lancamentos, *consolidado}) != 1 + len(consolidado):
             raise ValueError("LANCAMENTOS_PORT and CONSOLIDADO_PORTS must all differ")
         return cls(lancamentos, consolidado)
-
-    @property
-    def consolidado_target(self) -> str:
-        """The replicas as one round-robin gRPC target."""
-        return "ipv4:" + ",".join(f"{LOOPBACK}:{port}" for port in self.consolidado)
 
 
 def _port(raw: str) -> int:
@@ -74,12 +74,14 @@ def _module(service: str, command: str) -> list[str]:
     return [sys.executable, "-m", f"caixa.{service}", command]
 
 
-def _check_ports_free(ports: Ports) -> None:
-    for port in (ports.lancamentos, *ports.consolidado):
+def _check_ports_free(ports: Ports, proxies: list[LocalEnvoy]) -> None:
+    proxy_ports = [p for proxy in proxies for p in (proxy.listen_port, proxy.admin_port)]
+    for port in (ports.lancamentos, *ports.consolidado, *proxy_ports):
         if port_open(LOOPBACK, port, timeout=0.3):
             raise StartupError(
                 f"port {port} is already in use (another `make run`?); "
-                "choose others with LANCAMENTOS_PORT / CONSOLIDADO_PORTS"
+                "choose others with LANCAMENTOS_PORT / CONSOLIDADO_PORTS, or the "
+                "mesh ports in helm/caixa/values-local.yaml"
             )
 
 
@@ -95,23 +97,29 @@ def _cli_command() -> str:
     return f"{sys.executable} -m caixa.cli"
 
 
-def banner(ports: Ports, postgres: ServerHandle, redis: ServerHandle, log_dir: Path) -> str:
+def banner(
+    ports: Ports,
+    gateway: LocalEnvoy,
+    postgres: ServerHandle,
+    redis: ServerHandle,
+    log_dir: Path,
+) -> str:
     def where(handle: ServerHandle) -> str:
         kind = f"embedded, files in {handle.data_dir}" if handle.embedded else "external"
         return f"{redact(handle.url)}  ({kind})"
 
     cli = _cli_command()
-    if (ports.lancamentos, ports.consolidado[0]) != CLI_DEFAULT_PORTS:
-        cli += (
-            f" --lancamentos-target {LOOPBACK}:{ports.lancamentos}"
-            f" --consolidado-target {LOOPBACK}:{ports.consolidado[0]}"
-        )
+    front = f"{LOOPBACK}:{gateway.listen_port}"
+    if gateway.listen_port != CLI_DEFAULT_GATEWAY_PORT:
+        cli += f" --lancamentos-target {front} --consolidado-target {front}"
+    rest = f"http://localhost:{gateway.listen_port}"
     replicas = ", ".join(f"{LOOPBACK}:{port}" for port in ports.consolidado)
     return "\n".join(
         [
             "",
             "Caixa is running.",
-            f"  lancamentos  {LOOPBACK}:{ports.lancamentos}",
+            f"  gateway      {front}  (gRPC and REST/JSON; Envoy admin :{gateway.admin_port})",
+            f"  lancamentos  {LOOPBACK}:{ports.lancamentos}  (direct, behind its sidecar)",
             f"  consolidado  {replicas}",
             f"  PostgreSQL   {where(postgres)}",
             f"  Redis        {where(redis)}",
@@ -119,6 +127,10 @@ def banner(ports: Ports, postgres: ServerHandle, redis: ServerHandle, log_dir: P
             "Try:",
             f"  {cli} create --merchant m1 --kind credit --amount 10.50",
             f"  {cli} balance --merchant m1",
+            f"  curl -s -X POST {rest}/v1/merchants/m1/lancamentos \\",
+            "       -H 'content-type: application/json' \\",
+            """       -d '{"kind":"KIND_DEBIT","amount_cents":250,"request_id":"r-1"}'""",
+            f"  curl -s {rest}/v1/merchants/m1/daily-balances/$(date +%F)",
             "Ctrl-C stops everything.",
             "",
         ]
@@ -132,7 +144,9 @@ def run(state_dir: Path, ports: Ports, environ: Mapping[str, str]) -> int:
     handles: list[ServerHandle] = []
     try:
         supervisor.stop_leftovers()
-        _check_ports_free(ports)
+        proxies = mesh.local_mesh(mesh.port_overrides(ports.lancamentos, ports.consolidado))
+        by_name = {proxy.name: proxy for proxy in proxies}
+        _check_ports_free(ports, proxies)
         postgres = ensure_postgres(environ.get("DATABASE_URL") or None, state_dir / "postgres")
         handles.append(postgres)
         redis = ensure_redis(environ.get("REDIS_URL") or None, state_dir / "redis")
@@ -150,14 +164,22 @@ def run(state_dir: Path, ports: Ports, environ: Mapping[str, str]) -> int:
             )
 
         lancamentos = f"{LOOPBACK}:{ports.lancamentos}"
+        egress = by_name["egress-dispatcher"]
         env = _child_env(
             environ,
             DATABASE_URL=databases["lancamentos"],
             GRPC_PORT=str(ports.lancamentos),
-            CONSOLIDADO_TARGET=ports.consolidado_target,
+            # The dispatcher reaches consolidado only through its sidecar.
+            CONSOLIDADO_TARGET=f"{LOOPBACK}:{egress.listen_port}",
         )
         ready = partial(grpc_serving, lancamentos)
-        supervisor.start("lancamentos", _module("lancamentos", "serve"), env=env, ready=ready)
+        supervisor.start(
+            "lancamentos",
+            _module("lancamentos", "serve"),
+            env=env,
+            ready=ready,
+            tier=mesh.LANCAMENTOS_TIER,
+        )
         for port in ports.consolidado:
             env = _child_env(
                 environ,
@@ -168,10 +190,28 @@ def run(state_dir: Path, ports: Ports, environ: Mapping[str, str]) -> int:
             )
             ready = partial(grpc_serving, f"{LOOPBACK}:{port}")
             name = f"consolidado-{port}"
-            supervisor.start(name, _module("consolidado", "serve"), env=env, ready=ready)
+            supervisor.start(
+                name,
+                _module("consolidado", "serve"),
+                env=env,
+                ready=ready,
+                tier=mesh.CONSOLIDADO_TIER,
+            )
         supervisor.wait_ready(READY_TIMEOUT)
 
-        print(banner(ports, postgres, redis, supervisor.log_dir), flush=True)
+        config_dir = state_dir / "envoy"
+        for proxy in proxies:
+            supervisor.start(
+                proxy.name,
+                envoy.envoy_argv(mesh.write(proxy, config_dir)),
+                env=dict(environ),
+                ready=partial(envoy.envoy_ready, proxy.admin_port),
+                tier=mesh.tier_of(proxy.name),
+            )
+        supervisor.wait_ready(READY_TIMEOUT)
+
+        gateway = by_name["gateway"]
+        print(banner(ports, gateway, postgres, redis, supervisor.log_dir), flush=True)
         supervisor.watch()
         return 0
     except StopRequested:
