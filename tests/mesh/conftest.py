@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"
 VALUES_LOCAL = REPO_ROOT / "helm" / "caixa" / "values-local.yaml"
 DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
+OPENAPI = REPO_ROOT / "openapi" / "caixa.openapi.json"
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import pytest
 from caixa.mesh.render import render_local_mesh
 from caixa.mesh.values import load_policy
 
-from .conftest import VALUES, VALUES_LOCAL
+from .conftest import OPENAPI, VALUES, VALUES_LOCAL
 
 CONFIGS = (
     "gateway",
@@ -63,7 +63,7 @@ def validations(
     running: dict[tuple[str, str], subprocess.Popen[str]] = {}
     for variant, (files, sets) in VARIANTS.items():
         out = tmp_path_factory.mktemp(variant)
-        for path in render_local_mesh(load_policy(files, sets), descriptor, out):
+        for path in render_local_mesh(load_policy(files, sets), descriptor, out, OPENAPI):
             running[(variant, path.stem)] = subprocess.Popen(
                 [envoy, "--mode", "validate", "-c", str(path), "--log-level", "warn"],
                 stdout=subprocess.PIPE,

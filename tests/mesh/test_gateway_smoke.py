@@ -24,7 +24,7 @@ import pytest
 from caixa.mesh.render import render_local_mesh
 from caixa.mesh.values import load_policy
 
-from .conftest import VALUES, VALUES_LOCAL
+from .conftest import OPENAPI, VALUES, VALUES_LOCAL
 from .test_envoy_validate import envoy_binary
 
 
@@ -49,7 +49,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, descriptor: Path) -> Itera
         ],
     )
     out = tmp_path_factory.mktemp("gateway")
-    config = next(p for p in render_local_mesh(policy, descriptor, out) if p.stem == "gateway")
+    rendered = render_local_mesh(policy, descriptor, out, OPENAPI)
+    config = next(p for p in rendered if p.stem == "gateway")
     log = (out / "envoy.log").open("wb")
     process = subprocess.Popen(
         [envoy_binary(), "-c", str(config), "--concurrency", "1", "--disable-hot-restart"],
@@ -126,3 +127,12 @@ def test_rate_limit_rest_then_grpc(gateway: str) -> None:
     method = "/consolidado.v1.ConsolidadoService/GetDailyBalance"
     assert grpc_code(gateway, method) == grpc.StatusCode.UNAVAILABLE
     assert grpc_code(gateway, method) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_openapi_document_is_served(gateway: str) -> None:
+    with urllib.request.urlopen(f"http://{gateway}/openapi.json", timeout=5) as response:
+        assert response.status == 200
+        assert response.headers["content-type"] == "application/json"
+        served = response.read()
+    assert served == OPENAPI.read_bytes()
+    assert json.loads(served)["openapi"].startswith("3.")

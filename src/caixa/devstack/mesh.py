@@ -13,6 +13,7 @@ from caixa.mesh.values import load_policy
 REPO = Path(__file__).resolve().parents[3]
 VALUES = (REPO / "helm/caixa/values.yaml", REPO / "helm/caixa/values-local.yaml")
 DESCRIPTOR = REPO / "build/caixa.pb"
+OPENAPI = REPO / "openapi/caixa.openapi.json"
 
 # Stop order, highest first: the gateway stops taking traffic, lancamentos
 # drains its outbox through the egress sidecar into consolidado's inbound
@@ -35,7 +36,7 @@ def port_overrides(lancamentos: int, consolidado: tuple[int, ...]) -> list[str]:
 
 
 def local_mesh(sets: list[str]) -> list[LocalEnvoy]:
-    return local_envoys(load_policy(VALUES, sets), DESCRIPTOR)
+    return local_envoys(load_policy(VALUES, sets), DESCRIPTOR, OPENAPI)
 
 
 def tier_of(name: str) -> int:

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     _values_arguments(envoy)
     _descriptor_argument(envoy)
     envoy.add_argument("--out", type=Path, required=True, help="directory to write into")
+    envoy.add_argument(
+        "--openapi",
+        type=Path,
+        default=Path("openapi/caixa.openapi.json"),
+        help="document the gateway serves at /openapi.json (skipped if missing)",
+    )
     istio = targets.add_parser("istio", help="DestinationRule/VirtualService objects as YAML")
     _values_arguments(istio)
     istio.add_argument("--gateway", default="caixa-gateway", help="Istio Gateway name")
@@ -118,7 +124,8 @@ def run_render_envoy(args: argparse.Namespace) -> int:
     if not descriptor.exists():
         print(f"{descriptor} not found; run `make proto` first", file=sys.stderr)
         return FINDINGS
-    for path in render_local_mesh(policy, descriptor, args.out):
+    openapi = args.openapi if args.openapi.exists() else None
+    for path in render_local_mesh(policy, descriptor, args.out, openapi):
         print(path)
     return OK
 

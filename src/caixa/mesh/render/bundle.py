@@ -31,15 +31,21 @@ def _methods_of(shapes: dict[str, object], services: set[str]) -> list[str]:
     return [m for m in shapes if service_of(m) in services]
 
 
-def local_envoys(policy: MeshPolicy, descriptor: Path) -> list[LocalEnvoy]:
-    """`descriptor` is what the gateway's transcoder loads (build/caixa.pb)."""
+def local_envoys(
+    policy: MeshPolicy, descriptor: Path, openapi: Path | None = None
+) -> list[LocalEnvoy]:
+    """`descriptor` is what the gateway's transcoder loads (build/caixa.pb);
+    `openapi`, when given, is served by the gateway at /openapi.json."""
     shapes: dict[str, object] = dict(load_method_shapes(descriptor))
     topology = policy.local_topology
     envoys = [
         LocalEnvoy(
             "gateway",
             render_gateway(
-                policy, descriptor, _methods_of(shapes, set(policy.gateway.public_services))
+                policy,
+                descriptor,
+                _methods_of(shapes, set(policy.gateway.public_services)),
+                openapi,
             ),
             topology.gateway.port,
             topology.gateway.admin_port,
@@ -70,14 +76,16 @@ def local_envoys(policy: MeshPolicy, descriptor: Path) -> list[LocalEnvoy]:
     return envoys
 
 
-def render_local_mesh(policy: MeshPolicy, descriptor: Path, out_dir: Path) -> list[Path]:
+def render_local_mesh(
+    policy: MeshPolicy, descriptor: Path, out_dir: Path, openapi: Path | None = None
+) -> list[Path]:
     """Write every config into `out_dir`; return their paths. `descriptor` is the
     protos' set from `make proto`, which carries the google.rpc error detail types
     the transcoder needs to print field violations as JSON."""
     out_dir.mkdir(parents=True, exist_ok=True)
     descriptor = descriptor.resolve()
     written = []
-    for envoy in local_envoys(policy, descriptor):
+    for envoy in local_envoys(policy, descriptor, openapi.resolve() if openapi else None):
         path = out_dir / envoy.filename
         path.write_text(json.dumps(envoy.config, indent=2) + "\n", encoding="utf-8")
         written.append(path)

@@ -183,8 +183,13 @@ def http_connection_manager(
     *,
     edge: bool,
     local_replies: JSON | None = None,
+    max_direct_response_bytes: int | None = None,
 ) -> JSON:
     extra: JSON = {"local_reply_config": local_replies} if local_replies else {}
+    route_extra: JSON = {}
+    if max_direct_response_bytes is not None:
+        # Envoy caps direct-response bodies at 4 KiB unless told otherwise.
+        route_extra["max_direct_response_body_size_bytes"] = max_direct_response_bytes
     return {
         "name": HCM,
         "typed_config": {
@@ -198,6 +203,7 @@ def http_connection_manager(
             "route_config": {
                 "name": stat_prefix,
                 "virtual_hosts": [{"name": stat_prefix, "domains": ["*"], "routes": routes}],
+                **route_extra,
             },
             "http_filters": http_filters,
             **extra,

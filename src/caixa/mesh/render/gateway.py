@@ -16,6 +16,7 @@ TRANSCODER_TYPE = (
     "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder"
 )
 STAT_PREFIX = "gateway"
+FILTER_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 
 
 def transcoder_filter(descriptor: Path, services: Sequence[str]) -> JSON:
@@ -41,8 +42,31 @@ def transcoder_filter(descriptor: Path, services: Sequence[str]) -> JSON:
     }
 
 
-def gateway_routes_config(policy: MeshPolicy) -> list[JSON]:
-    routes: list[JSON] = []
+OPENAPI_PATH = "/openapi.json"
+OPENAPI_MAX_BYTES = 1024 * 1024
+
+
+def openapi_route(document: Path) -> JSON:
+    """Serves the REST surface's OpenAPI document. The transcoder would reject the
+    path as an unknown method, so it is switched off for this route."""
+    return {
+        "name": "openapi",
+        "match": {
+            "path": OPENAPI_PATH,
+            "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
+        },
+        "direct_response": {"status": 200, "body": {"filename": str(document)}},
+        "response_headers_to_add": [
+            {"header": {"key": "content-type", "value": "application/json"}}
+        ],
+        "typed_per_filter_config": {
+            TRANSCODER: {"@type": FILTER_CONFIG_TYPE, "disabled": True},
+        },
+    }
+
+
+def gateway_routes_config(policy: MeshPolicy, openapi: Path | None = None) -> list[JSON]:
+    routes: list[JSON] = [openapi_route(openapi)] if openapi is not None else []
     for route in gateway_routes(policy):
         extra: JSON = {}
         if route.rate_limit is not None:
@@ -68,8 +92,11 @@ def gateway_clusters(policy: MeshPolicy) -> list[JSON]:
     ]
 
 
-def render_gateway(policy: MeshPolicy, descriptor: Path, methods: Sequence[str]) -> JSON:
-    """`methods`: the public methods to count per grpc-status (see grpc_stats_filter)."""
+def render_gateway(
+    policy: MeshPolicy, descriptor: Path, methods: Sequence[str], openapi: Path | None = None
+) -> JSON:
+    """`methods`: the public methods to count per grpc-status (see grpc_stats_filter);
+    `openapi`: the document to serve at /openapi.json."""
     topology = policy.local_topology
     # Order matters: the transcoder rewrites REST into a gRPC path first, so the route
     # (and its rate limit) is chosen by method; grpc_stats then sees every answer,
@@ -82,10 +109,11 @@ def render_gateway(policy: MeshPolicy, descriptor: Path, methods: Sequence[str])
     ]
     hcm = common.http_connection_manager(
         STAT_PREFIX,
-        gateway_routes_config(policy),
+        gateway_routes_config(policy, openapi),
         filters,
         edge=True,
         local_replies=local_reply_config(),
+        max_direct_response_bytes=OPENAPI_MAX_BYTES if openapi is not None else None,
     )
     return common.bootstrap(
         "gateway",

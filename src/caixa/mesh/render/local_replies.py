@@ -50,15 +50,19 @@ def _rest_request() -> JSON:
     }
 
 
-def _status_is(status: int) -> JSON:
+def _status(op: str, status: int) -> JSON:
     return {
         "status_code_filter": {
             "comparison": {
-                "op": "EQ",
+                "op": op,
                 "value": {"default_value": status, "runtime_key": f"local_reply.status_{status}"},
             }
         }
     }
+
+
+def _status_is(status: int) -> JSON:
+    return _status("EQ", status)
 
 
 def _body(code: int) -> JSON:
@@ -76,5 +80,7 @@ def local_reply_config() -> JSON:
         }
         for status, code in GRPC_CODE_FOR_STATUS.items()
     ]
-    mappers.append({"filter": _rest_request(), "body_format_override": _body(UNKNOWN)})
+    # Other errors only: a direct 200 (the OpenAPI document) keeps its own body.
+    any_error = {"and_filter": {"filters": [_rest_request(), _status("GE", 400)]}}
+    mappers.append({"filter": any_error, "body_format_override": _body(UNKNOWN)})
     return {"mappers": mappers}
