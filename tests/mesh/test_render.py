@@ -73,6 +73,7 @@ def test_gateway_transcoder(envoys: dict[str, LocalEnvoy], descriptor: Path) -> 
     assert transcoder["request_validation_options"] == {
         "reject_unknown_method": True,
         "reject_unknown_query_parameters": True,
+        "reject_binding_body_field_collisions": True,
     }
     assert transcoder["proto_descriptor"] == str(descriptor)
     stats = filters[1]["typed_config"]

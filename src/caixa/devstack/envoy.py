@@ -74,5 +74,9 @@ def start_envoy(
 ) -> ServerProcess:
     """Starts Envoy on `config_path` and waits until its admin says LIVE."""
     process = ServerProcess(name, envoy_argv(config_path, concurrency), log_path=log_path)
-    process.wait_ready(lambda: envoy_ready(admin_port), timeout=timeout)
+    try:
+        process.wait_ready(lambda: envoy_ready(admin_port), timeout=timeout)
+    except BaseException:
+        process.stop(grace=5)  # alive but never ready: don't leak it
+        raise
     return process

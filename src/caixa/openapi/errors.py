@@ -92,18 +92,19 @@ _ERRORS: dict[str, tuple[str, str]] = {
     ),
     "429": (
         "TooManyRequests",
-        "`RESOURCE_EXHAUSTED`: too many requests; retry later. A rate limit applied by the"
-        " gateway itself answers 429 without this body.",
+        "`RESOURCE_EXHAUSTED`: too many requests; retry later. The gateway's own rate"
+        " limit answers with the same shape (`details` empty).",
     ),
     "503": (
         "Unavailable",
         "`UNAVAILABLE`: the service or one of its dependencies is down; retry with backoff."
-        " When Envoy has no healthy upstream the body is Envoy's plain text instead.",
+        " When the gateway has no healthy upstream or its circuit breaker overflows, it"
+        " answers with the same shape (`details` empty).",
     ),
     "default": (
         "Error",
-        "Any other gRPC status (e.g. `INTERNAL` 500, `DEADLINE_EXCEEDED` 504). Errors"
-        " raised by the gateway itself (401/403 from JWT checks) carry no Status body.",
+        "Any other gRPC status (e.g. `INTERNAL` 500, `DEADLINE_EXCEEDED` 504), in the same"
+        " shape, including replies the gateway writes itself.",
     ),
 }
 

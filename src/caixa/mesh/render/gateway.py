@@ -33,10 +33,12 @@ def transcoder_filter(descriptor: Path, services: Sequence[str]) -> JSON:
                 "always_print_primitive_fields": True,
                 "preserve_proto_field_names": True,
             },
-            # Unknown paths get 404 and typo'd query parameters 400, not silent passthrough.
+            # Unknown paths get 404 and typo'd query parameters 400, not silent passthrough;
+            # a body field may not override the merchant or entry named in the path.
             "request_validation_options": {
                 "reject_unknown_method": True,
                 "reject_unknown_query_parameters": True,
+                "reject_binding_body_field_collisions": True,
             },
         },
     }

@@ -1,0 +1,223 @@
+"""The public contract through a real gateway Envoy, in front of real services.
+
+lancamentos (with its outbox dispatcher) and two consolidado replicas run in-process on
+free loopback ports, over real PostgreSQL and Redis. The gateway and the inbound sidecars
+come from the same renderer `make run` uses (`local_envoys`), with every port of the local
+topology overridden by Helm-style `--set`. The gateway's clusters point at the replicas'
+inbound sidecars, as in Istio, so those run too; each sends to its app on loopback. The
+dispatcher calls consolidado directly (its egress sidecar is not under test here).
+
+Tests share one mesh per package and stay apart by using a fresh merchant each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from caixa.devstack.envoy import start_envoy, stats, write_config
+from caixa.devstack.processes import ServerProcess, free_port
+from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
+from caixa.mesh.render.bundle import LocalEnvoy, local_envoys
+from caixa.mesh.values import load_policy
+from caixa.platform.migrations import upgrade
+from tests.integration.conftest import Mesh
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"
+VALUES_LOCAL = REPO_ROOT / "helm" / "caixa" / "values-local.yaml"
+DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The running gateway: where to send REST and gRPC, and what is behind it."""
+
+    port: int
+    admin_port: int
+    mesh: Mesh
+    envoys: dict[str, ServerProcess]
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stats(self, contains: str = "") -> dict[str, int]:
+        return stats(self.admin_port, contains)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One REST answer: status, parsed JSON body (or the raw text), content type."""
+
+    status: int
+    body: Any
+    content_type: str
+
+
+def distinct_ports(count: int) -> list[int]:
+    """`count` free loopback ports, no two alike (the kernel may repeat a pick)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _request(base_url: str, method: str, path: str, body: object | None) -> Reply:
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        headers = {"accept": "application/json"}
+        payload = None
+        if body is not None:
+            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            headers["content-type"] = "application/json"
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        raw = response.read().decode()
+        content_type = response.getheader("content-type", "")
+        parsed: Any = raw
+        if content_type.startswith("application/json"):
+            parsed = json.loads(raw)
+        return Reply(response.status, parsed, content_type)
+    finally:
+        connection.close()
+
+
+async def rest(gateway: Gateway, method: str, path: str, body: object | None = None) -> Reply:
+    """A REST call through the gateway. In a thread: the services share this event loop.
+    `body` is sent as JSON; a str is sent as it is (for malformed JSON)."""
+    return await asyncio.to_thread(_request, gateway.rest_url, method, path, body)
+
+
+def _start(envoy: LocalEnvoy, out: Path) -> ServerProcess:
+    config = write_config(out / envoy.filename, envoy.config)
+    return start_envoy(envoy.name, config, envoy.admin_port, log_path=out / f"{envoy.name}.log")
+
+
+async def _start_all(envoys: list[LocalEnvoy], out: Path) -> dict[str, ServerProcess]:
+    processes = await asyncio.gather(
+        *(asyncio.to_thread(_start, envoy, out) for envoy in envoys), return_exceptions=True
+    )
+    started = {p.name: p for p in processes if isinstance(p, ServerProcess)}
+    failures = [p for p in processes if isinstance(p, BaseException)]
+    if failures:
+        await asyncio.to_thread(_stop_all, started)
+        raise failures[0]
+    return started
+
+
+def _stop_all(processes: dict[str, ServerProcess]) -> None:
+    for process in processes.values():
+        process.signal_stop()
+    for process in processes.values():
+        process.stop(grace=5)
+
+
+async def _wait_healthy(admin_port: int, expected: dict[str, int], within: float = 15) -> None:
+    """Until the gateway's active health checks have passed every replica."""
+    deadline = time.monotonic() + within
+    while True:
+        found = await asyncio.to_thread(stats, admin_port, "membership_healthy")
+        healthy = {c: found.get(f"cluster.{c}.membership_healthy", 0) for c in expected}
+        if healthy == expected:
+            return
+        assert time.monotonic() < deadline, f"healthy hosts {healthy}, expected {expected}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="package")
+async def gateway_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
+    lanc = await asyncio.to_thread(make_database, "gw_lancamentos")
+    cons = await asyncio.to_thread(make_database, "gw_consolidado")
+    await asyncio.to_thread(upgrade, LANCAMENTOS_MIGRATIONS, lanc)
+    await asyncio.to_thread(upgrade, CONSOLIDADO_MIGRATIONS, cons)
+    return lanc, cons
+
+
+@pytest.fixture(scope="package")
+async def gateway(
+    gateway_dbs: tuple[str, str], redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Gateway]:
+    if not DESCRIPTOR.exists():
+        pytest.fail(f"{DESCRIPTOR} is missing: run `make proto` first")
+    out = tmp_path_factory.mktemp("gateway")
+    (
+        gw_port,
+        gw_admin,
+        egress_port,
+        egress_admin,
+        *replica_ports,
+    ) = distinct_ports(4 + 3 * 3)
+    # (app, inbound, inbound admin) per replica: lancamentos, consolidado 0 and 1.
+    lanc, cons0, cons1 = (replica_ports[i : i + 3] for i in range(0, 9, 3))
+    topology = "mesh.localTopology"
+    sets = [
+        f"{topology}.gateway.port={gw_port}",
+        f"{topology}.gateway.adminPort={gw_admin}",
+        f"{topology}.egress[0].port={egress_port}",
+        f"{topology}.egress[0].adminPort={egress_admin}",
+    ]
+    for service, index, (app, inbound, admin) in [
+        ("lancamentos", 0, lanc),
+        ("consolidado", 0, cons0),
+        ("consolidado", 1, cons1),
+    ]:
+        replica = f"{topology}.services.{service}.replicas[{index}]"
+        sets += [
+            f"{replica}.appPort={app}",
+            f"{replica}.inboundPort={inbound}",
+            f"{replica}.inboundAdminPort={admin}",
+        ]
+    policy = load_policy([VALUES, VALUES_LOCAL], sets)
+    envoys = {e.name: e for e in local_envoys(policy, DESCRIPTOR)}
+    gateway_envoy = envoys.pop("gateway")
+    sidecars = [e for name, e in envoys.items() if name.startswith("inbound-")]
+    assert len(sidecars) == 3, sorted(envoys)
+
+    lanc_db, cons_db = gateway_dbs
+    mesh = Mesh(
+        lancamentos_db=lanc_db,
+        consolidado_db=cons_db,
+        redis_url=redis_url,
+        key_prefix=f"gw-{uuid.uuid4().hex[:8]}:bal",
+        consolidado_ports=[cons0[0], cons1[0]],
+        lancamentos_port=lanc[0],
+        consolidados=[None, None],
+    )
+    processes: dict[str, ServerProcess] = {}
+    try:
+        await mesh.start_consolidado(0)
+        await mesh.start_consolidado(1)
+        await mesh.add_lancamentos(serve=True, dispatch=True)
+        # Sidecars first: the gateway's first health checks go through them.
+        processes.update(await _start_all(sidecars, out))
+        processes.update(await _start_all([gateway_envoy], out))
+        await _wait_healthy(gw_admin, {"lancamentos": 1, "consolidado": 2})
+        yield Gateway(gw_port, gw_admin, mesh, processes)
+    finally:
+        await asyncio.to_thread(_stop_all, processes)
+        mesh.gate.open()
+        await mesh.close()
+
+
+@pytest.fixture
+def merchant() -> str:
+    """A merchant of this test alone, so tests need not truncate the shared databases."""
+    return f"gw-{uuid.uuid4().hex[:12]}"
