@@ -63,6 +63,7 @@ def run(scale: scenarios.Scale, *, out: Path | None) -> dict[str, Any]:
             rows.append(scenarios.seed_import(stack, scale, workdir))
             rows.append(scenarios.drain_outbox(stack))
             rows.append(scenarios.balance_warm(stack, scale, workdir))
+            rows.append(scenarios.balance_warm_gateway(stack, scale, workdir))
             rows.append(scenarios.balance_cold(stack, scale))
             rows.append(scenarios.creates(stack, scale))
             rows.append(

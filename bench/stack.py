@@ -1,12 +1,13 @@
 """The processes under test: lancamentos (with its dispatcher), two consolidado
-replicas and the REST gateway, on free loopback ports, over fresh databases."""
+replicas and the local mesh rendered from the Helm values (gateway, inbound
+sidecars, the dispatcher's egress sidecar), on free loopback ports, over fresh
+databases."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,22 +19,20 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench import envoy_gateway
 from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from caixa.devstack import envoy
 from caixa.devstack.infra import create_database, drop_database
-from caixa.devstack.processes import ServerProcess
+from caixa.devstack.mesh import DESCRIPTOR, VALUES, MeshPorts
+from caixa.devstack.processes import ServerProcess, free_port
 from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
+from caixa.mesh.render.bundle import local_envoys
+from caixa.mesh.values import load_policy
 from caixa.platform.migrations import upgrade
 
-REPO = Path(__file__).resolve().parent.parent
-DESCRIPTOR = REPO / "build" / "caixa.pb"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+NO_READ_LIMIT = [
+    "mesh.upstreams.consolidado.routeClasses.reads.rateLimit.tokensPerSecond=1000000",
+    "mesh.upstreams.consolidado.routeClasses.reads.rateLimit.burst=1000000",
+]
 
 
 @dataclass
@@ -65,51 +64,49 @@ class Stack:
     consolidado: list[Service] = field(default_factory=list)
     gateway_port: int = 0
     gateway_admin_port: int = 0
-    _envoy: ServerProcess | None = None
+    _envoys: list[ServerProcess] = field(default_factory=list)
     _databases: list[str] = field(default_factory=list)
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.lancamentos_db = self._database("bench_lancamentos", LANCAMENTOS_MIGRATIONS)
         self.consolidado_db = self._database("bench_consolidado", CONSOLIDADO_MIGRATIONS)
-        consolidado_ports = [free_port(), free_port()]
-        lancamentos_port = free_port()
+        ports = MeshPorts.free()
+        # The bench measures capacity: the reads' rate limit (a policy choice,
+        # 5,000/s by default) is lifted so it is not what gets measured.
+        sets = [*ports.sets(), *NO_READ_LIMIT]
+        proxies = {p.name: p for p in local_envoys(load_policy(VALUES, sets), DESCRIPTOR)}
         self.lancamentos = self._spawn(
             "lancamentos",
-            lancamentos_port,
+            ports.lancamentos[0],
             {
                 "DATABASE_URL": self.lancamentos_db,
-                "CONSOLIDADO_TARGET": "ipv4:"
-                + ",".join(f"127.0.0.1:{p}" for p in consolidado_ports),
+                "CONSOLIDADO_TARGET": f"127.0.0.1:{ports.egress}",
             },
         )
-        for index, port in enumerate(consolidado_ports):
+        for index, (app, _inbound, _admin) in enumerate(ports.consolidado):
             self.consolidado.append(
                 self._spawn(
                     f"consolidado-{index}",
-                    port,
+                    app,
                     {
                         "DATABASE_URL": self.consolidado_db,
                         "REDIS_URL": self.redis_url,
                         "REDIS_KEY_PREFIX": f"bench-{self.run_id}:bal",
-                        "LANCAMENTOS_TARGET": f"127.0.0.1:{lancamentos_port}",
+                        "LANCAMENTOS_TARGET": f"127.0.0.1:{ports.lancamentos[1]}",
                     },
                 )
             )
         for service in [self.lancamentos, *self.consolidado]:
             self._wait_healthy(service)
-        self.gateway_port, self.gateway_admin_port = free_port(), free_port()
-        cfg = envoy_gateway.config(
-            port=self.gateway_port,
-            admin_port=self.gateway_admin_port,
-            descriptor=DESCRIPTOR,
-            lancamentos=lancamentos_port,
-            consolidado=consolidado_ports,
-        )
-        path = envoy.write_config(self.workdir / "gateway.json", cfg)
-        self._envoy = envoy.start_envoy(
-            "gateway", path, self.gateway_admin_port, log_path=self.workdir / "gateway.log"
-        )
+        for name, proxy in sorted(proxies.items(), key=lambda item: item[0] == "gateway"):
+            path = envoy.write_config(self.workdir / proxy.filename, proxy.config)
+            self._envoys.append(
+                envoy.start_envoy(
+                    name, path, proxy.admin_port, log_path=self.workdir / f"{name}.log"
+                )
+            )
+        self.gateway_port, self.gateway_admin_port = ports.gateway, ports.gateway_admin
 
     def _database(self, prefix: str, migrations: Path) -> str:
         name = f"{prefix}_{self.run_id}"
@@ -159,8 +156,8 @@ class Stack:
         return [s.metrics for s in [self.lancamentos, *self.consolidado] if s is not None]
 
     def stop(self) -> None:
-        if self._envoy is not None:
-            self._envoy.stop(grace=10)
+        for proxy in reversed(self._envoys):
+            proxy.stop(grace=10)
         for service in [*self.consolidado, self.lancamentos]:
             if service is not None and service.process.poll() is None:
                 service.process.send_signal(signal.SIGTERM)
