@@ -1,0 +1,209 @@
+"""Fault tests: the local mesh, real Envoys included, with the dispatcher on its egress.
+
+Like tests/gateway, lancamentos (with its outbox dispatcher) and two consolidado replicas
+run in-process on free loopback ports over real PostgreSQL and Redis, and the gateway and
+inbound sidecars come from `local_envoys`. Here the dispatcher's egress sidecar runs too,
+and the dispatcher's `consolidado_target` is that sidecar, as in `make run`.
+
+Each test starts its own stack (`fault_stack(extra_sets)`), so a test can render the
+policy with its own `--set` overrides (a tiny connection pool, a low rate limit) and can
+break services without disturbing another test. Databases are shared by the package and
+truncated per stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from caixa.devstack.envoy import start_envoy, stats, write_config
+from caixa.devstack.processes import ServerProcess, free_port
+from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
+from caixa.lancamentos.outbox.dispatcher import OutboxDispatcher
+from caixa.mesh.render.bundle import LocalEnvoy, local_envoys
+from caixa.mesh.values import load_policy
+from caixa.platform.database import sqlalchemy_url
+from caixa.platform.migrations import upgrade
+from tests.integration.conftest import Mesh, _truncate
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"
+VALUES_LOCAL = REPO_ROOT / "helm" / "caixa" / "values-local.yaml"
+DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
+
+CONSOLIDADO = "mesh.upstreams.consolidado"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One running local mesh: the gateway, the dispatcher's egress, and the services."""
+
+    gateway_port: int
+    gateway_admin: int
+    egress_port: int
+    egress_admin: int
+    mesh: Mesh
+    consolidado_engine: AsyncEngine
+    envoys: dict[str, ServerProcess]
+
+    @property
+    def gateway_target(self) -> str:
+        return f"127.0.0.1:{self.gateway_port}"
+
+    @property
+    def egress_target(self) -> str:
+        return f"127.0.0.1:{self.egress_port}"
+
+    @property
+    def dispatcher(self) -> OutboxDispatcher:
+        dispatcher = self.mesh.lancamentos[0].dispatcher
+        assert dispatcher is not None
+        return dispatcher
+
+    async def gateway_stats(self, contains: str = "") -> dict[str, int]:
+        return await asyncio.to_thread(stats, self.gateway_admin, contains)
+
+    async def egress_stats(self, contains: str = "") -> dict[str, int]:
+        return await asyncio.to_thread(stats, self.egress_admin, contains)
+
+    async def wait_healthy(self, admin_port: int, cluster: str, hosts: int, within: float) -> None:
+        """Until `admin_port`'s Envoy counts `hosts` healthy members of `cluster`."""
+        name = f"cluster.{cluster}.membership_healthy"
+        deadline = time.monotonic() + within
+        while True:
+            found = (await asyncio.to_thread(stats, admin_port, name)).get(name, 0)
+            if found == hosts:
+                return
+            assert time.monotonic() < deadline, f"{name}={found}, expected {hosts}"
+            await asyncio.sleep(0.1)
+
+
+def distinct_ports(count: int) -> list[int]:
+    """`count` free loopback ports, no two alike (the kernel may repeat a pick)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _start(envoy: LocalEnvoy, out: Path) -> ServerProcess:
+    config = write_config(out / envoy.filename, envoy.config)
+    return start_envoy(envoy.name, config, envoy.admin_port, log_path=out / f"{envoy.name}.log")
+
+
+async def _start_all(envoys: list[LocalEnvoy], out: Path) -> dict[str, ServerProcess]:
+    processes = await asyncio.gather(
+        *(asyncio.to_thread(_start, envoy, out) for envoy in envoys), return_exceptions=True
+    )
+    started = {p.name: p for p in processes if isinstance(p, ServerProcess)}
+    failures = [p for p in processes if isinstance(p, BaseException)]
+    if failures:
+        await asyncio.to_thread(_stop_all, started)
+        raise failures[0]
+    return started
+
+
+def _stop_all(processes: dict[str, ServerProcess]) -> None:
+    for process in processes.values():
+        process.signal_stop()
+    for process in processes.values():
+        process.stop(grace=5)
+
+
+@pytest.fixture(scope="package")
+async def fault_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
+    lanc = await asyncio.to_thread(make_database, "ft_lancamentos")
+    cons = await asyncio.to_thread(make_database, "ft_consolidado")
+    await asyncio.to_thread(upgrade, LANCAMENTOS_MIGRATIONS, lanc)
+    await asyncio.to_thread(upgrade, CONSOLIDADO_MIGRATIONS, cons)
+    return lanc, cons
+
+
+StackFactory = Callable[[Sequence[str]], contextlib.AbstractAsyncContextManager[Stack]]
+
+
+@pytest.fixture
+def fault_stack(fault_dbs: tuple[str, str], redis_url: str, tmp_path: Path) -> StackFactory:
+    """`async with fault_stack([...extra --set...]) as stack:` a fresh running mesh."""
+    if not DESCRIPTOR.exists():
+        pytest.fail(f"{DESCRIPTOR} is missing: run `make proto` first")
+
+    @contextlib.asynccontextmanager
+    async def run(extra_sets: Sequence[str] = ()) -> AsyncIterator[Stack]:
+        gw_port, gw_admin, egress_port, egress_admin, *replica_ports = distinct_ports(4 + 9)
+        lanc, cons0, cons1 = (replica_ports[i : i + 3] for i in range(0, 9, 3))
+        topology = "mesh.localTopology"
+        sets = [
+            f"{topology}.gateway.port={gw_port}",
+            f"{topology}.gateway.adminPort={gw_admin}",
+            f"{topology}.egress[0].port={egress_port}",
+            f"{topology}.egress[0].adminPort={egress_admin}",
+        ]
+        for service, index, (app, inbound, admin) in [
+            ("lancamentos", 0, lanc),
+            ("consolidado", 0, cons0),
+            ("consolidado", 1, cons1),
+        ]:
+            replica = f"{topology}.services.{service}.replicas[{index}]"
+            sets += [
+                f"{replica}.appPort={app}",
+                f"{replica}.inboundPort={inbound}",
+                f"{replica}.inboundAdminPort={admin}",
+            ]
+        policy = load_policy([VALUES, VALUES_LOCAL], [*sets, *extra_sets])
+        envoys = {e.name: e for e in local_envoys(policy, DESCRIPTOR)}
+        front = [envoys.pop("gateway"), envoys.pop("egress-dispatcher")]
+        sidecars = [e for name, e in envoys.items() if name.startswith("inbound-")]
+        assert len(sidecars) == 3, sorted(envoys)
+
+        lanc_db, cons_db = fault_dbs
+        mesh = Mesh(
+            lancamentos_db=lanc_db,
+            consolidado_db=cons_db,
+            redis_url=redis_url,
+            key_prefix=f"ft-{uuid.uuid4().hex[:8]}:bal",
+            consolidado_ports=[cons0[0], cons1[0]],
+            lancamentos_port=lanc[0],
+            consolidados=[None, None],
+        )
+        await _truncate(mesh)
+        engine = create_async_engine(sqlalchemy_url(cons_db))
+        processes: dict[str, ServerProcess] = {}
+        try:
+            await mesh.start_consolidado(0)
+            await mesh.start_consolidado(1)
+            # Sidecars first: the front Envoys' first health checks go through them.
+            processes.update(await _start_all(sidecars, tmp_path))
+            processes.update(await _start_all(front, tmp_path))
+            await mesh.add_lancamentos(
+                serve=True, dispatch=True, consolidado_target=f"127.0.0.1:{egress_port}"
+            )
+            stack = Stack(gw_port, gw_admin, egress_port, egress_admin, mesh, engine, processes)
+            await stack.wait_healthy(gw_admin, "lancamentos", 1, within=15)
+            await stack.wait_healthy(gw_admin, "consolidado", 2, within=15)
+            await stack.wait_healthy(egress_admin, "consolidado", 2, within=15)
+            yield stack
+        finally:
+            mesh.gate.open()
+            await mesh.close()
+            await asyncio.to_thread(_stop_all, processes)
+            await engine.dispose()
+
+    return run
+
+
+@pytest.fixture
+def merchant() -> str:
+    """A merchant of this test alone."""
+    return f"ft-{uuid.uuid4().hex[:12]}"
