@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from caixa.devstack.envoy import start_envoy, stats, write_config
-from caixa.devstack.processes import ServerProcess, free_port
+from caixa.devstack.mesh import MeshPorts
+from caixa.devstack.processes import ServerProcess
 from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from caixa.lancamentos.outbox.dispatcher import OutboxDispatcher
 from caixa.mesh.render.bundle import LocalEnvoy, local_envoys
@@ -87,16 +88,6 @@ class Stack:
             await asyncio.sleep(0.1)
 
 
-def distinct_ports(count: int) -> list[int]:
-    """`count` free loopback ports, no two alike (the kernel may repeat a pick)."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 def _start(envoy: LocalEnvoy, out: Path) -> ServerProcess:
     config = write_config(out / envoy.filename, envoy.config)
     return start_envoy(envoy.name, config, envoy.admin_port, log_path=out / f"{envoy.name}.log")
@@ -141,26 +132,11 @@ def fault_stack(fault_dbs: tuple[str, str], redis_url: str, tmp_path: Path) -> S
 
     @contextlib.asynccontextmanager
     async def run(extra_sets: Sequence[str] = ()) -> AsyncIterator[Stack]:
-        gw_port, gw_admin, egress_port, egress_admin, *replica_ports = distinct_ports(4 + 9)
-        lanc, cons0, cons1 = (replica_ports[i : i + 3] for i in range(0, 9, 3))
-        topology = "mesh.localTopology"
-        sets = [
-            f"{topology}.gateway.port={gw_port}",
-            f"{topology}.gateway.adminPort={gw_admin}",
-            f"{topology}.egress[0].port={egress_port}",
-            f"{topology}.egress[0].adminPort={egress_admin}",
-        ]
-        for service, index, (app, inbound, admin) in [
-            ("lancamentos", 0, lanc),
-            ("consolidado", 0, cons0),
-            ("consolidado", 1, cons1),
-        ]:
-            replica = f"{topology}.services.{service}.replicas[{index}]"
-            sets += [
-                f"{replica}.appPort={app}",
-                f"{replica}.inboundPort={inbound}",
-                f"{replica}.inboundAdminPort={admin}",
-            ]
+        ports = MeshPorts.free()
+        gw_port, gw_admin = ports.gateway, ports.gateway_admin
+        egress_port, egress_admin = ports.egress, ports.egress_admin
+        lanc, (cons0, cons1) = ports.lancamentos, ports.consolidado
+        sets = ports.sets()
         policy = load_policy([VALUES, VALUES_LOCAL], [*sets, *extra_sets])
         envoys = {e.name: e for e in local_envoys(policy, DESCRIPTOR)}
         front = [envoys.pop("gateway"), envoys.pop("egress-dispatcher")]

@@ -26,7 +26,8 @@ import pytest
 
 from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from caixa.devstack.envoy import start_envoy, stats, write_config
-from caixa.devstack.processes import ServerProcess, free_port
+from caixa.devstack.mesh import MeshPorts
+from caixa.devstack.processes import ServerProcess
 from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from caixa.mesh.render.bundle import LocalEnvoy, local_envoys
 from caixa.mesh.values import load_policy
@@ -67,16 +68,6 @@ class Reply:
     status: int
     body: Any
     content_type: str
-
-
-def distinct_ports(count: int) -> list[int]:
-    """`count` free loopback ports, no two alike (the kernel may repeat a pick)."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def _request(base_url: str, method: str, path: str, body: object | None) -> Reply:
@@ -158,33 +149,10 @@ async def gateway(
     if not DESCRIPTOR.exists():
         pytest.fail(f"{DESCRIPTOR} is missing: run `make proto` first")
     out = tmp_path_factory.mktemp("gateway")
-    (
-        gw_port,
-        gw_admin,
-        egress_port,
-        egress_admin,
-        *replica_ports,
-    ) = distinct_ports(4 + 3 * 3)
-    # (app, inbound, inbound admin) per replica: lancamentos, consolidado 0 and 1.
-    lanc, cons0, cons1 = (replica_ports[i : i + 3] for i in range(0, 9, 3))
-    topology = "mesh.localTopology"
-    sets = [
-        f"{topology}.gateway.port={gw_port}",
-        f"{topology}.gateway.adminPort={gw_admin}",
-        f"{topology}.egress[0].port={egress_port}",
-        f"{topology}.egress[0].adminPort={egress_admin}",
-    ]
-    for service, index, (app, inbound, admin) in [
-        ("lancamentos", 0, lanc),
-        ("consolidado", 0, cons0),
-        ("consolidado", 1, cons1),
-    ]:
-        replica = f"{topology}.services.{service}.replicas[{index}]"
-        sets += [
-            f"{replica}.appPort={app}",
-            f"{replica}.inboundPort={inbound}",
-            f"{replica}.inboundAdminPort={admin}",
-        ]
+    ports = MeshPorts.free()
+    gw_port, gw_admin = ports.gateway, ports.gateway_admin
+    lanc, (cons0, cons1) = ports.lancamentos, ports.consolidado
+    sets = ports.sets()
     policy = load_policy([VALUES, VALUES_LOCAL], sets)
     envoys = {e.name: e for e in local_envoys(policy, DESCRIPTOR)}
     gateway_envoy = envoys.pop("gateway")
