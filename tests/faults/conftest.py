@@ -25,15 +25,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
-from caixa.devstack.envoy import start_envoy, stats, write_config
+from caixa.devstack.envoy import stats
 from caixa.devstack.mesh import MeshPorts
 from caixa.devstack.processes import ServerProcess
 from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from caixa.lancamentos.outbox.dispatcher import OutboxDispatcher
-from caixa.mesh.render.bundle import LocalEnvoy, local_envoys
+from caixa.mesh.render.bundle import local_envoys
 from caixa.mesh.values import load_policy
 from caixa.platform.database import sqlalchemy_url
 from caixa.platform.migrations import upgrade
+from tests.envoys import start_all, stop_all
 from tests.integration.conftest import Mesh, _truncate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -88,30 +89,6 @@ class Stack:
             await asyncio.sleep(0.1)
 
 
-def _start(envoy: LocalEnvoy, out: Path) -> ServerProcess:
-    config = write_config(out / envoy.filename, envoy.config)
-    return start_envoy(envoy.name, config, envoy.admin_port, log_path=out / f"{envoy.name}.log")
-
-
-async def _start_all(envoys: list[LocalEnvoy], out: Path) -> dict[str, ServerProcess]:
-    processes = await asyncio.gather(
-        *(asyncio.to_thread(_start, envoy, out) for envoy in envoys), return_exceptions=True
-    )
-    started = {p.name: p for p in processes if isinstance(p, ServerProcess)}
-    failures = [p for p in processes if isinstance(p, BaseException)]
-    if failures:
-        await asyncio.to_thread(_stop_all, started)
-        raise failures[0]
-    return started
-
-
-def _stop_all(processes: dict[str, ServerProcess]) -> None:
-    for process in processes.values():
-        process.signal_stop()
-    for process in processes.values():
-        process.stop(grace=5)
-
-
 @pytest.fixture(scope="package")
 async def fault_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
     lanc = await asyncio.to_thread(make_database, "ft_lancamentos")
@@ -160,8 +137,8 @@ def fault_stack(fault_dbs: tuple[str, str], redis_url: str, tmp_path: Path) -> S
             await mesh.start_consolidado(0)
             await mesh.start_consolidado(1)
             # Sidecars first: the front Envoys' first health checks go through them.
-            processes.update(await _start_all(sidecars, tmp_path))
-            processes.update(await _start_all(front, tmp_path))
+            processes.update(await start_all(sidecars, tmp_path))
+            processes.update(await start_all(front, tmp_path))
             await mesh.add_lancamentos(
                 serve=True, dispatch=True, consolidado_target=f"127.0.0.1:{egress_port}"
             )
@@ -173,7 +150,7 @@ def fault_stack(fault_dbs: tuple[str, str], redis_url: str, tmp_path: Path) -> S
         finally:
             mesh.gate.open()
             await mesh.close()
-            await asyncio.to_thread(_stop_all, processes)
+            await asyncio.to_thread(stop_all, processes)
             await engine.dispose()
 
     return run

@@ -25,13 +25,14 @@ from typing import Any
 import pytest
 
 from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
-from caixa.devstack.envoy import start_envoy, stats, write_config
+from caixa.devstack.envoy import stats
 from caixa.devstack.mesh import MeshPorts
 from caixa.devstack.processes import ServerProcess
 from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
-from caixa.mesh.render.bundle import LocalEnvoy, local_envoys
+from caixa.mesh.render.bundle import local_envoys
 from caixa.mesh.values import load_policy
 from caixa.platform.migrations import upgrade
+from tests.envoys import start_all, stop_all
 from tests.integration.conftest import Mesh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -97,30 +98,6 @@ async def rest(gateway: Gateway, method: str, path: str, body: object | None = N
     return await asyncio.to_thread(_request, gateway.rest_url, method, path, body)
 
 
-def _start(envoy: LocalEnvoy, out: Path) -> ServerProcess:
-    config = write_config(out / envoy.filename, envoy.config)
-    return start_envoy(envoy.name, config, envoy.admin_port, log_path=out / f"{envoy.name}.log")
-
-
-async def _start_all(envoys: list[LocalEnvoy], out: Path) -> dict[str, ServerProcess]:
-    processes = await asyncio.gather(
-        *(asyncio.to_thread(_start, envoy, out) for envoy in envoys), return_exceptions=True
-    )
-    started = {p.name: p for p in processes if isinstance(p, ServerProcess)}
-    failures = [p for p in processes if isinstance(p, BaseException)]
-    if failures:
-        await asyncio.to_thread(_stop_all, started)
-        raise failures[0]
-    return started
-
-
-def _stop_all(processes: dict[str, ServerProcess]) -> None:
-    for process in processes.values():
-        process.signal_stop()
-    for process in processes.values():
-        process.stop(grace=5)
-
-
 async def _wait_healthy(admin_port: int, expected: dict[str, int], within: float = 15) -> None:
     """Until the gateway's active health checks have passed every replica."""
     deadline = time.monotonic() + within
@@ -175,12 +152,12 @@ async def gateway(
         await mesh.start_consolidado(1)
         await mesh.add_lancamentos(serve=True, dispatch=True)
         # Sidecars first: the gateway's first health checks go through them.
-        processes.update(await _start_all(sidecars, out))
-        processes.update(await _start_all([gateway_envoy], out))
+        processes.update(await start_all(sidecars, out))
+        processes.update(await start_all([gateway_envoy], out))
         await _wait_healthy(gw_admin, {"lancamentos": 1, "consolidado": 2})
         yield Gateway(gw_port, gw_admin, mesh, processes)
     finally:
-        await asyncio.to_thread(_stop_all, processes)
+        await asyncio.to_thread(stop_all, processes)
         mesh.gate.open()
         await mesh.close()
 

@@ -1,0 +1,35 @@
+"""Starting and stopping a set of rendered local Envoys from async tests."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from caixa.devstack.envoy import start_envoy, write_config
+from caixa.devstack.processes import ServerProcess
+from caixa.mesh.render.bundle import LocalEnvoy
+
+
+def _start(envoy: LocalEnvoy, out: Path) -> ServerProcess:
+    config = write_config(out / envoy.filename, envoy.config)
+    return start_envoy(envoy.name, config, envoy.admin_port, log_path=out / f"{envoy.name}.log")
+
+
+async def start_all(envoys: list[LocalEnvoy], out: Path) -> dict[str, ServerProcess]:
+    """Starts them concurrently, each waited for; if one fails, stops the others."""
+    processes = await asyncio.gather(
+        *(asyncio.to_thread(_start, envoy, out) for envoy in envoys), return_exceptions=True
+    )
+    started = {p.name: p for p in processes if isinstance(p, ServerProcess)}
+    failures = [p for p in processes if isinstance(p, BaseException)]
+    if failures:
+        await asyncio.to_thread(stop_all, started)
+        raise failures[0]
+    return started
+
+
+def stop_all(processes: dict[str, ServerProcess]) -> None:
+    for process in processes.values():
+        process.signal_stop()
+    for process in processes.values():
+        process.stop(grace=5)
