@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
-from caixa.devstack.envoy import start_envoy, write_config
+from caixa.devstack.envoy import start_envoy, stats, write_config
 from caixa.devstack.processes import ServerProcess
 from caixa.mesh.render.bundle import LocalEnvoy
 
@@ -33,3 +34,15 @@ def stop_all(processes: dict[str, ServerProcess]) -> None:
         process.signal_stop()
     for process in processes.values():
         process.stop(grace=5)
+
+
+async def wait_membership(admin_port: int, expected: dict[str, int], within: float) -> None:
+    """Until that Envoy's active health checks count `expected` healthy hosts per cluster."""
+    deadline = time.monotonic() + within
+    while True:
+        found = await asyncio.to_thread(stats, admin_port, "membership_healthy")
+        healthy = {c: found.get(f"cluster.{c}.membership_healthy", 0) for c in expected}
+        if healthy == expected:
+            return
+        assert time.monotonic() < deadline, f"healthy hosts {healthy}, expected {expected}"
+        await asyncio.sleep(0.1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -24,18 +23,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from caixa.devstack.envoy import stats
 from caixa.devstack.mesh import MeshPorts
 from caixa.devstack.processes import ServerProcess
-from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from caixa.lancamentos.outbox.dispatcher import OutboxDispatcher
 from caixa.mesh.render.bundle import local_envoys
 from caixa.mesh.values import load_policy
 from caixa.platform.database import sqlalchemy_url
-from caixa.platform.migrations import upgrade
-from tests.envoys import start_all, stop_all
-from tests.integration.conftest import Mesh, _truncate
+from tests.envoys import start_all, stop_all, wait_membership
+from tests.integration.conftest import Mesh, _truncate, migrated_databases
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"
@@ -79,23 +75,12 @@ class Stack:
 
     async def wait_healthy(self, admin_port: int, cluster: str, hosts: int, within: float) -> None:
         """Until `admin_port`'s Envoy counts `hosts` healthy members of `cluster`."""
-        name = f"cluster.{cluster}.membership_healthy"
-        deadline = time.monotonic() + within
-        while True:
-            found = (await asyncio.to_thread(stats, admin_port, name)).get(name, 0)
-            if found == hosts:
-                return
-            assert time.monotonic() < deadline, f"{name}={found}, expected {hosts}"
-            await asyncio.sleep(0.1)
+        await wait_membership(admin_port, {cluster: hosts}, within)
 
 
 @pytest.fixture(scope="package")
 async def fault_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
-    lanc = await asyncio.to_thread(make_database, "ft_lancamentos")
-    cons = await asyncio.to_thread(make_database, "ft_consolidado")
-    await asyncio.to_thread(upgrade, LANCAMENTOS_MIGRATIONS, lanc)
-    await asyncio.to_thread(upgrade, CONSOLIDADO_MIGRATIONS, cons)
-    return lanc, cons
+    return await migrated_databases(make_database, "ft")
 
 
 StackFactory = Callable[[Sequence[str]], contextlib.AbstractAsyncContextManager[Stack]]

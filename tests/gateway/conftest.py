@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,16 +23,13 @@ from typing import Any
 
 import pytest
 
-from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from caixa.devstack.envoy import stats
 from caixa.devstack.mesh import MeshPorts
 from caixa.devstack.processes import ServerProcess
-from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from caixa.mesh.render.bundle import local_envoys
 from caixa.mesh.values import load_policy
-from caixa.platform.migrations import upgrade
-from tests.envoys import start_all, stop_all
-from tests.integration.conftest import Mesh
+from tests.envoys import start_all, stop_all, wait_membership
+from tests.integration.conftest import Mesh, migrated_databases
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"
@@ -98,25 +94,9 @@ async def rest(gateway: Gateway, method: str, path: str, body: object | None = N
     return await asyncio.to_thread(_request, gateway.rest_url, method, path, body)
 
 
-async def _wait_healthy(admin_port: int, expected: dict[str, int], within: float = 15) -> None:
-    """Until the gateway's active health checks have passed every replica."""
-    deadline = time.monotonic() + within
-    while True:
-        found = await asyncio.to_thread(stats, admin_port, "membership_healthy")
-        healthy = {c: found.get(f"cluster.{c}.membership_healthy", 0) for c in expected}
-        if healthy == expected:
-            return
-        assert time.monotonic() < deadline, f"healthy hosts {healthy}, expected {expected}"
-        await asyncio.sleep(0.1)
-
-
 @pytest.fixture(scope="package")
 async def gateway_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
-    lanc = await asyncio.to_thread(make_database, "gw_lancamentos")
-    cons = await asyncio.to_thread(make_database, "gw_consolidado")
-    await asyncio.to_thread(upgrade, LANCAMENTOS_MIGRATIONS, lanc)
-    await asyncio.to_thread(upgrade, CONSOLIDADO_MIGRATIONS, cons)
-    return lanc, cons
+    return await migrated_databases(make_database, "gw")
 
 
 @pytest.fixture(scope="package")
@@ -154,7 +134,7 @@ async def gateway(
         # Sidecars first: the gateway's first health checks go through them.
         processes.update(await start_all(sidecars, out))
         processes.update(await start_all([gateway_envoy], out))
-        await _wait_healthy(gw_admin, {"lancamentos": 1, "consolidado": 2})
+        await wait_membership(gw_admin, {"lancamentos": 1, "consolidado": 2}, within=15)
         yield Gateway(gw_port, gw_admin, mesh, processes)
     finally:
         await asyncio.to_thread(stop_all, processes)

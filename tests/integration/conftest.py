@@ -35,8 +35,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 async def integration_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
-    lanc = await asyncio.to_thread(make_database, "it_lancamentos")
-    cons = await asyncio.to_thread(make_database, "it_consolidado")
+    return await migrated_databases(make_database, "it")
+
+
+async def migrated_databases(make_database: Callable[[str], str], prefix: str) -> tuple[str, str]:
+    """A fresh, migrated (lancamentos, consolidado) database pair."""
+    lanc = await asyncio.to_thread(make_database, f"{prefix}_lancamentos")
+    cons = await asyncio.to_thread(make_database, f"{prefix}_consolidado")
     await asyncio.to_thread(upgrade, LANCAMENTOS_MIGRATIONS, lanc)
     await asyncio.to_thread(upgrade, CONSOLIDADO_MIGRATIONS, cons)
     return lanc, cons
