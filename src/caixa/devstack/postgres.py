@@ -13,7 +13,6 @@ above it gets the search (o+x) bit so that user can reach it.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 import os
@@ -22,7 +21,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 from caixa.devstack.pgsql import postgres_ready
@@ -31,7 +29,7 @@ from caixa.devstack.processes import (
     RunAs,
     ServerProcess,
     StartupError,
-    free_port,
+    start_on_free_port,
     stop_leftover,
 )
 
@@ -39,7 +37,6 @@ log = logging.getLogger(__name__)
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
-_PORT_ATTEMPTS = 3
 
 
 def bin_dir() -> Path:
@@ -137,9 +134,8 @@ def start_embedded_postgres(data_dir: Path, *, timeout: float = 30.0) -> tuple[s
     pgdata = data_dir / "pgdata"
     run_as = unprivileged_identity()
     _prepare_cluster(pgdata, run_as)
-    for attempt in range(1, _PORT_ATTEMPTS + 1):
-        port = free_port()
-        url = f"postgresql://{SUPERUSER}@{LOOPBACK}:{port}/postgres"
+
+    def launch(port: int) -> tuple[str, ServerProcess]:
         argv = [str(bin_dir() / "postgres"), "-D", str(pgdata), "-h", LOOPBACK, "-p", str(port)]
         argv += ["-c", "unix_socket_directories="]
         server = ServerProcess(
@@ -151,14 +147,6 @@ def start_embedded_postgres(data_dir: Path, *, timeout: float = 30.0) -> tuple[s
             stop_signal=signal.SIGINT,  # "fast" shutdown: disconnect clients, checkpoint
             run_as=run_as,
         )
-        try:
-            server.wait_ready(functools.partial(postgres_ready, url), timeout=timeout)
-        except StartupError:
-            server.stop(grace=5.0)
-            if "already in use" in server.tail() and attempt < _PORT_ATTEMPTS:
-                log.info("port %d was taken meanwhile; retrying on another", port)
-                time.sleep(0.1)
-                continue
-            raise
-        return url, server
-    raise AssertionError("unreachable")
+        return f"postgresql://{SUPERUSER}@{LOOPBACK}:{port}/postgres", server
+
+    return start_on_free_port(launch, postgres_ready, timeout=timeout)

@@ -8,6 +8,7 @@ the databases they use).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -206,3 +207,30 @@ class ServerProcess:
         self.signal_stop()
         if not self.wait_exit(time.monotonic() + grace):
             self.kill()
+
+
+PORT_ATTEMPTS = 3
+
+
+def start_on_free_port(
+    launch: Callable[[int], tuple[str, ServerProcess]],
+    ready: Callable[[str], bool],
+    *,
+    timeout: float,
+) -> tuple[str, ServerProcess]:
+    """Starts a server on a port picked free, and picks again if another process
+    took it between the pick and the bind. `launch(port)` returns (url, process)."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = free_port()
+        url, server = launch(port)
+        try:
+            server.wait_ready(functools.partial(ready, url), timeout=timeout)
+        except StartupError:
+            server.stop(grace=5.0)
+            if "already in use" in server.tail() and attempt < PORT_ATTEMPTS:
+                log.info("port %d was taken meanwhile; retrying on another", port)
+                time.sleep(0.1)
+                continue
+            raise
+        return url, server
+    raise AssertionError("unreachable")

