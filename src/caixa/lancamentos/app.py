@@ -14,7 +14,7 @@ from caixa.lancamentos.service import LancamentosService
 from caixa.lancamentos.servicer import LancamentosServicer
 from caixa.lancamentos.settings import LancamentosSettings
 from caixa.platform import database
-from caixa.platform.grpc_server import GrpcServer
+from caixa.platform.grpc_server import GrpcServer, Registrar
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SERVICE_NAME = "lancamentos.v1.LancamentosService"
@@ -35,21 +35,23 @@ class LancamentosApp:
             timezone=settings.business_timezone,
             group_commit_max_batch=settings.group_commit_max_batch,
         )
-        self.server: GrpcServer | None = None
+        registrars: list[Registrar] = []
         if serve:
             servicer = LancamentosServicer(
                 self.service, import_chunk_size=settings.import_chunk_size
             )
             add_servicer = pb_grpc.add_LancamentosServiceServicer_to_server
-            self.server = GrpcServer(
-                host=settings.grpc_host,
-                port=settings.grpc_port,
-                service_names=[SERVICE_NAME],
-                registrars=[lambda server: add_servicer(servicer, server)],
-                readiness_probe=lambda: database.ping(self.engine),
-                probe_interval=settings.health_probe_interval_seconds,
-                metrics_port=settings.metrics_port,
-            )
+            registrars.append(lambda server: add_servicer(servicer, server))
+        # A dispatch-only process serves health too: kubelet probes it like the others.
+        self.server = GrpcServer(
+            host=settings.grpc_host,
+            port=settings.grpc_port,
+            service_names=[SERVICE_NAME] if serve else [],
+            registrars=registrars,
+            readiness_probe=lambda: database.ping(self.engine),
+            probe_interval=settings.health_probe_interval_seconds,
+            metrics_port=settings.metrics_port,
+        )
         self.dispatcher = (
             OutboxDispatcher(self.engine, self.notifier, settings) if dispatch else None
         )
@@ -57,16 +59,14 @@ class LancamentosApp:
     async def start(self) -> None:
         self.notifier.start()
         await self.service.start()
-        if self.server is not None:
-            await self.server.start()
+        await self.server.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
 
     async def stop(self) -> None:
         """Drains in dependency order: no new RPCs, in-flight ones finish, the
         group commit flushes, the dispatcher delivers what it can."""
-        if self.server is not None:
-            await self.server.stop(self.settings.shutdown_grace_seconds)
+        await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.service.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop(self.settings.dispatch_drain_seconds)

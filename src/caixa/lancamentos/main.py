@@ -18,8 +18,7 @@ log = logging.getLogger("caixa.lancamentos")
 async def _run(settings: LancamentosSettings, *, serve: bool, dispatch: bool) -> None:
     app = LancamentosApp(settings, serve=serve, dispatch=dispatch)
     await app.start()
-    if app.server is not None:
-        log.info("lancamentos serving", extra={"address": app.server.address})
+    log.info("lancamentos serving", extra={"address": app.server.address})
     try:
         await wait_for_termination_signal()
     finally:

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 Registrar = Callable[[grpc.aio.Server], None]
 ReadinessProbe = Callable[[], Awaitable[None]]
 
+# SERVING for as long as the process can answer: what liveness and startup probes ask.
+# The overall "" status (readiness) also needs the dependencies, and a dead database must
+# take a pod out of the endpoints, not restart it.
+LIVENESS_SERVICE = "liveness"
+
 _SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
@@ -78,6 +83,7 @@ class GrpcServer:
             port = rpc_metrics.serve_metrics(self._host, self._metrics_port)
             self.metrics_address = f"{self._host}:{port}"
         await self._server.start()
+        await self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._probe_once()
         self._probe_task = asyncio.create_task(self._probe_loop(), name="readiness-probe")
         log.info(
