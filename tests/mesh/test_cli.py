@@ -42,18 +42,24 @@ def test_explain_one_service(capsys: pytest.CaptureFixture[str]) -> None:
     assert "consolidado (" not in out
 
 
-def test_render_istio_prints_objects(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["render", "istio", "-f", str(VALUES), "--gateway", "edge"]) == 0
+@pytest.mark.parametrize("command", [["render", "istio"], ["render", "--istio"]])
+def test_render_istio_prints_objects(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "-f", str(VALUES), "--gateway", "edge", "--namespace", "ns1"]) == 0
     documents = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = [(d["kind"], d["metadata"]["name"]) for d in documents]
     assert kinds == [
-        ("DestinationRule", "lancamentos"),
-        ("VirtualService", "lancamentos"),
         ("DestinationRule", "consolidado"),
         ("VirtualService", "consolidado"),
+        ("DestinationRule", "lancamentos"),
+        ("VirtualService", "lancamentos"),
         ("VirtualService", "edge"),
     ]
     assert all(d["apiVersion"] == "networking.istio.io/v1" for d in documents)
+    assert {d["metadata"]["namespace"] for d in documents} == {"ns1"}
+    # The gateway VirtualService serves the chart's istio.gateway.hosts.
+    assert documents[-1]["spec"]["hosts"] == ["caixa.example.com"]
 
 
 def test_render_envoy_with_set_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ from caixa.mesh.values import apply_set, deep_merge, load_values
 
 
 @pytest.mark.parametrize(
-    ("text", "millis", "envoy", "istio"),
+    ("text", "millis", "envoy", "canonical"),
     [
         ("250ms", 250, "0.250s", "250ms"),
         ("5s", 5000, "5s", "5s"),
@@ -20,11 +20,15 @@ from caixa.mesh.values import apply_set, deep_merge, load_values
         ("0s", 0, "0s", "0s"),
     ],
 )
-def test_duration_forms(text: str, millis: int, envoy: str, istio: str) -> None:
+def test_duration_forms(text: str, millis: int, envoy: str, canonical: str) -> None:
     duration = Duration.parse(text)
     assert duration.millis == millis
     assert duration.envoy() == envoy
-    assert str(duration) == istio
+    # A parsed duration prints as written: the chart passes values through to Istio
+    # untouched, and `caixa-mesh render istio` must print the same string.
+    assert str(duration) == text
+    assert duration == Duration(millis)
+    assert str(Duration(millis)) == canonical
 
 
 def test_deep_merge_like_helm() -> None:

@@ -90,6 +90,11 @@ def test_cloud_values_alone_lint_clean(shapes: dict[str, MethodShape]) -> None:
             "mesh.upstreams.consolidado.routeClasses.reads.methods[1]",
         ),
         (
+            "locality-failover-needs-outlier-detection",
+            "locality-failover-needs-outlier-detection",
+            "mesh.upstreams.consolidado.localityFailover",
+        ),
+        (
             "retry-streaming",
             "retry-streaming",
             "mesh.upstreams.lancamentos.routeClasses.change-feed",

@@ -3,7 +3,8 @@
     caixa-mesh lint    -f helm/caixa/values.yaml [-f values-local.yaml] [--set k=v]
     caixa-mesh explain -f ... [--service consolidado]
     caixa-mesh render envoy -f ... --out DIR
-    caixa-mesh render istio -f ... [--gateway caixa-gateway]
+    caixa-mesh render istio -f ... [--namespace caixa] [--release caixa]
+    caixa-mesh render --istio -f ...   (the same)
 
 Exit status: 0 clean, 1 findings or invalid values, 2 bad usage.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from caixa.mesh.explain import explain
-from caixa.mesh.istio_specs import istio_specs
+from caixa.mesh.istio_specs import istio_objects
 from caixa.mesh.lint import lint
 from caixa.mesh.methods import MethodShape, load_method_shapes
 from caixa.mesh.policy import MeshPolicy
@@ -81,9 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("openapi/caixa.openapi.json"),
         help="document the gateway serves at /openapi.json (skipped if missing)",
     )
-    istio = targets.add_parser("istio", help="DestinationRule/VirtualService objects as YAML")
+    istio = targets.add_parser(
+        "istio", help="DestinationRule/VirtualService objects as YAML, as the chart renders them"
+    )
     _values_arguments(istio)
     istio.add_argument("--gateway", default="caixa-gateway", help="Istio Gateway name")
+    istio.add_argument("--namespace", default="caixa", help="the release's namespace")
+    istio.add_argument("--release", default="caixa", help="the Helm release name")
     return parser
 
 
@@ -131,24 +136,32 @@ def run_render_envoy(args: argparse.Namespace) -> int:
 
 
 def run_render_istio(args: argparse.Namespace) -> int:
-    policy = policy_from_values(load_values(args.files, args.sets))
-    documents = []
-    for key, spec in istio_specs(policy, args.gateway).items():
-        kind, name = key.split("/", 1)
-        documents.append(
-            {
-                "apiVersion": "networking.istio.io/v1",
-                "kind": kind,
-                "metadata": {"name": name},
-                "spec": spec,
-            }
-        )
+    values = load_values(args.files, args.sets)
+    policy = policy_from_values(values)
+    # The gateway VirtualService serves the chart's istio.gateway.hosts.
+    hosts = values.get("istio", {}).get("gateway", {}).get("hosts") or ["*"]
+    documents = istio_objects(
+        policy,
+        namespace=args.namespace,
+        release=args.release,
+        gateway=args.gateway,
+        hosts=tuple(hosts),
+    )
     print(yaml.safe_dump_all(documents, sort_keys=False), end="")
     return OK
 
 
+def _aliases(argv: Sequence[str]) -> list[str]:
+    """`render --istio ...` is `render istio ...`."""
+    args = list(argv)
+    if args[:1] == ["render"] and "--istio" in args:
+        args.remove("--istio")
+        args.insert(1, "istio")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_aliases(sys.argv[1:] if argv is None else argv))
     if args.command == "render":
         run = run_render_envoy if args.target == "envoy" else run_render_istio
     else:

@@ -7,7 +7,7 @@ person and milliseconds to another.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler
@@ -22,6 +22,10 @@ class Duration:
     """A non-negative duration with millisecond resolution (Envoy's and Istio's floor)."""
 
     millis: int
+    # As the values file wrote it. The Helm chart passes duration strings through to
+    # Istio untouched, so `str` must too, or `caixa-mesh render istio` and the chart
+    # would disagree on "1500ms" vs "1.5s". Ignored by comparisons.
+    text: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -34,7 +38,7 @@ class Duration:
         total = sum(float(p.group(1)) * _MS_PER_UNIT[p.group(2)] for p in parts)
         if total != int(total):
             raise ValueError(f"{text!r} has a fraction of a millisecond; Envoy can't hold that")
-        return cls(int(total))
+        return cls(int(total), text)
 
     @property
     def seconds(self) -> float:
@@ -47,7 +51,10 @@ class Duration:
         return f"{self.millis / 1000:.3f}s"
 
     def __str__(self) -> str:
-        """The values-file form, also what Istio accepts: "250ms", "5s", "90s"."""
+        """The values-file form, also what Istio accepts: as written ("1m30s"), or for a
+        computed duration "250ms", "5s", "90s"."""
+        if self.text is not None:
+            return self.text
         if self.millis % 1000 == 0:
             return f"{self.millis // 1000}s"
         return f"{self.millis}ms"

@@ -71,7 +71,9 @@ def class_routes(policy: MeshPolicy, upstream_name: UpstreamName) -> list[Effect
     upstream = policy.upstreams[upstream_name]
     base = f"mesh.upstreams.{upstream_name}"
     routes: list[EffectiveRoute] = []
-    for class_name, route_class in upstream.route_classes.items():
+    # Sorted by name: classes match disjoint methods, and the Helm chart's Go templates
+    # can only range over a map in key order, so both sides list routes alike.
+    for class_name, route_class in sorted(upstream.route_classes.items()):
         services = tuple(dict.fromkeys(service_of(m) for m in route_class.methods))
         routes.append(
             EffectiveRoute(
@@ -121,7 +123,7 @@ def gateway_routes(policy: MeshPolicy) -> list[EffectiveRoute]:
     """Routes of the public services only; internal methods fall through to a 404."""
     public = set(policy.gateway.public_services)
     routes: list[EffectiveRoute] = []
-    for name in policy.upstreams:
+    for name in sorted(policy.upstreams):  # key order, as the chart ranges over them
         for route in upstream_routes(policy, name):
             kept = route.only(public)
             if kept is not None:

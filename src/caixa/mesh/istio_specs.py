@@ -1,7 +1,9 @@
 """DestinationRule and VirtualService `spec`s for a policy: the Istio side of the mapping.
 
-The Helm chart renders these same dicts into objects, and a consistency test can feed
-them through `envoy_fields` to check that a cluster Envoy gets what the local one does.
+The Helm chart renders these same dicts into objects (helm/caixa/templates/istio/), and
+`istio_objects` wraps them in the metadata the chart gives them, so `caixa-mesh render
+istio` prints what `helm template` does. A consistency test can feed them through
+`envoy_fields` to check that a cluster Envoy gets what the local one does.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ def destination_rule_spec(policy: MeshPolicy, upstream_name: UpstreamName) -> JS
             "baseEjectionTime": str(detection.base_ejection_time),
             "maxEjectionPercent": detection.max_ejection_percent,
         }
+    failover = upstream.locality_failover
+    if failover is not None:
+        setting: JSON = {"enabled": failover.enabled}
+        if failover.failover:
+            setting["failover"] = [{"from": f.from_, "to": f.to} for f in failover.failover]
+        if failover.failover_priority:
+            setting["failoverPriority"] = list(failover.failover_priority)
+        # No `simple`: pilot keeps its default LEAST_REQUEST, as without loadBalancer.
+        traffic_policy["loadBalancer"] = {"localityLbSetting": setting}
     return {"host": upstream.host, "trafficPolicy": traffic_policy}
 
 
@@ -66,7 +77,10 @@ def _string_match(match: PathMatch) -> JSON:
 
 
 def http_route(route: EffectiveRoute, host: str) -> JSON:
-    spec: JSON = {"name": route.name if not route.is_default else f"default-{route.services[0]}"}
+    # "<upstream>.<class>", as the local Envoy names its routes: Istio names the Envoy route
+    # after the HTTPRoute, and the gateway VirtualService holds both upstreams' classes.
+    name = route.name if not route.is_default else f"default-{route.services[0]}"
+    spec: JSON = {"name": f"{route.upstream}.{name}"}
     spec["match"] = [{"uri": _string_match(route.match())}]
     spec["route"] = [{"destination": {"host": host}}]
     spec["timeout"] = str(route.timeout)
@@ -94,11 +108,48 @@ def gateway_virtual_service_spec(
     }
 
 
-def istio_specs(policy: MeshPolicy, gateway: str = "caixa-gateway") -> dict[str, JSON]:
+def istio_specs(
+    policy: MeshPolicy, gateway: str = "caixa-gateway", hosts: tuple[str, ...] = ("*",)
+) -> dict[str, JSON]:
     """Every spec by a stable name: `<upstream>` DR/VS pairs plus the gateway VS."""
     specs: dict[str, JSON] = {}
-    for name in policy.upstreams:
+    for name in sorted(policy.upstreams):
         specs[f"DestinationRule/{name}"] = destination_rule_spec(policy, name)
         specs[f"VirtualService/{name}"] = virtual_service_spec(policy, name)
-    specs[f"VirtualService/{gateway}"] = gateway_virtual_service_spec(policy, gateway)
+    specs[f"VirtualService/{gateway}"] = gateway_virtual_service_spec(policy, gateway, hosts)
     return specs
+
+
+def object_labels(release: str) -> dict[str, str]:
+    """The chart's `caixa.istio.labels`."""
+    return {
+        "app.kubernetes.io/part-of": "caixa",
+        "app.kubernetes.io/component": "mesh",
+        "app.kubernetes.io/managed-by": "Helm",
+        "app.kubernetes.io/instance": release,
+    }
+
+
+def istio_objects(
+    policy: MeshPolicy,
+    *,
+    namespace: str = "caixa",
+    release: str = "caixa",
+    gateway: str = "caixa-gateway",
+    hosts: tuple[str, ...] = ("*",),
+) -> list[JSON]:
+    """The DestinationRule/VirtualService objects exactly as the chart renders them for a
+    release in `namespace`, with `hosts` = the values' istio.gateway.hosts."""
+    return [
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": key.split("/", 1)[0],
+            "metadata": {
+                "name": key.split("/", 1)[1],
+                "namespace": namespace,
+                "labels": object_labels(release),
+            },
+            "spec": spec,
+        }
+        for key, spec in istio_specs(policy, gateway, hosts).items()
+    ]

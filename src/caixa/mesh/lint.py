@@ -292,6 +292,24 @@ def check_report_rate_limit(policy: MeshPolicy) -> list[Finding]:
     return findings
 
 
+def check_locality_failover(policy: MeshPolicy, name: UpstreamName) -> list[Finding]:
+    """Istio's pilot ignores localityLbSetting without outlier detection: nothing would
+    ever mark the local endpoints unhealthy, so traffic would never fail over."""
+    upstream = policy.upstreams[name]
+    failover = upstream.locality_failover
+    if failover is None or not failover.enabled or upstream.outlier_detection is not None:
+        return []
+    return [
+        Finding(
+            "locality-failover-needs-outlier-detection",
+            f"mesh.upstreams.{name}.localityFailover",
+            f"{name} sets locality failover without outlierDetection; Istio then never "
+            "fails over to another locality",
+            f"set mesh.upstreams.{name}.outlierDetection, or remove localityFailover",
+        )
+    ]
+
+
 def lint(
     policy: MeshPolicy,
     replicas: Mapping[str, int] | None = None,
@@ -308,5 +326,6 @@ def lint(
         findings += check_retry_load(policy, name)
         findings += check_ejection(policy, name, (replicas or {}).get(name))
         findings += check_istio_parity(policy, name)
+        findings += check_locality_failover(policy, name)
     findings += check_report_rate_limit(policy)
     return list(dict.fromkeys(findings))  # identical findings once

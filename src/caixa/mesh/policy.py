@@ -148,6 +148,32 @@ class OutlierDetection(Strict):
     max_ejection_percent: Annotated[int, Field(ge=1, le=100, strict=True)]
 
 
+class FailoverRegions(Strict):
+    """Istio's LocalityLoadBalancerSetting.Failover: where `from`'s callers go next."""
+
+    from_: Annotated[str, Field(alias="from", min_length=1)]
+    to: Annotated[str, Field(min_length=1)]
+
+
+class LocalityFailover(Strict):
+    """Istio's DestinationRule `loadBalancer.localityLbSetting` (multi-cluster failover).
+
+    Names mirror Istio's. Istio only fails over when outlier detection is set (the linter
+    checks); the local mesh has one locality, so locally it changes nothing.
+    """
+
+    enabled: bool = True
+    failover: tuple[FailoverRegions, ...] = ()
+    # Endpoint labels, most significant first (e.g. topology.istio.io/network).
+    failover_priority: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LocalityFailover:
+        if self.failover and self.failover_priority:
+            raise ValueError("set failover or failoverPriority, not both (Istio rejects both)")
+        return self
+
+
 class HealthCheck(Strict):
     """Active health checks through grpc.health.v1.Health/Check (local Envoy only)."""
 
@@ -191,6 +217,7 @@ class UpstreamPolicy(Strict):
     connection_pool: ConnectionPool
     outlier_detection: OutlierDetection | None = None
     health_check: HealthCheck | None = None
+    locality_failover: LocalityFailover | None = None
     # Keyed by class name, so an environment overlay can change one class (Helm merges
     # mappings key by key but replaces lists whole). Classes match disjoint methods, so
     # their order does not matter.
@@ -332,9 +359,11 @@ __all__ = [
     "ConnectionPool",
     "Duration",
     "EgressSidecar",
+    "FailoverRegions",
     "GatewayPolicy",
     "HealthCheck",
     "LocalTopology",
+    "LocalityFailover",
     "MeshPolicy",
     "OutlierDetection",
     "RateLimit",

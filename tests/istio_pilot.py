@@ -1,0 +1,92 @@
+"""Istio's translation of DestinationRule/VirtualService fields to Envoy, re-derived from
+pilot's Go code (cluster_traffic_policy.go, route.go, retry/retry.go), independently of
+caixa.mesh.envoy_fields so that the two can check each other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from caixa.mesh import envoy_fields
+from caixa.mesh.durations import Duration
+
+
+def _duration(text: str) -> str:
+    return Duration.parse(text).envoy()
+
+
+def pilot_cluster(dr: dict[str, Any]) -> dict[str, Any]:
+    pool = dr["trafficPolicy"]["connectionPool"]
+    threshold: dict[str, Any] = {"track_remaining": True}
+    if pool["tcp"].get("maxConnections", 0) > 0:
+        threshold["max_connections"] = pool["tcp"]["maxConnections"]
+    if pool["http"].get("http1MaxPendingRequests", 0) > 0:
+        threshold["max_pending_requests"] = pool["http"]["http1MaxPendingRequests"]
+    if pool["http"].get("http2MaxRequests", 0) > 0:
+        threshold["max_requests"] = pool["http"]["http2MaxRequests"]
+    if pool["http"].get("maxRetries", 0) > 0:
+        threshold["max_retries"] = pool["http"]["maxRetries"]
+    cluster: dict[str, Any] = {
+        "connect_timeout": _duration(pool["tcp"]["connectTimeout"]),
+        "circuit_breakers": {"thresholds": [threshold]},
+    }
+    od = dr["trafficPolicy"].get("outlierDetection")
+    if od is not None:
+        out: dict[str, Any] = {"enforcing_success_rate": 0}
+        if "consecutive5xxErrors" in od:
+            out["consecutive_5xx"] = od["consecutive5xxErrors"]
+            out["enforcing_consecutive_5xx"] = 100 if od["consecutive5xxErrors"] > 0 else 0
+        if "consecutiveGatewayErrors" in od:
+            v = od["consecutiveGatewayErrors"]
+            out["consecutive_gateway_failure"] = v
+            out["enforcing_consecutive_gateway_failure"] = 100 if v > 0 else 0
+        out["interval"] = _duration(od["interval"])
+        out["base_ejection_time"] = _duration(od["baseEjectionTime"])
+        if od.get("maxEjectionPercent", 0) > 0:
+            out["max_ejection_percent"] = od["maxEjectionPercent"]
+        cluster["outlier_detection"] = out
+        cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": 0}}
+    return cluster
+
+
+def pilot_route(http: dict[str, Any]) -> dict[str, Any]:
+    timeout = _duration(http.get("timeout", "0s"))
+    action: dict[str, Any] = {"timeout": timeout, "max_grpc_timeout": timeout}
+    retries = http.get("retries")
+    if retries is not None and retries["attempts"] > 0:
+        policy: dict[str, Any] = {
+            "num_retries": retries["attempts"],
+            "retry_on": retries.get("retryOn", envoy_fields.ISTIO_DEFAULT_RETRY_ON),
+            "host_selection_retry_max_attempts": 5,
+        }
+        if "retryOn" not in retries:
+            policy["retriable_status_codes"] = [503]
+        if "perTryTimeout" in retries:
+            policy["per_try_timeout"] = _duration(retries["perTryTimeout"])
+        if retries.get("retryIgnorePreviousHosts", True):
+            policy["retry_host_predicate"] = [
+                {
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": {"@type": envoy_fields.PREVIOUS_HOSTS_TYPE},
+                }
+            ]
+        if retries.get("retryRemoteLocalities"):
+            policy["retry_priority"] = {
+                "name": "envoy.retry_priorities.previous_priorities",
+                "typed_config": {
+                    "@type": envoy_fields.PREVIOUS_PRIORITIES_TYPE,
+                    "update_frequency": 2,
+                },
+            }
+        if "backoff" in retries:
+            policy["retry_back_off"] = {"base_interval": _duration(retries["backoff"])}
+        action["retry_policy"] = policy
+    return action
+
+
+def without_local_only(cluster_or_route: dict[str, Any]) -> dict[str, Any]:
+    """Drop what Istio has no field for: health checks, the backoff cap, the LB choice."""
+    copy = {k: v for k, v in cluster_or_route.items() if k not in ("health_checks", "lb_policy")}
+    back_off = copy.get("retry_policy", {}).get("retry_back_off")
+    if back_off:
+        back_off.pop("max_interval", None)
+    return copy
