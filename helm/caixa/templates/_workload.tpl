@@ -1,0 +1,265 @@
+{{/* The pieces every Caixa workload shares: pod shape, security, probes, env. */}}
+
+{{/* Restricted Pod Security Standard. 10001 is the Dockerfile's non-root user. */}}
+{{- define "caixa.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "caixa.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/*
+Native gRPC probes. `liveness` stays SERVING while the process lives, so a dependency
+outage never restarts pods; "" is SERVING only when the database answers.
+*/}}
+{{- define "caixa.grpcProbes" -}}
+startupProbe:
+  grpc: {port: {{ .Values.ports.grpc }}, service: liveness}
+  periodSeconds: 2
+  failureThreshold: 30
+livenessProbe:
+  grpc: {port: {{ .Values.ports.grpc }}, service: liveness}
+  periodSeconds: 10
+  timeoutSeconds: 2
+  failureThreshold: 3
+readinessProbe:
+  grpc: {port: {{ .Values.ports.grpc }}}
+  periodSeconds: 5
+  timeoutSeconds: 2
+  failureThreshold: 2
+{{- end -}}
+
+{{/* The in-cluster gRPC target of a mesh upstream ("lancamentos" or "consolidado"). */}}
+{{- define "caixa.upstreamTarget" -}}
+{{- $host := (index .root.Values.mesh.upstreams .upstream).host -}}
+dns:///{{ $host }}.{{ .root.Release.Namespace }}.svc.cluster.local:{{ .root.Values.ports.grpc }}
+{{- end -}}
+
+{{- define "caixa.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .ref.name }}
+      key: {{ .ref.key }}
+{{- end -}}
+
+{{/*
+A Deployment. dict: root, component, args (list), env (list of EnvVar, after the shared
+ones), databaseSecret (a secrets.* entry).
+*/}}
+{{- define "caixa.deployment" -}}
+{{- $root := .root -}}
+{{- $values := index $root.Values .component -}}
+{{- $ctx := dict "root" $root "component" .component -}}
+{{- $drain := int $root.Values.termination.drainSeconds -}}
+{{- $reserved := list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" -}}
+{{- range .env }}{{ $reserved = append $reserved .name }}{{ end -}}
+{{- range $name, $_ := $values.env }}
+{{- if has $name $reserved }}
+{{- fail (printf "%s.env.%s: the chart sets %s itself; change the value it comes from instead" $.component $name $name) }}
+{{- end }}
+{{- end -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "caixa.componentName" $ctx }}
+  labels:
+    {{- include "caixa.labels" $ctx | nindent 4 }}
+spec:
+  {{- if not (and $values.autoscaling $values.autoscaling.enabled) }}
+  replicas: {{ $values.replicaCount }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "caixa.selectorLabels" $ctx | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "caixa.podLabels" $ctx | nindent 8 }}
+        sidecar.istio.io/inject: "true"
+      annotations:
+        # The sidecar drains as long as the app does; the app starts once Envoy is up.
+        proxy.istio.io/config: {{ dict "terminationDrainDuration" (printf "%ds" $drain) "holdApplicationUntilProxyStarts" true | toJson | quote }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ $root.Values.ports.metrics | quote }}
+        prometheus.io/path: /metrics
+        {{- with $values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "caixa.serviceAccountName" $ctx }}
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: {{ add $drain $root.Values.termination.graceMarginSeconds }}
+      securityContext:
+        {{- include "caixa.podSecurityContext" $root | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      topologySpreadConstraints:
+        {{- range $key := list $root.Values.topologySpread.topologyKey "kubernetes.io/hostname" }}
+        - topologyKey: {{ $key }}
+          maxSkew: {{ $root.Values.topologySpread.maxSkew }}
+          whenUnsatisfiable: {{ $root.Values.topologySpread.whenUnsatisfiable }}
+          labelSelector:
+            matchLabels:
+              {{- include "caixa.selectorLabels" $ctx | nindent 14 }}
+        {{- end }}
+      {{- with $values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "caixa.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          args:
+            {{- toYaml .args | nindent 12 }}
+          ports:
+            - name: grpc
+              containerPort: {{ $root.Values.ports.grpc }}
+              protocol: TCP
+            - name: metrics
+              containerPort: {{ $root.Values.ports.metrics }}
+              protocol: TCP
+          env:
+            - name: GRPC_HOST
+              value: 0.0.0.0
+            - name: GRPC_PORT
+              value: {{ $root.Values.ports.grpc | quote }}
+            - name: METRICS_PORT
+              value: {{ $root.Values.ports.metrics | quote }}
+            - name: SHUTDOWN_GRACE_SECONDS
+              value: {{ $drain | quote }}
+            {{- include "caixa.secretEnv" (dict "name" "DATABASE_URL" "ref" .databaseSecret) | nindent 12 }}
+            {{- with .env }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+            {{- range $name, $value := $values.env }}
+            - name: {{ $name }}
+              value: {{ $value | quote }}
+            {{- end }}
+          {{- include "caixa.grpcProbes" $root | nindent 10 }}
+          resources:
+            {{- toYaml $values.resources | nindent 12 }}
+          securityContext:
+            {{- include "caixa.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        # The root filesystem is read-only; Python and grpc still want a scratch dir.
+        - name: tmp
+          emptyDir:
+            sizeLimit: 64Mi
+{{- end -}}
+
+{{/* The Service that the mesh upstream `.upstream` names. */}}
+{{- define "caixa.service" -}}
+{{- $ctx := dict "root" .root "component" .component -}}
+apiVersion: v1
+kind: Service
+metadata:
+  # The Istio DestinationRule and VirtualService hosts come from mesh.upstreams.*.host.
+  name: {{ (index .root.Values.mesh.upstreams .component).host }}
+  labels:
+    {{- include "caixa.labels" $ctx | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "caixa.selectorLabels" $ctx | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ .root.Values.ports.grpc }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+{{- end -}}
+
+{{- define "caixa.hpa" -}}
+{{- $ctx := dict "root" .root "component" .component -}}
+{{- $scaling := (index .root.Values .component).autoscaling -}}
+{{- if $scaling.enabled -}}
+{{- if lt (int $scaling.maxReplicas) (int $scaling.minReplicas) -}}
+{{- fail (printf "%s.autoscaling: maxReplicas (%d) is below minReplicas (%d)" .component (int $scaling.maxReplicas) (int $scaling.minReplicas)) -}}
+{{- end -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "caixa.componentName" $ctx }}
+  labels:
+    {{- include "caixa.labels" $ctx | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "caixa.componentName" $ctx }}
+  minReplicas: {{ $scaling.minReplicas }}
+  maxReplicas: {{ $scaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $scaling.targetCPUUtilizationPercentage }}
+{{- end -}}
+{{- end -}}
+
+{{- define "caixa.pdb" -}}
+{{- $ctx := dict "root" .root "component" .component -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "caixa.componentName" $ctx }}
+  labels:
+    {{- include "caixa.labels" $ctx | nindent 4 }}
+spec:
+  {{- toYaml (index .root.Values .component).podDisruptionBudget | nindent 2 }}
+  selector:
+    matchLabels:
+      {{- include "caixa.selectorLabels" $ctx | nindent 6 }}
+{{- end -}}
+
+{{/* The write path needs the PostgreSQL primary; see cluster.writePath. */}}
+{{- define "caixa.writePathGuard" -}}
+{{- if and (not .Values.cluster.writePath) (or .Values.lancamentos.enabled .Values.dispatcher.enabled) -}}
+{{- fail "lancamentos and dispatcher are the write path and run only in the cluster with the PostgreSQL primary: set lancamentos.enabled=false and dispatcher.enabled=false, or cluster.writePath=true" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The chart's CloudNativePG instances (a LabelSelector). */}}
+{{- define "caixa.cnpgInstanceSelector" -}}
+matchLabels:
+  cnpg.io/podRole: instance
+matchExpressions:
+  - key: cnpg.io/cluster
+    operator: In
+    values:
+      {{- range .Values.cnpg.databases }}
+      - {{ include "caixa.cnpgClusterName" (dict "root" $ "database" .) }}
+      {{- end }}
+{{- end -}}
+
+{{- define "caixa.cnpgClusterName" -}}
+{{ include "caixa.componentName" (dict "root" .root "component" (printf "%s-pg" .database)) }}
+{{- end -}}

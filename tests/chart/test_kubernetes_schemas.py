@@ -1,0 +1,166 @@
+"""Every rendered Kubernetes object is valid for the Kubernetes version we target.
+
+Built-in kinds go through kubernetes-validate's strict schemas (unknown fields are
+errors). Istio kinds are checked against Istio's CRDs elsewhere. No PyPI package ships
+CloudNativePG's CRD schemas, so CNPG objects are checked against the field names of
+CNPG's v1 API reference (postgresql.cnpg.io/v1, CloudNativePG 1.25–1.31) listed below.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]  # ships no py.typed
+import pytest
+
+from caixa.chart.render import Object, Rendered, render_chart
+
+# The Kubernetes release whose OpenAPI schemas the objects must satisfy.
+KUBERNETES_VERSION = "1.33.0"
+
+BUILT_IN_API_VERSIONS = frozenset(
+    {"v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1"}
+)
+CNPG_API_VERSION = "postgresql.cnpg.io/v1"
+
+# CloudNativePG's API reference: the keys allowed at each path the chart writes.
+CNPG_FIELDS: dict[tuple[str, ...], frozenset[str]] = {
+    ("Cluster", "spec"): frozenset(
+        {
+            "instances",
+            "imageName",
+            "inheritedMetadata",
+            "affinity",
+            "storage",
+            "bootstrap",
+            "backup",
+        }
+    ),
+    ("Cluster", "spec", "inheritedMetadata"): frozenset({"labels", "annotations"}),
+    ("Cluster", "spec", "affinity"): frozenset({"enablePodAntiAffinity", "topologyKey"}),
+    ("Cluster", "spec", "storage"): frozenset({"size", "storageClass"}),
+    ("Cluster", "spec", "bootstrap"): frozenset({"initdb"}),
+    ("Cluster", "spec", "bootstrap", "initdb"): frozenset({"database", "owner"}),
+    ("Cluster", "spec", "backup"): frozenset({"retentionPolicy", "barmanObjectStore"}),
+    ("Cluster", "spec", "backup", "barmanObjectStore"): frozenset(
+        {"destinationPath", "endpointURL", "s3Credentials", "wal", "data"}
+    ),
+    ("Cluster", "spec", "backup", "barmanObjectStore", "s3Credentials"): frozenset(
+        {"accessKeyId", "secretAccessKey"}
+    ),
+    ("Cluster", "spec", "backup", "barmanObjectStore", "s3Credentials", "accessKeyId"): (
+        frozenset({"name", "key"})
+    ),
+    ("Cluster", "spec", "backup", "barmanObjectStore", "s3Credentials", "secretAccessKey"): (
+        frozenset({"name", "key"})
+    ),
+    ("Cluster", "spec", "backup", "barmanObjectStore", "wal"): frozenset({"compression"}),
+    ("Cluster", "spec", "backup", "barmanObjectStore", "data"): frozenset({"compression"}),
+    ("ScheduledBackup", "spec"): frozenset(
+        {"schedule", "method", "backupOwnerReference", "cluster"}
+    ),
+    ("ScheduledBackup", "spec", "cluster"): frozenset({"name"}),
+}
+CNPG_REQUIRED: dict[str, frozenset[str]] = {
+    "Cluster": frozenset({"instances", "storage"}),
+    "ScheduledBackup": frozenset({"schedule", "cluster"}),
+}
+
+
+def kubernetes_errors(objects: Iterable[Object]) -> list[str]:
+    """Why each object is invalid; raises for a kind this test knows no schema for."""
+    errors: list[str] = []
+    for obj in objects:
+        api_version = obj["apiVersion"]
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        if api_version in BUILT_IN_API_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                errors.append(f"{where}: {'.'.join(map(str, error.path))}: {error.message}")
+        elif api_version == CNPG_API_VERSION:
+            errors.extend(f"{where}: {problem}" for problem in cnpg_errors(obj))
+        elif not api_version.split("/")[0].endswith(".istio.io"):
+            raise AssertionError(f"{where}: no schema known for {api_version}")
+    return errors
+
+
+def cnpg_errors(obj: Object) -> list[str]:
+    kind = obj["kind"]
+    missing = CNPG_REQUIRED[kind] - obj["spec"].keys()
+    errors = [f"spec: missing {sorted(missing)}"] if missing else []
+
+    def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        allowed = CNPG_FIELDS.get((kind, *path))
+        if allowed is None:
+            return  # free-form below here (labels, annotations)
+        for key, value in node.items():
+            if key not in allowed:
+                errors.append(f"{'.'.join(path)}: unknown field {key!r}")
+            elif isinstance(value, Mapping):
+                walk(value, (*path, key))
+
+    walk(obj["spec"], ("spec",))
+    if kind == "ScheduledBackup" and len(obj["spec"]["schedule"].split()) != 6:
+        errors.append("spec.schedule: CNPG wants six cron fields, seconds first")
+    return errors
+
+
+def test_every_rendered_object_is_valid(rendered: Rendered) -> None:
+    assert kubernetes_errors(rendered) == []
+
+
+def test_cnpg_objects_are_checked_against_the_field_list() -> None:
+    rendered = render_chart(sets=["cnpg.enabled=true"])
+    cnpg = [o for o in rendered if o["apiVersion"] == CNPG_API_VERSION]
+    assert {o["kind"] for o in cnpg} == {"Cluster", "ScheduledBackup"}
+    assert kubernetes_errors(cnpg) == []
+
+    typo = copy.deepcopy(rendered.of_kind("Cluster")[0])
+    typo["spec"]["backup"]["barmanObjectStore"]["destinationPth"] = "s3://x"
+    assert any("destinationPth" in e for e in kubernetes_errors([typo]))
+
+    five_fields = copy.deepcopy(rendered.of_kind("ScheduledBackup")[0])
+    five_fields["spec"]["schedule"] = "0 2 * * *"
+    assert any("six cron fields" in e for e in kubernetes_errors([five_fields]))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("spec", "replica"), 2, "replica"),  # unknown field (strict mode)
+        (("spec", "replicas"), "two", "replicas"),  # wrong type
+        (("spec", "template", "spec", "containers"), [{"image": "x"}], "name"),  # missing
+    ],
+)
+def test_a_broken_object_is_rejected(
+    renders: dict[str, Rendered], path: tuple[str, ...], value: Any, expected: str
+) -> None:
+    broken = copy.deepcopy(renders["default"].get("Deployment", "caixa-consolidado"))
+    node = broken
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    errors = kubernetes_errors([broken])
+    assert len(errors) == 1 and expected in errors[0], errors
+
+
+def test_an_unknown_api_version_is_not_silently_skipped() -> None:
+    obj: Object = {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "x"}}
+    with pytest.raises(AssertionError, match="no schema known"):
+        kubernetes_errors([obj])
+
+
+def test_validation_uses_the_schemas_of_the_stated_version() -> None:
+    # resource.k8s.io/v1 went GA in 1.34: the pinned version must decide the outcome.
+    device_class: Object = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceClass",
+        "metadata": {"name": "x"},
+        "spec": {},
+    }
+    kubernetes_validate.validate(device_class, "1.34.0", strict=True)
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        kubernetes_validate.validate(device_class, KUBERNETES_VERSION, strict=True)

@@ -1,0 +1,130 @@
+"""Every workload the chart renders meets the restricted Pod Security Standard, sets
+requests and limits, and pins its image."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from caixa.chart.render import Object, Rendered, render_chart
+
+WORKLOAD_KINDS = ("Deployment", "Job")
+# Every optional part switched on, so no workload escapes the checks.
+EVERYTHING = ("cnpg.enabled=true", "migrations.enabled=true", "networkPolicy.enabled=true")
+
+
+def pod_specs(rendered: Rendered) -> Iterator[tuple[str, dict[str, Any]]]:
+    for kind in WORKLOAD_KINDS:
+        for obj in rendered.of_kind(kind):
+            yield f"{kind}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]
+
+
+def security_problems(pod: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    pod_context = pod.get("securityContext", {})
+    if pod_context.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append("pod: seccompProfile is not RuntimeDefault")
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        name = container["name"]
+        context = container.get("securityContext", {})
+        # A container's own setting wins over the pod's.
+        effective = {**pod_context, **context}
+        if effective.get("runAsNonRoot") is not True:
+            problems.append(f"{name}: runAsNonRoot is not true")
+        if effective.get("runAsUser", 0) == 0:
+            problems.append(f"{name}: runs as uid 0 (or an unset uid)")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation is not false")
+        if context.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{name}: root filesystem is writable")
+        if context.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{name}: capabilities are not all dropped")
+        if context.get("privileged"):
+            problems.append(f"{name}: privileged")
+        resources = container.get("resources", {})
+        for bound in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                if resource not in resources.get(bound, {}):
+                    problems.append(f"{name}: no {resource} {bound}")
+        problems.extend(f"{name}: {p}" for p in image_problems(container["image"]))
+    return problems
+
+
+def image_problems(image: str) -> list[str]:
+    if "@sha256:" in image:
+        return []
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag:  # no tag at all (a ":" there was a registry port)
+        return [f"image {image!r} has no tag"]
+    if tag == "latest":
+        return [f"image {image!r} uses latest"]
+    return []
+
+
+@pytest.fixture(scope="module")
+def everything() -> Rendered:
+    return render_chart(sets=EVERYTHING)
+
+
+def test_every_workload_is_restricted(rendered: Rendered) -> None:
+    specs = dict(pod_specs(rendered))
+    assert specs, "no workload rendered"
+    assert {name: security_problems(pod) for name, pod in specs.items()} == {
+        name: [] for name in specs
+    }
+
+
+def test_every_workload_is_restricted_with_every_feature_on(everything: Rendered) -> None:
+    specs = dict(pod_specs(everything))
+    assert {name.split("/")[0] for name in specs} == set(WORKLOAD_KINDS)
+    assert {name: security_problems(pod) for name, pod in specs.items()} == {
+        name: [] for name in specs
+    }
+
+
+def test_the_checks_catch_a_weakened_pod(everything: Rendered) -> None:
+    _, pod = next(pod_specs(everything))
+    weak = copy.deepcopy(pod)
+    weak["securityContext"] = {"runAsUser": 0}
+    weak["initContainers"] = [{"name": "init", "image": "busybox"}]
+    del weak["containers"][0]["securityContext"]["capabilities"]
+    del weak["containers"][0]["resources"]["limits"]
+    problems = security_problems(weak)
+    for expected in (
+        "pod: seccompProfile",
+        "init: runAsNonRoot",
+        "init: runs as uid 0",
+        "init: allowPrivilegeEscalation",
+        "init: root filesystem",
+        "init: image 'busybox' has no tag",
+        "capabilities are not all dropped",
+        "no cpu limits",
+        "no memory limits",
+    ):
+        assert any(expected in p for p in problems), (expected, problems)
+
+
+@pytest.mark.parametrize(
+    ("image", "ok"),
+    [
+        ("ghcr.io/caixa/caixa:0.1.0", True),
+        ("ghcr.io/caixa/caixa@sha256:" + "a" * 64, True),
+        ("ghcr.io/caixa/caixa:latest", False),
+        ("ghcr.io/caixa/caixa", False),
+        ("registry:5000/caixa", False),
+    ],
+)
+def test_image_pinning(image: str, ok: bool) -> None:
+    assert (image_problems(image) == []) is ok
+
+
+def test_service_accounts_do_not_mount_api_tokens(everything: Rendered) -> None:
+    # No Caixa process talks to the Kubernetes API; Istio mounts its own token.
+    accounts: list[Object] = everything.of_kind("ServiceAccount")
+    assert accounts
+    assert all(a["automountServiceAccountToken"] is False for a in accounts)
+    for name, pod in pod_specs(everything):
+        assert pod["automountServiceAccountToken"] is False, name
