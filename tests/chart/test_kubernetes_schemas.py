@@ -30,6 +30,8 @@ CNPG_FIELDS: dict[tuple[str, ...], frozenset[str]] = {
     ("Cluster", "spec"): frozenset(
         {
             "instances",
+            "minSyncReplicas",
+            "maxSyncReplicas",
             "imageName",
             "inheritedMetadata",
             "affinity",

@@ -296,6 +296,17 @@ def test_onprem_uses_cloudnative_pg(renders: dict[str, Rendered]) -> None:
     assert renders["default"].of_kind("Cluster") == []
 
 
+def test_cnpg_acknowledges_a_commit_only_once_a_standby_has_it(
+    renders: dict[str, Rendered],
+) -> None:
+    for cluster in renders["onprem"].of_kind("Cluster"):
+        assert cluster["spec"]["minSyncReplicas"] == cluster["spec"]["maxSyncReplicas"] == 1
+    with pytest.raises(HelmRenderError, match="synchronousReplicas"):
+        render_chart(sets=["cnpg.enabled=true", "cnpg.instances=1"])
+    asynchronous = render_chart(sets=["cnpg.enabled=true", "cnpg.synchronousReplicas=0"])
+    assert all("minSyncReplicas" not in c["spec"] for c in asynchronous.of_kind("Cluster"))
+
+
 def rules(rendered: Rendered, name: str, direction: str) -> list[dict[str, Any]]:
     spec = rendered.get("NetworkPolicy", name)["spec"]
     assert direction.capitalize() in spec["policyTypes"]
