@@ -154,14 +154,14 @@ def test_locality_failover_between_the_two_clusters(renders: dict[str, Rendered]
         return spec["trafficPolicy"].get("loadBalancer", {}).get("localityLbSetting")
 
     assert setting("default") is None
-    assert setting("cloud") == {
+    both_ways = {
         "enabled": True,
-        "failover": [{"from": "sa-east-1", "to": "br-sp-onprem"}],
+        "failover": [
+            {"from": "sa-east-1", "to": "br-sp-onprem"},
+            {"from": "br-sp-onprem", "to": "sa-east-1"},
+        ],
     }
-    assert setting("onprem") == {
-        "enabled": True,
-        "failover": [{"from": "br-sp-onprem", "to": "sa-east-1"}],
-    }
+    assert setting("cloud") == setting("onprem") == both_ways
     for topology in TOPOLOGIES:
         # Istio fails over only with outlier detection.
         spec = renders[topology].get("DestinationRule", "consolidado")["spec"]
