@@ -3,6 +3,9 @@ grpc.health.v1; `liveness` stays SERVING while the overall status follows the da
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -49,6 +52,18 @@ async def test_dead_database_fails_readiness_not_liveness() -> None:
     try:
         assert await _status(app.server.address, "") == NOT_SERVING
         assert await _status(app.server.address, SERVICE_NAME) == NOT_SERVING
+        assert await _status(app.server.address, LIVENESS_SERVICE) == SERVING
+    finally:
+        await app.server.stop(0)
+        await app.engine.dispose()
+
+
+async def test_unmigrated_database_fails_readiness(make_database: Callable[[str], str]) -> None:
+    url = await asyncio.to_thread(make_database, "unmigrated")
+    app = LancamentosApp(lancamentos_settings(url), serve=True, dispatch=False)
+    await app.server.start()
+    try:
+        assert await _status(app.server.address, "") == NOT_SERVING
         assert await _status(app.server.address, LIVENESS_SERVICE) == SERVING
     finally:
         await app.server.stop(0)

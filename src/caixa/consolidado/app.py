@@ -23,6 +23,7 @@ from caixa.consolidado.servicer import (
 from caixa.consolidado.settings import ConsolidadoSettings
 from caixa.platform import database
 from caixa.platform.grpc_server import GrpcServer
+from caixa.platform.migrations import SchemaCheck
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SERVICE_NAMES = [
@@ -37,7 +38,7 @@ def build_server(
     ingest: ConsolidadoIngestServicer,
     readiness_probe: Callable[[], Awaitable[None]],
 ) -> GrpcServer:
-    """Both services on one server; readiness is the database (Redis is optional)."""
+    """Both services on one server; readiness is the migrated database (Redis is optional)."""
     return GrpcServer(
         host=settings.grpc_host,
         port=settings.grpc_port,
@@ -78,13 +79,14 @@ class ConsolidadoApp:
         )
         self.server: GrpcServer | None = None
         if serve:
+            schema = SchemaCheck.of(MIGRATIONS)
             self.server = build_server(
                 settings,
                 ConsolidadoServicer(self.reader),
                 ConsolidadoIngestServicer(
                     self.ingestor, self.reconciler, before_apply=before_apply
                 ),
-                readiness_probe=lambda: database.ping(self.engine),
+                readiness_probe=lambda: schema(self.engine),
             )
 
     async def start(self) -> None:

@@ -15,6 +15,7 @@ from caixa.lancamentos.servicer import LancamentosServicer
 from caixa.lancamentos.settings import LancamentosSettings
 from caixa.platform import database
 from caixa.platform.grpc_server import GrpcServer, Registrar
+from caixa.platform.migrations import SchemaCheck
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SERVICE_NAME = "lancamentos.v1.LancamentosService"
@@ -35,6 +36,7 @@ class LancamentosApp:
             timezone=settings.business_timezone,
             group_commit_max_batch=settings.group_commit_max_batch,
         )
+        schema = SchemaCheck.of(MIGRATIONS)
         registrars: list[Registrar] = []
         if serve:
             servicer = LancamentosServicer(
@@ -48,7 +50,7 @@ class LancamentosApp:
             port=settings.grpc_port,
             service_names=[SERVICE_NAME] if serve else [],
             registrars=registrars,
-            readiness_probe=lambda: database.ping(self.engine),
+            readiness_probe=lambda: schema(self.engine),
             probe_interval=settings.health_probe_interval_seconds,
             metrics_port=settings.metrics_port,
         )

@@ -6,13 +6,15 @@ Each service's `migrations/env.py` only calls `run_migrations(metadata)`.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from caixa.platform.database import sqlalchemy_url
 
@@ -30,6 +32,48 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
 def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
     """Upgrades the database; call from a thread when an event loop is running."""
     command.upgrade(alembic_config(script_location, database_url), revision)
+
+
+class SchemaNotReady(Exception):
+    """The database has not been migrated to what this build needs (yet)."""
+
+
+@dataclass(frozen=True)
+class SchemaCheck:
+    """Readiness: the database is at this build's head, or newer.
+
+    A Helm upgrade migrates before it rolls pods, so during the rollout the old pods see
+    a revision they don't know; they stay ready (migrations are additive). A revision this
+    build knows but that is behind its head, or no revision at all (first install, hook
+    still running), keeps the pod out of the endpoints.
+    """
+
+    head: str
+    behind: frozenset[str]
+
+    @classmethod
+    def of(cls, script_location: Path) -> SchemaCheck:
+        config = Config()
+        config.set_main_option("script_location", str(script_location))
+        scripts = ScriptDirectory.from_config(config)
+        head = scripts.get_current_head()
+        if head is None:
+            raise RuntimeError(f"{script_location} has no migrations")
+        behind = frozenset(r.revision for r in scripts.walk_revisions() if r.revision != head)
+        return cls(head, behind)
+
+    async def __call__(self, engine: AsyncEngine) -> None:
+        async with engine.connect() as conn:
+            exists = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+            version = (
+                await conn.scalar(text("SELECT version_num FROM alembic_version"))
+                if exists
+                else None
+            )
+        if version is None:
+            raise SchemaNotReady(f"the database has no schema yet; this build needs {self.head}")
+        if version in self.behind:
+            raise SchemaNotReady(f"the database is at {version}; this build needs {self.head}")
 
 
 def _run_on(connection: Connection, metadata: MetaData) -> None:
