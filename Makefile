@@ -7,7 +7,7 @@ PROTOS := $(shell find protos -name '*.proto')
 DESCRIPTOR := build/caixa.pb
 THIRD_PARTY := third_party/googleapis
 
-.PHONY: all venv proto descriptor openapi run test lint typecheck buflint ci clean bench
+.PHONY: all venv proto descriptor chart-descriptor openapi run test lint typecheck buflint ci clean bench image
 
 all: proto
 
@@ -34,6 +34,13 @@ venv: $(VENV)/.installed
 proto: $(VENV)/.installed
 
 descriptor: proto
+
+# The chart's transcoder EnvoyFilter embeds the descriptor set. It is committed;
+# tests/chart/test_transcoder_descriptor.py fails when it differs from build/caixa.pb.
+CHART_DESCRIPTOR := helm/caixa/files/caixa.pb
+
+chart-descriptor: proto
+	cp $(DESCRIPTOR) $(CHART_DESCRIPTOR)
 
 # The REST surface's OpenAPI document is committed; tests/test_openapi.py
 # fails when it differs from what the protos produce.
@@ -62,6 +69,13 @@ ci: lint typecheck buflint test
 
 bench: proto
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# The container image (Dockerfile), built with buildah from a cached Debian
+# debootstrap base, then run and checked; needs root. See README,
+# "Container image".
+image: proto
+	scripts/image/build.sh
+	scripts/image/check.sh
 
 clean:
 	rm -rf $(GEN) build third_party .pytest_cache .mypy_cache .ruff_cache
