@@ -70,6 +70,15 @@ def _field_pair(spec: dict[str, Any], name: str, value: str, fold: bool = False)
 
 
 SOURCE_FIELDS = {"principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals"}
+SOURCE_FIELDS |= {"namespaces", "notNamespaces"}
+
+
+def peer_namespace(principal: str) -> str:
+    """Istio takes source.namespace from the peer's SPIFFE id; plain text has none."""
+    parts = principal.split("/")
+    return parts[2] if len(parts) == 5 and parts[1] == "ns" else ""
+
+
 OPERATION_FIELDS = {"paths", "notPaths", "methods", "notMethods", "ports", "notPorts"}
 OPERATION_FIELDS |= {"hosts", "notHosts"}
 
@@ -78,8 +87,10 @@ def source_matches(source: dict[str, Any], request: Request) -> bool:
     unknown = set(source) - SOURCE_FIELDS
     if unknown:
         raise NotImplementedError(f"source fields {unknown}")
-    return _field_pair(source, "principals", request.principal) and _field_pair(
-        source, "requestPrincipals", request.request_principal
+    return (
+        _field_pair(source, "principals", request.principal)
+        and _field_pair(source, "requestPrincipals", request.request_principal)
+        and _field_pair(source, "namespaces", peer_namespace(request.principal))
     )
 
 
@@ -139,7 +150,7 @@ LANCAMENTOS = "lancamentos.v1.LancamentosService"
 CONSOLIDADO = "consolidado.v1.ConsolidadoService"
 INGEST = "consolidado.v1.ConsolidadoIngestService"
 
-# target workload → caller → the RPCs it may call (health checks: everyone, everywhere).
+# target workload → caller → the RPCs it may call (health checks: see HEALTH_CALLERS).
 INTENDED: dict[str, dict[str, set[str]]] = {
     "lancamentos": {
         "gateway": {rpc for rpc in RPCS if rpc.startswith(f"{LANCAMENTOS}/")},
@@ -179,8 +190,14 @@ def _workloads(rendered: Rendered) -> dict[str, dict[str, str]]:
     }
 
 
+# Health through the mesh: the release's own workloads and the gateway, not strangers.
+HEALTH_CALLERS = {"gateway", "dispatcher", "lancamentos", "consolidado"}
+
+
 def _intended(target: str, caller: str, rpc: str) -> bool:
-    return rpc == HEALTH_CHECK or rpc in INTENDED[target].get(caller, set())
+    if rpc == HEALTH_CHECK:
+        return caller in HEALTH_CALLERS
+    return rpc in INTENDED[target].get(caller, set())
 
 
 def test_matrix_equals_the_intended_table(topology: str, rendered: Rendered) -> None:
@@ -223,8 +240,8 @@ def test_only_the_mesh_reaches_grpc_but_anyone_scrapes_metrics(rendered: Rendere
         assert not allowed(policies, NAMESPACE, labels, plain)
         scrape = Request(principal="", path="/metrics", method="GET", port=METRICS_PORT)
         assert allowed(policies, NAMESPACE, labels, scrape)
-        # The metrics port exposes metrics only, but it is the app's: no gRPC on it.
-        assert allowed(policies, NAMESPACE, labels, Request("", f"/{HEALTH_CHECK}"))
+        # Plain text gets nothing but the metrics port, health included.
+        assert not allowed(policies, NAMESPACE, labels, Request("", f"/{HEALTH_CHECK}"))
 
 
 @pytest.mark.parametrize(
@@ -232,7 +249,8 @@ def test_only_the_mesh_reaches_grpc_but_anyone_scrapes_metrics(rendered: Rendere
     [
         ("", f"/{CONSOLIDADO}/GetDailyBalance", "caixa.example.com", False),
         ("", "/v1/merchants/m1/daily-balances/2024-01-02", "CAIXA.example.com:443", False),
-        ("", "/openapi.json", "caixa.example.com", True),
+        # Nothing is public: the cluster gateway does not serve /openapi.json either.
+        ("", "/openapi.json", "caixa.example.com", False),
         (
             "https://auth.example.com//user-1",
             f"/{CONSOLIDADO}/GetDailyBalance",

@@ -23,7 +23,15 @@ TOGGLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("lancamentos.autoscaling.enabled=true", "consolidado.autoscaling.enabled=true"),
         ("lancamentos.autoscaling.enabled=false", "consolidado.autoscaling.enabled=false"),
     ),
-    "cnpg": (("cnpg.enabled=true",), ("cnpg.enabled=false",)),
+    # With NetworkPolicies on, CNPG needs the API server's and the object store's addresses.
+    "cnpg": (
+        (
+            "cnpg.enabled=true",
+            "cnpg.apiServerPeers[0].ipBlock.cidr=192.0.2.10/32",
+            "cnpg.objectStorePeers[0].ipBlock.cidr=192.0.2.50/32",
+        ),
+        ("cnpg.enabled=false",),
+    ),
     "migrations": (("migrations.enabled=true",), ("migrations.enabled=false",)),
     "digest": ((f"image.digest={DIGEST}",), ("image.digest=",)),
 }
@@ -69,7 +77,8 @@ def assert_toggles_took_effect(rendered: Rendered, flags: dict[str, bool]) -> No
 
     assert bool(rendered.of_kind("Job")) is flags["migrations"]
     if flags["networkPolicy"]:
-        assert ("caixa-migrations" in policies) is flags["migrations"]
+        for database in ("lancamentos", "consolidado"):
+            assert (f"caixa-migrations-{database}" in policies) is flags["migrations"]
 
     images = {
         c["image"]

@@ -62,6 +62,8 @@ def test_toggle_matrix_stays_valid(combination: tuple[bool, ...], tmp_path: Path
         "externalServices": [{"name": "pg", "hosts": ["pg.db.example.internal"], "port": 5432}],
         "authorization": {"reconcilePrincipals": ["cluster.local/ns/ops/sa/reconciler"]},
     }
+    # The remote east-west gateway the sidecars may reach (the chart demands one).
+    overlay["networkPolicy"] = {"eastWestPeers": [{"ipBlock": {"cidr": "203.0.113.20/32"}}]}
     rendered = render_with("default", overlay, tmp_path)
     objects = istio_objects(rendered)
     assert [e for o in objects for e in object_errors(o)] == []
@@ -107,15 +109,15 @@ def test_mtls_strict_with_plain_text_metrics(rendered: Rendered) -> None:
 def test_sidecars_limit_egress_to_what_each_workload_calls(renders: dict[str, Rendered]) -> None:
     sidecars = {o["metadata"]["name"]: o["spec"] for o in renders["default"].of_kind("Sidecar")}
     hosts = {name: spec["egress"][0]["hosts"] for name, spec in sidecars.items()}
-    lancamentos_db = "./caixa-lancamentos-pg-rw.caixa.svc.cluster.local"
-    consolidado_db = "./caixa-consolidado-pg-rw.caixa.svc.cluster.local"
+    # The defaults: PostgreSQL and Redis in namespaces of their own.
+    database = "postgres/postgres.postgres.svc.cluster.local"
     assert hosts == {
-        "lancamentos": [lancamentos_db],
-        "dispatcher": ["./consolidado.caixa.svc.cluster.local", lancamentos_db],
+        "lancamentos": [database],
+        "dispatcher": ["./consolidado.caixa.svc.cluster.local", database],
         "consolidado": [
             "./lancamentos.caixa.svc.cluster.local",
-            consolidado_db,
-            "./caixa-redis.caixa.svc.cluster.local",
+            database,
+            "redis/redis.redis.svc.cluster.local",
         ],
     }
     for spec in sidecars.values():
@@ -124,13 +126,20 @@ def test_sidecars_limit_egress_to_what_each_workload_calls(renders: dict[str, Re
     assert renders["cloud"].names("Sidecar") == {"consolidado"}
 
 
-def test_sidecars_add_the_cnpg_services(tmp_path: Path) -> None:
-    rendered = render_with("onprem", {"cnpg": {"enabled": True}}, tmp_path)
+def test_sidecars_add_the_cnpg_services(renders: dict[str, Rendered], tmp_path: Path) -> None:
+    onprem_values = load_values([CHART_VALUES, *TOPOLOGIES["onprem"]])
     for component, database in (("lancamentos", "lancamentos"), ("consolidado", "consolidado")):
-        hosts = rendered.get("Sidecar", component)["spec"]["egress"][0]["hosts"]
-        # Deduplicated: the default values already name the same Service.
-        assert hosts.count(f"./caixa-{database}-pg-rw.caixa.svc.cluster.local") == 1
-        assert f"caixa-{database}-pg" in rendered.names("Cluster")
+        # values-onprem.yaml names no database host: only the chart can add it.
+        assert onprem_values["istio"]["egress"][f"{database}Database"]["hosts"] == []
+        hosts = renders["onprem"].get("Sidecar", component)["spec"]["egress"][0]["hosts"]
+        assert f"./caixa-{database}-pg-rw.caixa.svc.cluster.local" in hosts
+        assert f"caixa-{database}-pg" in renders["onprem"].names("Cluster")
+    # Named in the values too, the host still appears once.
+    named = "./caixa-lancamentos-pg-rw.caixa.svc.cluster.local"
+    overlay = {"istio": {"egress": {"lancamentosDatabase": {"hosts": [named]}}}}
+    rendered = render_with("onprem", overlay, tmp_path)
+    hosts = rendered.get("Sidecar", "lancamentos")["spec"]["egress"][0]["hosts"]
+    assert hosts.count(named) == 1
 
 
 def test_east_west_exposure_per_cluster(renders: dict[str, Rendered]) -> None:

@@ -9,11 +9,13 @@ CNPG's v1 API reference (postgresql.cnpg.io/v1, CloudNativePG 1.25–1.31) liste
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]  # ships no py.typed
 import pytest
+from helm_python.errors import HelmValuesError
 
 from caixa.chart.render import Object, Rendered, render_chart
 
@@ -112,10 +114,57 @@ def cnpg_errors(obj: Object) -> list[str]:
 
 def test_every_rendered_object_is_valid(rendered: Rendered) -> None:
     assert kubernetes_errors(rendered) == []
+    assert ip_block_errors(rendered) == []
+
+
+def ip_block_errors(objects: Iterable[Object]) -> list[str]:
+    """The OpenAPI schema types an ipBlock's CIDRs as strings only: each must be a canonical
+    network (no host bits, which the API server warns about from 1.33), and each `except`
+    inside its `cidr`."""
+    errors: list[str] = []
+    for obj in objects:
+        if obj["kind"] != "NetworkPolicy":
+            continue
+        spec = obj["spec"]
+        rules = [*spec.get("ingress", []), *spec.get("egress", [])]
+        for peer in (p for r in rules for p in r.get("from", r.get("to", []))):
+            if "ipBlock" not in peer:
+                continue
+            where = f"NetworkPolicy/{obj['metadata']['name']}: {peer['ipBlock']}"
+            try:
+                network = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+                excepted = [ipaddress.ip_network(e) for e in peer["ipBlock"].get("except", [])]
+            except ValueError as error:
+                errors.append(f"{where}: {error}")
+                continue
+            if not all(
+                e.network_address in network and e.broadcast_address in network for e in excepted
+            ):
+                errors.append(f"{where}: an except is outside the cidr")
+    return errors
+
+
+def test_ip_block_errors_are_found() -> None:
+    def policy(ip_block: dict[str, Any]) -> Object:
+        return {
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "x"},
+            "spec": {"egress": [{"to": [{"ipBlock": ip_block}]}]},
+        }
+
+    assert ip_block_errors([policy({"cidr": "192.0.2.0/24", "except": ["192.0.2.8/29"]})]) == []
+    assert ip_block_errors([policy({"cidr": "192.0.2.10/24"})])  # host bits set
+    assert ip_block_errors([policy({"cidr": "192.0.2.0/24", "except": ["198.51.100.0/29"]})])
 
 
 def test_cnpg_objects_are_checked_against_the_field_list() -> None:
-    rendered = render_chart(sets=["cnpg.enabled=true"])
+    rendered = render_chart(
+        sets=[
+            "cnpg.enabled=true",
+            "cnpg.apiServerPeers[0].ipBlock.cidr=192.0.2.10/32",
+            "cnpg.objectStorePeers[0].ipBlock.cidr=192.0.2.50/32",
+        ]
+    )
     cnpg = [o for o in rendered if o["apiVersion"] == CNPG_API_VERSION]
     assert {o["kind"] for o in cnpg} == {"Cluster", "ScheduledBackup"}
     assert kubernetes_errors(cnpg) == []
@@ -166,3 +215,10 @@ def test_validation_uses_the_schemas_of_the_stated_version() -> None:
     kubernetes_validate.validate(device_class, "1.34.0", strict=True)
     with pytest.raises(kubernetes_validate.SchemaNotFoundError):
         kubernetes_validate.validate(device_class, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("cidr", ["203.0.113.0", "vpn-gateway/32", "203.0.113.0/24 "])
+def test_values_refuse_an_ip_block_that_is_no_cidr(cidr: str) -> None:
+    with pytest.raises(HelmValuesError, match="/networkPolicy/eastWestPeers/0/ipBlock/cidr"):
+        render_chart(sets=[f"networkPolicy.eastWestPeers[0].ipBlock.cidr={cidr}"])
+    render_chart(sets=["networkPolicy.eastWestPeers[0].ipBlock.cidr=2001:db8::/64"])

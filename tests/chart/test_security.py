@@ -13,7 +13,13 @@ from caixa.chart.render import Object, Rendered, render_chart
 
 WORKLOAD_KINDS = ("Deployment", "Job")
 # Every optional part switched on, so no workload escapes the checks.
-EVERYTHING = ("cnpg.enabled=true", "migrations.enabled=true", "networkPolicy.enabled=true")
+EVERYTHING = (
+    "cnpg.enabled=true",
+    "cnpg.apiServerPeers[0].ipBlock.cidr=192.0.2.10/32",
+    "cnpg.objectStorePeers[0].ipBlock.cidr=192.0.2.50/32",
+    "migrations.enabled=true",
+    "networkPolicy.enabled=true",
+)
 
 
 def pod_specs(rendered: Rendered) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -62,3 +62,44 @@ def test_options_equal_the_local_gateway(topology: str, rendered: Rendered) -> N
     chart_config = dict(_transcoder(rendered)["typed_config"])
     del chart_config["proto_descriptor_bin"]
     assert chart_config == local_config
+
+
+def _apply_http_filter_patches(envoy_filters: list[dict[str, Any]], chain: list[str]) -> None:
+    """Istio's order: EnvoyFilters by priority (then name, for equal creation times), each
+    patch relative to a filter already in the chain. A missing anchor is skipped silently
+    by Istio; here it fails."""
+    for envoy_filter in sorted(
+        envoy_filters, key=lambda o: (o["spec"].get("priority", 0), o["metadata"]["name"])
+    ):
+        for patch in envoy_filter["spec"]["configPatches"]:
+            if patch["applyTo"] != "HTTP_FILTER":
+                continue
+            anchor = patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"]
+            assert anchor in chain, f"{envoy_filter['metadata']['name']}: {anchor} not there yet"
+            index = chain.index(anchor)
+            operation = patch["patch"]["operation"]
+            assert operation in ("INSERT_BEFORE", "INSERT_AFTER")
+            chain.insert(
+                index if operation == "INSERT_BEFORE" else index + 1,
+                patch["patch"]["value"]["name"],
+            )
+
+
+def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered: Rendered) -> None:
+    """The rate limit must see the gRPC route, so it runs after the transcoder, whatever
+    order the EnvoyFilters were created in."""
+    policy = policy_from_values(load_values([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]]))
+    gateway = local_envoys(policy, BUILT)[0].config
+    hcm = gateway["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    local = [f["name"] for f in hcm["typed_config"]["http_filters"]]
+    # Istio's gateway has its own stats filters; compare the ones the chart inserts.
+    ours = {
+        f["patch"]["value"]["name"]
+        for o in rendered.of_kind("EnvoyFilter")
+        for f in o["spec"]["configPatches"]
+        if f["applyTo"] == "HTTP_FILTER"
+    }
+    chain = ["envoy.filters.http.router"]
+    _apply_http_filter_patches(rendered.of_kind("EnvoyFilter"), chain)
+    assert chain == [name for name in local if name in ours or name == chain[-1]]
+    assert len(ours) == 2

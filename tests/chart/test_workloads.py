@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,13 @@ VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(en
 GRPC_PORT: int = VALUES["ports"]["grpc"]
 DRAIN: int = VALUES["termination"]["drainSeconds"]
 MARGIN: int = VALUES["termination"]["graceMarginSeconds"]
+
+# CloudNativePG on, with the API server and object store peers its NetworkPolicy needs.
+CNPG = (
+    "cnpg.enabled=true",
+    "cnpg.apiServerPeers[0].ipBlock.cidr=192.0.2.10/32",
+    "cnpg.objectStorePeers[0].ipBlock.cidr=192.0.2.50/32",
+)
 
 # topology → the Deployments it runs (the write path only where PostgreSQL's primary is).
 EXPECTED_DEPLOYMENTS = {
@@ -70,18 +79,29 @@ def test_every_deployment_has_grpc_probes_on_the_grpc_port(rendered: Rendered) -
 
 def test_services_are_named_after_the_mesh_hosts(rendered: Rendered, topology: str) -> None:
     hosts = {name: u["host"] for name, u in VALUES["mesh"]["upstreams"].items()}
-    expected = {hosts["consolidado"]} | ({hosts["lancamentos"]} if topology != "cloud" else set())
-    assert rendered.names("Service") == expected
+    # The cloud runs no lancamentos, yet has its Service: see the next test.
+    assert rendered.names("Service") == {hosts["consolidado"], hosts["lancamentos"]}
     for service in rendered.of_kind("Service"):
-        assert service["spec"]["ports"] == [
-            {
-                "name": "grpc",
-                "port": GRPC_PORT,
-                "targetPort": "grpc",
-                "protocol": "TCP",
-                "appProtocol": "grpc",
-            }
-        ]
+        [port] = service["spec"]["ports"]
+        assert (port["name"], port["port"], port["appProtocol"]) == ("grpc", GRPC_PORT, "grpc")
+        assert port["targetPort"] in ("grpc", GRPC_PORT)
+
+
+def test_a_cluster_without_lancamentos_still_resolves_it(renders: dict[str, Rendered]) -> None:
+    """Consolidado calls lancamentos by name (reconcile, rebuild) and Kubernetes DNS only
+    answers for local Services: in the cloud the Service exists without a selector, so it
+    has no local endpoints and the sidecar sends the calls across the east-west gateway."""
+    cloud = renders["cloud"]
+    assert "caixa-lancamentos" not in cloud.names("Deployment")
+    stub = cloud.get("Service", VALUES["mesh"]["upstreams"]["lancamentos"]["host"])
+    assert "selector" not in stub["spec"]
+    target = env(container(cloud.get("Deployment", "caixa-consolidado")))["LANCAMENTOS_TARGET"]
+    assert target == f"dns:///{stub['metadata']['name']}.caixa.svc.cluster.local:{GRPC_PORT}"
+    # Without the multi-cluster mesh there is nobody to send those calls to.
+    alone = render_chart(
+        [CHART_DIR / "values-cloud.yaml"], sets=["multicluster.exposeServices=false"]
+    )
+    assert "lancamentos" not in alone.names("Service")
 
 
 def test_a_renamed_mesh_host_renames_the_service_and_the_targets() -> None:
@@ -105,7 +125,8 @@ def test_targets_use_the_release_namespace() -> None:
 
 def test_the_dispatcher_has_no_service(rendered: Rendered) -> None:
     for service in rendered.of_kind("Service"):
-        assert service["spec"]["selector"]["app.kubernetes.io/name"] != "dispatcher"
+        selector = service["spec"].get("selector", {})
+        assert selector.get("app.kubernetes.io/name") != "dispatcher"
 
 
 def test_connections_come_from_secrets(renders: dict[str, Rendered]) -> None:
@@ -126,16 +147,24 @@ def test_connections_come_from_secrets(renders: dict[str, Rendered]) -> None:
 
 
 def test_graceful_termination_lines_up(rendered: Rendered) -> None:
+    """The app drains for drainSeconds and the sidecar drains as long. With native
+    sidecars the proxy stops only after the app, so kubelet waits for both in turn."""
     for deployment in rendered.of_kind("Deployment"):
         pod = deployment["spec"]["template"]
         variables = env(container(deployment))
-        app_drain = int(variables["SHUTDOWN_GRACE_SECONDS"])
         proxy = json.loads(pod["metadata"]["annotations"]["proxy.istio.io/config"])
-        assert app_drain == DRAIN
-        assert proxy["terminationDrainDuration"] == f"{app_drain}s"
-        assert pod["spec"]["terminationGracePeriodSeconds"] >= app_drain + MARGIN
+        assert proxy["terminationDrainDuration"] == f"{DRAIN}s"
+        server_drain = int(variables["SHUTDOWN_GRACE_SECONDS"])
         if deployment["metadata"]["name"] == "caixa-dispatcher":
+            # Its server only answers health; the outbox delivery drain is the long part,
+            # and LancamentosApp.stop runs the two one after the other.
             assert int(variables["DISPATCH_DRAIN_SECONDS"]) == DRAIN
+            assert server_drain <= 2
+            app_stop = server_drain + DRAIN
+        else:
+            assert server_drain == DRAIN
+            app_stop = server_drain
+        assert pod["spec"]["terminationGracePeriodSeconds"] >= app_stop + DRAIN + MARGIN
 
 
 def test_drain_follows_values() -> None:
@@ -143,7 +172,7 @@ def test_drain_follows_values() -> None:
         sets=["termination.drainSeconds=45", "termination.graceMarginSeconds=5"]
     )
     pod = rendered.get("Deployment", "caixa-consolidado")["spec"]["template"]
-    assert pod["spec"]["terminationGracePeriodSeconds"] == 50
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 45 + 45 + 5
     assert (
         '"terminationDrainDuration":"45s"'
         in pod["metadata"]["annotations"]["proxy.istio.io/config"]
@@ -193,7 +222,11 @@ def test_autoscaling_matches_values(component: str, renders: dict[str, Rendered]
     }
     assert hpa["spec"]["minReplicas"] == scaling["minReplicas"]
     assert hpa["spec"]["maxReplicas"] == scaling["maxReplicas"]
-    target = hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
+    # The app container's CPU: a pod-level figure would average in the sidecar's.
+    [metric] = hpa["spec"]["metrics"]
+    assert metric["type"] == "ContainerResource"
+    assert metric["containerResource"]["container"] == component
+    target = metric["containerResource"]["target"]["averageUtilization"]
     assert target == scaling["targetCPUUtilizationPercentage"]
     # The HPA owns the replica count; a fixed one would fight it on every upgrade.
     deployment = renders["default"].get("Deployment", f"caixa-{component}")
@@ -302,8 +335,8 @@ def test_cnpg_acknowledges_a_commit_only_once_a_standby_has_it(
     for cluster in renders["onprem"].of_kind("Cluster"):
         assert cluster["spec"]["minSyncReplicas"] == cluster["spec"]["maxSyncReplicas"] == 1
     with pytest.raises(HelmRenderError, match="synchronousReplicas"):
-        render_chart(sets=["cnpg.enabled=true", "cnpg.instances=1"])
-    asynchronous = render_chart(sets=["cnpg.enabled=true", "cnpg.synchronousReplicas=0"])
+        render_chart(sets=[*CNPG, "cnpg.instances=1"])
+    asynchronous = render_chart(sets=[*CNPG, "cnpg.synchronousReplicas=0"])
     assert all("minSyncReplicas" not in c["spec"] for c in asynchronous.of_kind("Cluster"))
 
 
@@ -350,29 +383,183 @@ def test_only_gateways_and_callers_reach_the_grpc_ports(renders: dict[str, Rende
     assert rules(rendered, "caixa-dispatcher", "ingress") == []
 
 
-def test_database_egress_only_to_configured_peers(renders: dict[str, Rendered]) -> None:
-    # Empty peers: no rule at all (an empty `to` would allow every destination).
-    assert rules(renders["default"], "caixa-lancamentos", "egress") == []
-    assert rules(renders["default"], "caixa-migrations", "egress") == []
+def render_emptied(tmp_path: Path, empty: Iterable[str], sets: Iterable[str] = ()) -> Rendered:
+    """Renders with each dotted path in `empty` set to [] (`--set` cannot write an empty list)."""
+    overlay: dict[str, Any] = {}
+    for path in empty:
+        *parents, leaf = path.split(".")
+        node = overlay
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = []
+    values = tmp_path / "empty.yaml"
+    values.write_text(yaml.safe_dump(overlay), encoding="utf-8")
+    return render_chart([values], sets=list(sets))
+
+
+def namespace_peer(namespace: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+
+
+def postgres_rules(rendered: Rendered, name: str) -> list[dict[str, Any]]:
+    return [r for r in rules(rendered, name, "egress") if ("TCP", 5432) in ports(r)]
+
+
+# Each database's clients (their NetworkPolicies).
+DATABASE_CLIENTS = {
+    "lancamentos": ("caixa-lancamentos", "caixa-dispatcher", "caixa-migrations-lancamentos"),
+    "consolidado": ("caixa-consolidado", "caixa-migrations-consolidado"),
+}
+
+
+def test_databases_live_in_their_own_namespaces_by_default(renders: dict[str, Rendered]) -> None:
+    rendered = renders["default"]
+    for name in (n for clients in DATABASE_CLIENTS.values() for n in clients):
+        assert [r["to"] for r in postgres_rules(rendered, name)] == [[namespace_peer("postgres")]]
+    redis = [r for r in rules(rendered, "caixa-consolidado", "egress") if ("TCP", 6379) in ports(r)]
+    assert [r["to"] for r in redis] == [[namespace_peer("redis")]]
+    # The sidecars are given the same hosts.
+    egress = VALUES["istio"]["egress"]
+    for database in ("lancamentosDatabase", "consolidadoDatabase"):
+        assert egress[database]["hosts"] == ["postgres/postgres.postgres.svc.cluster.local"]
+    assert egress["redis"]["hosts"] == ["redis/redis.redis.svc.cluster.local"]
+
+
+def test_database_egress_only_to_configured_peers() -> None:
     peer = {"ipBlock": {"cidr": "10.20.0.0/24"}}
-    rendered = render_chart(
-        sets=[
-            "networkPolicy.postgres.peers[0].ipBlock.cidr=10.20.0.0/24",
-            "networkPolicy.eastWestPeers[0].ipBlock.cidr=203.0.113.0/24",
-        ]
-    )
-    for name in ("caixa-lancamentos", "caixa-dispatcher", "caixa-consolidado", "caixa-migrations"):
-        postgres = [r for r in rules(rendered, name, "egress") if ("TCP", 5432) in ports(r)]
-        assert [r["to"] for r in postgres] == [[peer]], name
+    rendered = render_chart(sets=["networkPolicy.postgres.peers[0].ipBlock.cidr=10.20.0.0/24"])
+    for name in (n for clients in DATABASE_CLIENTS.values() for n in clients):
+        assert [r["to"] for r in postgres_rules(rendered, name)] == [[peer]], name
+    # Each migration Job's pods, told apart by the label the Job controller gives them.
+    for database in DATABASE_CLIENTS:
+        selector = rendered.get("NetworkPolicy", f"caixa-migrations-{database}")["spec"]
+        job = f"caixa-migrations-{database}"
+        assert selector["podSelector"]["matchLabels"]["batch.kubernetes.io/job-name"] == job
+        assert job in rendered.names("Job")
+
+
+def test_east_west_peers_open_15443() -> None:
+    rendered = render_chart(sets=["networkPolicy.eastWestPeers[0].ipBlock.cidr=203.0.113.0/24"])
     remote = rules(rendered, "caixa-mesh", "egress")[1]
     assert ports(remote) == {("TCP", 15443)}
-    # With CloudNativePG the chart's own instances are the PostgreSQL peers.
-    cnpg = render_chart(sets=["cnpg.enabled=true"])
-    [cnpg_postgres] = rules(cnpg, "caixa-lancamentos", "egress")
-    selector = cnpg_postgres["to"][0]["podSelector"]
-    assert selector["matchLabels"] == {"cnpg.io/podRole": "instance"}
-    assert selector["matchExpressions"][0]["values"] == [
-        "caixa-lancamentos-pg",
-        "caixa-consolidado-pg",
-    ]
-    assert "caixa-postgres" in cnpg.names("NetworkPolicy")
+    assert remote["to"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
+
+
+def test_extra_dns_and_istiod_peers() -> None:
+    rendered = render_chart(
+        sets=[
+            "networkPolicy.dns.extraPeers[0].ipBlock.cidr=169.254.20.10/32",
+            "networkPolicy.istiodPeers[0].ipBlock.cidr=203.0.113.7/32",
+        ]
+    )
+    [dns] = rules(rendered, "caixa-dns", "egress")
+    assert dns["to"][1:] == [{"ipBlock": {"cidr": "169.254.20.10/32"}}]
+    assert ports(dns) == {("UDP", 53), ("TCP", 53)}
+    [istiod] = rules(rendered, "caixa-mesh", "egress")
+    assert istiod["to"][1:] == [{"ipBlock": {"cidr": "203.0.113.7/32"}}]
+    assert ports(istiod) == {("TCP", 15012)}
+
+
+def test_with_cnpg_each_client_reaches_only_its_own_cluster(tmp_path: Path) -> None:
+    rendered = render_emptied(tmp_path, ["networkPolicy.postgres.peers"], CNPG)
+    for database, clients in DATABASE_CLIENTS.items():
+        own = {"podSelector": {"matchLabels": {"cnpg.io/cluster": f"caixa-{database}-pg"}}}
+        for name in clients:
+            assert [r["to"] for r in postgres_rules(rendered, name)] == [[own]], name
+        # The cluster lets in its own pods, then its own clients only.
+        policy = rendered.get("NetworkPolicy", f"caixa-postgres-{database}")["spec"]
+        assert policy["podSelector"] == own["podSelector"]
+        replication, clients_rule = policy["ingress"]
+        assert replication["from"] == [own]
+        selected = [p["podSelector"]["matchLabels"] for p in clients_rule["from"]]
+        names = {labels["app.kubernetes.io/name"] for labels in selected}
+        expected = {n.removeprefix("caixa-").split("-")[0] for n in clients}
+        assert names == expected
+        assert ports(clients_rule) == {("TCP", 5432)}
+        assert [r["to"] for r in policy["egress"]] == [[own]]
+
+
+def test_the_cnpg_policy_selects_every_pod_of_the_clusters(renders: dict[str, Rendered]) -> None:
+    # CNPG's initdb/join Job pods need not carry cnpg.io/podRole=instance.
+    spec = renders["onprem"].get("NetworkPolicy", "caixa-postgres")["spec"]
+    assert spec["podSelector"] == {
+        "matchExpressions": [
+            {
+                "key": "cnpg.io/cluster",
+                "operator": "In",
+                "values": ["caixa-lancamentos-pg", "caixa-consolidado-pg"],
+            }
+        ]
+    }
+    api, store = spec["egress"]
+    assert ports(api) == {("TCP", 443), ("TCP", 6443)}
+    assert api["to"] and store["to"] and "ports" not in store
+
+
+def test_onprem_sets_the_peers_cnpg_and_the_mesh_need() -> None:
+    onprem: dict[str, Any] = yaml.safe_load(
+        (CHART_DIR / "values-onprem.yaml").read_text(encoding="utf-8")
+    )
+    assert onprem["cnpg"]["apiServerPeers"] and onprem["cnpg"]["objectStorePeers"]
+    assert onprem["networkPolicy"]["eastWestPeers"]
+    cloud: dict[str, Any] = yaml.safe_load(
+        (CHART_DIR / "values-cloud.yaml").read_text(encoding="utf-8")
+    )
+    assert cloud["networkPolicy"]["eastWestPeers"]
+
+
+POSTGRES = "networkPolicy.postgres.peers"
+REDIS = "networkPolicy.redis.peers"
+
+
+@pytest.mark.parametrize(
+    ("empty", "sets", "message"),
+    [
+        pytest.param((), ("cnpg.enabled=true",), r"cnpg\.apiServerPeers is empty", id="cnpg-api"),
+        pytest.param(
+            (),
+            ("cnpg.enabled=true", "cnpg.apiServerPeers[0].ipBlock.cidr=192.0.2.10/32"),
+            r"cnpg\.objectStorePeers is empty",
+            id="cnpg-object-store",
+        ),
+        pytest.param(
+            (),
+            ("multicluster.exposeServices=true",),
+            r"networkPolicy\.eastWestPeers is empty",
+            id="east-west",
+        ),
+        pytest.param(
+            (POSTGRES,),
+            (),
+            r"networkPolicy\.postgres\.peers is empty .* lancamentos database: lancamentos, "
+            r"dispatcher, migrations-lancamentos could not",
+            id="postgres",
+        ),
+        pytest.param(
+            (POSTGRES,),
+            ("lancamentos.enabled=false", "dispatcher.enabled=false", "migrations.enabled=false"),
+            r"consolidado database: consolidado could not",
+            id="postgres-consolidado-only",
+        ),
+        pytest.param(
+            (POSTGRES,),
+            ("cnpg.databases={lancamentos}", *CNPG[1:], "cnpg.enabled=true"),
+            r"consolidado database: consolidado, migrations-consolidado could not",
+            id="postgres-cnpg-runs-one-database",
+        ),
+        pytest.param((REDIS,), (), r"networkPolicy\.redis\.peers is empty", id="redis"),
+    ],
+)
+def test_a_policy_that_would_cut_a_needed_flow_fails(
+    empty: tuple[str, ...], sets: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(HelmRenderError, match=message):
+        render_emptied(tmp_path, empty, sets)
+    # Without NetworkPolicies nothing is cut, so the same values render.
+    render_emptied(tmp_path, empty, [*sets, "networkPolicy.enabled=false"])
+
+
+def test_empty_peers_are_fine_where_nothing_needs_them(tmp_path: Path) -> None:
+    # CNPG runs both databases; no consolidado, so no Redis.
+    rendered = render_emptied(tmp_path, [POSTGRES, REDIS], [*CNPG, "consolidado.enabled=false"])
+    assert "caixa-consolidado" not in rendered.names("NetworkPolicy")

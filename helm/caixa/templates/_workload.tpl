@@ -55,13 +55,16 @@ dns:///{{ $host }}.{{ .root.Release.Namespace }}.svc.cluster.local:{{ .root.Valu
 
 {{/*
 A Deployment. dict: root, component, args (list), env (list of EnvVar, after the shared
-ones), databaseSecret (a secrets.* entry).
+ones), databaseSecret (a secrets.* entry), and optionally shutdownGrace / stopSeconds: the
+gRPC server's drain and the process's whole stop time (both default to drainSeconds).
 */}}
 {{- define "caixa.deployment" -}}
 {{- $root := .root -}}
 {{- $values := index $root.Values .component -}}
 {{- $ctx := dict "root" $root "component" .component -}}
 {{- $drain := int $root.Values.termination.drainSeconds -}}
+{{- $shutdownGrace := int (default $drain .shutdownGrace) -}}
+{{- $stop := int (default $drain .stopSeconds) -}}
 {{- $reserved := list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" -}}
 {{- range .env }}{{ $reserved = append $reserved .name }}{{ end -}}
 {{- range $name, $_ := $values.env }}
@@ -91,6 +94,8 @@ spec:
       annotations:
         # The sidecar drains as long as the app does; the app starts once Envoy is up.
         proxy.istio.io/config: {{ dict "terminationDrainDuration" (printf "%ds" $drain) "holdApplicationUntilProxyStarts" true | toJson | quote }}
+        # kubelet's gRPC probes go to the sidecar agent, not through STRICT mTLS.
+        sidecar.istio.io/rewriteAppHTTPProbers: "true"
         prometheus.io/scrape: "true"
         prometheus.io/port: {{ $root.Values.ports.metrics | quote }}
         prometheus.io/path: /metrics
@@ -100,7 +105,9 @@ spec:
     spec:
       serviceAccountName: {{ include "caixa.serviceAccountName" $ctx }}
       automountServiceAccountToken: false
-      terminationGracePeriodSeconds: {{ add $drain $root.Values.termination.graceMarginSeconds }}
+      # The app's whole stop, then the sidecar's drain: with native sidecars (Istio's
+      # default on recent Kubernetes) the proxy is stopped only after the app exits.
+      terminationGracePeriodSeconds: {{ add $stop $drain $root.Values.termination.graceMarginSeconds }}
       securityContext:
         {{- include "caixa.podSecurityContext" $root | nindent 8 }}
       {{- with $root.Values.imagePullSecrets }}
@@ -149,7 +156,7 @@ spec:
             - name: METRICS_PORT
               value: {{ $root.Values.ports.metrics | quote }}
             - name: SHUTDOWN_GRACE_SECONDS
-              value: {{ $drain | quote }}
+              value: {{ $shutdownGrace | quote }}
             {{- include "caixa.secretEnv" (dict "name" "DATABASE_URL" "ref" .databaseSecret) | nindent 12 }}
             {{- with .env }}
             {{- toYaml . | nindent 12 }}
@@ -216,9 +223,11 @@ spec:
   minReplicas: {{ $scaling.minReplicas }}
   maxReplicas: {{ $scaling.maxReplicas }}
   metrics:
-    - type: Resource
-      resource:
+    # The app container's CPU only: a pod-level figure would average in the sidecar's.
+    - type: ContainerResource
+      containerResource:
         name: cpu
+        container: {{ .component }}
         target:
           type: Utilization
           averageUtilization: {{ $scaling.targetCPUUtilizationPercentage }}

@@ -1,0 +1,471 @@
+"""What the rendered NetworkPolicies let through, per topology.
+
+A small evaluator of Kubernetes NetworkPolicy semantics runs over the rendered objects:
+policies select pods of the release namespace by label; a connection is allowed when the
+source's egress allows it (or no egress policy selects the source) and the destination's
+ingress allows it (or no ingress policy selects it). Peers match by podSelector,
+namespaceSelector (namespaces carry kubernetes.io/metadata.name) or ipBlock; ports match
+protocol and port. Policies only constrain pods of the release namespace.
+
+The pods are those the chart makes: the Deployments' and Jobs' pod templates (with the
+labels the Job controller adds), and for each CloudNativePG Cluster an instance and an
+initdb Job pod. What lives elsewhere (DNS, istiod, gateways, databases, the API server)
+is modelled as pods in their namespaces, or as IPs taken from the topology's peers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import yaml
+
+from caixa.chart.render import CHART_DIR, Object, Rendered, merge_user_values
+from tests.chart.conftest import TOPOLOGIES
+
+NAMESPACE = "caixa"  # render_chart's namespace
+VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))
+GRPC: int = VALUES["ports"]["grpc"]
+METRICS: int = VALUES["ports"]["metrics"]
+
+# Each database's clients (the pod names chart_pods gives them).
+DATABASE_CLIENTS: dict[str, tuple[str, ...]] = {
+    "lancamentos": ("lancamentos", "dispatcher", "migrations-lancamentos"),
+    "consolidado": ("consolidado", "migrations-consolidado"),
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A pod (namespace and labels) or, with no namespace, an address outside the cluster."""
+
+    name: str
+    namespace: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ip: str | None = None
+
+    @property
+    def namespace_labels(self) -> dict[str, str]:
+        return {"kubernetes.io/metadata.name": self.namespace} if self.namespace else {}
+
+
+KUBE_DNS = Endpoint("kube-dns", "kube-system", {"k8s-app": "kube-dns"})
+ISTIOD = Endpoint("istiod", "istio-system", {"app": "istiod"})
+INGRESS_GATEWAY = Endpoint("ingress-gateway", "istio-ingress", {"istio": "ingressgateway"})
+EAST_WEST_GATEWAY = Endpoint("east-west-gateway", "istio-system", {"istio": "eastwestgateway"})
+PROMETHEUS = Endpoint("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"})
+CNPG_OPERATOR = Endpoint(
+    "cnpg-operator", "cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"}
+)
+STRANGER = Endpoint("stranger", "other", {"app": "curl"})
+# A pod someone else runs in the release namespace: the chart's default-deny covers it.
+INTRUDER = Endpoint("intruder", NAMESPACE, {"app": "debug"})
+INTERNET = Endpoint("internet", ip="8.8.8.8")
+
+
+# --- The evaluator ----------------------------------------------------------------------
+
+
+def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A Kubernetes LabelSelector; the empty selector selects everything."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values")
+        present = key in labels
+        if operator == "In":
+            matched = present and labels[key] in values
+        elif operator == "NotIn":
+            matched = not present or labels[key] not in values
+        elif operator == "Exists":
+            matched = present
+        elif operator == "DoesNotExist":
+            matched = not present
+        else:
+            raise AssertionError(f"unknown selector operator {operator!r}")
+        if not matched:
+            return False
+    return True
+
+
+def peer_matches(peer: Mapping[str, Any], other: Endpoint) -> bool:
+    if "ipBlock" in peer:
+        if other.ip is None:
+            return False  # pod IPs are never in the configured blocks here
+        address = ipaddress.ip_address(other.ip)
+        block = peer["ipBlock"]
+        excepted = (ipaddress.ip_network(e) for e in block.get("except", []))
+        return address in ipaddress.ip_network(block["cidr"]) and not any(
+            address in e for e in excepted
+        )
+    if other.namespace is None:
+        return False
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], other.namespace_labels):
+            return False
+    elif other.namespace != NAMESPACE:
+        return False  # a podSelector alone means the policy's own namespace
+    return selects(peer.get("podSelector", {}), other.labels)
+
+
+def port_matches(ports: Sequence[Mapping[str, Any]] | None, protocol: str, port: int) -> bool:
+    if not ports:
+        return True  # no ports: every port
+    for entry in ports:
+        if entry.get("protocol", "TCP") != protocol:
+            continue
+        if "port" not in entry:
+            return True
+        if not isinstance(entry["port"], int):
+            raise AssertionError(f"named port {entry['port']!r} is not modelled")
+        if entry["port"] <= port <= entry.get("endPort", entry["port"]):
+            return True
+    return False
+
+
+def policy_types(spec: Mapping[str, Any]) -> list[str]:
+    default = ["Ingress", "Egress"] if "egress" in spec else ["Ingress"]
+    types: list[str] = spec.get("policyTypes", default)
+    return types
+
+
+class Network:
+    def __init__(self, policies: Iterable[Object]) -> None:
+        self.policies = [p["spec"] for p in policies]
+
+    def admits(
+        self, pod: Endpoint, other: Endpoint, direction: str, protocol: str, port: int
+    ) -> bool:
+        """Whether `pod`'s policies let it talk to (Egress) / hear from (Ingress) `other`."""
+        if pod.namespace != NAMESPACE:
+            return True  # not ours to police
+        selecting = [
+            spec
+            for spec in self.policies
+            if direction in policy_types(spec) and selects(spec["podSelector"], pod.labels)
+        ]
+        if not selecting:
+            return True  # not isolated in this direction
+        key = "to" if direction == "Egress" else "from"
+        return any(
+            (not rule.get(key) or any(peer_matches(p, other) for p in rule[key]))
+            and port_matches(rule.get("ports"), protocol, port)
+            for spec in selecting
+            for rule in spec.get(direction.lower(), [])
+        )
+
+    def allows(
+        self, source: Endpoint, destination: Endpoint, port: int, protocol: str = "TCP"
+    ) -> bool:
+        return self.admits(source, destination, "Egress", protocol, port) and self.admits(
+            destination, source, "Ingress", protocol, port
+        )
+
+
+# --- The topologies ---------------------------------------------------------------------
+
+
+def peer_endpoints(peers: Iterable[Mapping[str, Any]], name: str) -> list[Endpoint]:
+    """One endpoint each peer describes: an address in its block, or a pod it selects."""
+    found: list[Endpoint] = []
+    for i, peer in enumerate(peers):
+        if "ipBlock" in peer:
+            network = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+            address = network[1] if network.num_addresses > 2 else network[0]
+            found.append(Endpoint(f"{name}-{i}", ip=str(address)))
+        else:
+            selector = peer.get("namespaceSelector", {}).get("matchLabels", {})
+            namespace = selector.get("kubernetes.io/metadata.name", NAMESPACE)
+            labels = peer.get("podSelector", {}).get("matchLabels", {"app": name})
+            found.append(Endpoint(f"{name}-{i}", namespace, labels))
+    return found
+
+
+@dataclass
+class Topology:
+    name: str
+    rendered: Rendered
+    values: dict[str, Any]
+    network: Network
+    pods: dict[str, Endpoint]
+
+    def pod(self, name: str) -> Endpoint:
+        return self.pods[name]
+
+    def sidecar_pods(self) -> list[Endpoint]:
+        return [p for p in self.pods.values() if p.labels.get("sidecar.istio.io/inject") == "true"]
+
+    def databases(self) -> dict[str, list[Endpoint]]:
+        """Each database's servers: the configured peers, or its CloudNativePG instances."""
+        shared = peer_endpoints(self.values["networkPolicy"]["postgres"]["peers"], "postgres")
+        found: dict[str, list[Endpoint]] = {}
+        for database in DATABASE_CLIENTS:
+            instance = self.pods.get(f"{database}-pg")
+            found[database] = shared + ([instance] if instance else [])
+        return found
+
+    def clients(self, database: str) -> list[Endpoint]:
+        return [self.pods[n] for n in DATABASE_CLIENTS[database] if n in self.pods]
+
+
+def chart_pods(rendered: Rendered) -> dict[str, Endpoint]:
+    pods: dict[str, Endpoint] = {}
+    for deployment in rendered.of_kind("Deployment"):
+        name = deployment["metadata"]["name"].removeprefix("caixa-")
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        pods[name] = Endpoint(name, NAMESPACE, labels)
+    for job in rendered.of_kind("Job"):
+        job_name = job["metadata"]["name"]
+        # The Job controller adds these to the pod template (manualSelector unset).
+        labels = {
+            **job["spec"]["template"]["metadata"]["labels"],
+            "batch.kubernetes.io/job-name": job_name,
+            "job-name": job_name,
+        }
+        pods[job_name.removeprefix("caixa-")] = Endpoint(job_name, NAMESPACE, labels)
+    for cluster in rendered.of_kind("Cluster"):
+        cluster_name = cluster["metadata"]["name"]
+        inherited = cluster["spec"].get("inheritedMetadata", {}).get("labels", {})
+        name = cluster_name.removeprefix("caixa-")
+        pods[name] = Endpoint(
+            name,
+            NAMESPACE,
+            {**inherited, "cnpg.io/cluster": cluster_name, "cnpg.io/podRole": "instance"},
+        )
+        # initdb/join Job pods carry the cluster's label, not necessarily podRole.
+        pods[f"{name}-initdb"] = Endpoint(
+            f"{name}-initdb",
+            NAMESPACE,
+            {**inherited, "cnpg.io/cluster": cluster_name, "cnpg.io/jobRole": "initdb"},
+        )
+    return pods
+
+
+def topology_values(name: str) -> dict[str, Any]:
+    values = VALUES
+    for path in TOPOLOGIES[name]:
+        values = merge_user_values(values, yaml.safe_load(path.read_text(encoding="utf-8")))
+    return values
+
+
+@pytest.fixture(scope="module")
+def topologies(renders: dict[str, Rendered]) -> dict[str, Topology]:
+    return {
+        name: Topology(
+            name,
+            rendered,
+            topology_values(name),
+            Network(rendered.of_kind("NetworkPolicy")),
+            chart_pods(rendered),
+        )
+        for name, rendered in renders.items()
+    }
+
+
+@pytest.fixture
+def net(topologies: dict[str, Topology], topology: str) -> Topology:
+    return topologies[topology]
+
+
+def denied(t: Topology, flows: Iterable[tuple[Endpoint, Endpoint, int]]) -> list[str]:
+    return [f"{s.name} -> {d.name}:{p}" for s, d, p in flows if t.network.allows(s, d, p)]
+
+
+def blocked(t: Topology, flows: Iterable[tuple[Endpoint, Endpoint, int]]) -> list[str]:
+    return [f"{s.name} -> {d.name}:{p}" for s, d, p in flows if not t.network.allows(s, d, p)]
+
+
+# --- The evaluator itself ---------------------------------------------------------------
+
+
+def policy(spec: dict[str, Any]) -> Object:
+    return {"kind": "NetworkPolicy", "metadata": {"name": "p"}, "spec": spec}
+
+
+def test_the_evaluator_follows_kubernetes_semantics() -> None:
+    web = Endpoint("web", NAMESPACE, {"app": "web"})
+    db = Endpoint("db", NAMESPACE, {"app": "db"})
+    outside = Endpoint("outside", "other", {"app": "web"})
+    # No policy: everything flows.
+    assert Network([]).allows(web, db, 5432)
+    deny = policy({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    assert not Network([deny]).allows(web, db, 5432)
+    # Egress alone is not enough while the destination is isolated for ingress.
+    out = policy(
+        {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}]}],
+        }
+    )
+    assert not Network([deny, out]).allows(web, db, 5432)
+    into = policy(
+        {
+            "podSelector": {
+                "matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]
+            },
+            "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 5432}]}],
+        }
+    )
+    assert Network([deny, out, into]).allows(web, db, 5432)
+    assert not Network([deny, out, into]).allows(web, db, 5433)
+    # A podSelector alone means this namespace; the outsider's egress is not ours.
+    assert not Network([deny, into]).allows(outside, db, 5432)
+    # An empty `to` means every destination.
+    anywhere = policy({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": []}]})
+    assert Network([anywhere]).allows(web, INTERNET, 443)
+    block = policy(
+        {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "8.8.0.0/16", "except": ["8.8.8.0/24"]}}]}],
+        }
+    )
+    assert not Network([block]).allows(web, INTERNET, 443)
+    assert Network([block]).allows(web, Endpoint("dns", ip="8.8.4.4"), 443)
+    assert not Network([block]).allows(web, db, 5432)  # pods are not in ipBlocks here
+
+
+def test_every_topology_models_its_pods(net: Topology) -> None:
+    assert {"consolidado"} <= net.pods.keys()
+    if net.values["cnpg"]["enabled"]:
+        assert {"lancamentos-pg", "consolidado-pg-initdb"} <= net.pods.keys()
+
+
+# --- The flows the design needs, per topology -------------------------------------------
+
+
+def test_every_pod_resolves_names(net: Topology) -> None:
+    for protocol in ("UDP", "TCP"):
+        assert [
+            p.name for p in net.pods.values() if not net.network.allows(p, KUBE_DNS, 53, protocol)
+        ] == []
+    assert denied(net, [(p, KUBE_DNS, 80) for p in net.pods.values()]) == []
+
+
+def test_sidecars_reach_istiod_and_are_scraped(net: Topology) -> None:
+    sidecars = net.sidecar_pods()
+    assert {p.name for p in sidecars} >= {"consolidado"}
+    assert blocked(net, [(p, ISTIOD, 15012) for p in sidecars]) == []
+    scrapes = [(PROMETHEUS, p, port) for p in sidecars for port in (15020, 15090, METRICS)]
+    assert blocked(net, scrapes) == []
+    assert denied(net, [(STRANGER, p, 15020) for p in sidecars]) == []
+    assert denied(net, [(p, INTERNET, 15012) for p in sidecars]) == []
+
+
+def test_gateways_reach_the_services_and_nobody_else_does(net: Topology) -> None:
+    services = [net.pods[n] for n in ("lancamentos", "consolidado") if n in net.pods]
+    gateways = (INGRESS_GATEWAY, EAST_WEST_GATEWAY)
+    assert blocked(net, [(g, s, GRPC) for g in gateways for s in services]) == []
+    assert denied(net, [(o, s, GRPC) for o in (STRANGER, INTRUDER) for s in services]) == []
+    if "dispatcher" in net.pods:
+        assert denied(net, [(g, net.pod("dispatcher"), GRPC) for g in gateways]) == []
+
+
+def test_the_services_call_each_other_as_designed(net: Topology) -> None:
+    if "dispatcher" not in net.pods:
+        pytest.skip("no write path in this topology")
+    lancamentos, dispatcher, consolidado = (
+        net.pod(n) for n in ("lancamentos", "dispatcher", "consolidado")
+    )
+    assert blocked(net, [(dispatcher, consolidado, GRPC), (consolidado, lancamentos, GRPC)]) == []
+    assert denied(net, [(lancamentos, consolidado, GRPC), (consolidado, dispatcher, GRPC)]) == []
+
+
+def test_consolidado_alone_reaches_redis(net: Topology) -> None:
+    redis = peer_endpoints(net.values["networkPolicy"]["redis"]["peers"], "redis")
+    assert redis, "no Redis peer"
+    # Redis lives outside the release namespace, under nobody's default-deny but its own.
+    assert all(r.namespace != NAMESPACE for r in redis)
+    assert blocked(net, [(net.pod("consolidado"), r, 6379) for r in redis]) == []
+    others = [p for n, p in net.pods.items() if n != "consolidado"]
+    assert denied(net, [(p, r, 6379) for p in others for r in redis]) == []
+
+
+def test_each_database_is_reached_by_its_clients_only(net: Topology) -> None:
+    databases = net.databases()
+    port = VALUES["networkPolicy"]["postgres"]["port"]
+    for database, servers in databases.items():
+        clients = net.clients(database)
+        if not clients:
+            continue
+        assert servers, f"{database}: no server"
+        assert blocked(net, [(c, s, port) for c in clients for s in servers]) == []
+        # Where the two databases are different servers, neither's clients reach the other.
+        others = [s for d, ss in databases.items() if d != database for s in ss if s not in servers]
+        assert denied(net, [(c, s, port) for c in clients for s in others]) == []
+    servers = [s for ss in databases.values() for s in ss]
+    # The default-deny keeps other pods of the namespace away; the chart's own database
+    # pods (CloudNativePG) refuse other namespaces too.
+    strangers = [(INTRUDER, s, port) for s in servers]
+    strangers += [(STRANGER, s, port) for s in servers if s.namespace == NAMESPACE]
+    assert denied(net, strangers) == []
+
+
+def test_sidecars_reach_the_remote_east_west_gateways(net: Topology) -> None:
+    remote = peer_endpoints(net.values["networkPolicy"]["eastWestPeers"], "remote-east-west")
+    if net.values["multicluster"]["exposeServices"]:
+        assert remote, "exposeServices without east-west peers"
+        flows = [(p, r, 15443) for p in net.sidecar_pods() for r in remote]
+        assert blocked(net, flows) == []
+        # Pods without a sidecar do not speak the mesh's mTLS.
+        jobs = [p for p in net.pods.values() if p not in net.sidecar_pods()]
+        assert denied(net, [(p, r, 15443) for p in jobs for r in remote]) == []
+    assert denied(net, [(p, INTERNET, 15443) for p in net.sidecar_pods()]) == []
+
+
+def test_cloudnative_pg_pods_reach_what_they_need(net: Topology) -> None:
+    cnpg = net.values["cnpg"]
+    if not cnpg["enabled"]:
+        pytest.skip("no CloudNativePG in this topology")
+    api = peer_endpoints(cnpg["apiServerPeers"], "api-server")
+    store = peer_endpoints(cnpg["objectStorePeers"], "object-store")
+    assert api and store
+    clusters = {n: p for n, p in net.pods.items() if "cnpg.io/cluster" in p.labels}
+    assert len(clusters) == 2 * len(cnpg["databases"])
+    needed = [(p, a, port) for p in clusters.values() for a in api for port in (443, 6443)]
+    needed += [(p, s, port) for p in clusters.values() for s in store for port in (443, 9000)]
+    for pod in clusters.values():
+        own = net.pod(pod.labels["cnpg.io/cluster"].removeprefix("caixa-"))
+        # Replication, and the join Job's base backup, within the pod's own cluster.
+        needed += [(pod, own, 5432), (CNPG_OPERATOR, pod, 8000), (CNPG_OPERATOR, pod, 5432)]
+        needed.append((PROMETHEUS, pod, 9187))
+    assert blocked(net, needed) == []
+    lancamentos, consolidado = net.pod("lancamentos-pg"), net.pod("consolidado-pg")
+    assert (
+        denied(
+            net,
+            [
+                (lancamentos, consolidado, 5432),
+                (consolidado, lancamentos, 5432),
+                (STRANGER, lancamentos, 8000),
+                (lancamentos, INTERNET, 443),
+            ],
+        )
+        == []
+    )
+    # Only the database pods call the API server.
+    assert denied(net, [(p, a, 6443) for p in net.sidecar_pods() for a in api]) == []
+
+
+def test_the_reviewed_onprem_flows(topologies: dict[str, Topology]) -> None:
+    """The flows the review named, spelled out for the on-prem topology."""
+    t = topologies["onprem"]
+    pods = t.pods
+    flows = [
+        (pods["consolidado"], pods["lancamentos-pg"], 5432, False),
+        (pods["dispatcher"], pods["lancamentos-pg"], 5432, True),
+        (pods["migrations-lancamentos"], pods["lancamentos-pg"], 5432, True),
+        (pods["migrations-consolidado"], pods["consolidado-pg"], 5432, True),
+        (pods["migrations-lancamentos"], pods["consolidado-pg"], 5432, False),
+        (pods["lancamentos"], pods["consolidado-pg"], 5432, False),
+        (pods["lancamentos-pg-initdb"], pods["lancamentos-pg"], 5432, True),
+    ]
+    assert [
+        (s.name, d.name, expected)
+        for s, d, port, expected in flows
+        if t.network.allows(s, d, port) is not expected
+    ] == []
