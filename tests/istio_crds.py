@@ -1,4 +1,4 @@
-"""Istio's CRD schemas (../shared/schemas/istio-crds.yaml) as a strict validator.
+"""Istio's CRD schemas (schemas/istio-crds.yaml, a vendored copy) as a strict validator.
 
 Objects are checked against the `openAPIV3Schema` of their apiVersion, and any property
 the schema does not declare is an error: what Kubernetes does under strict field
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-CRDS = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "istio-crds.yaml"
+CRDS = Path(__file__).resolve().parents[1] / "schemas" / "istio-crds.yaml"
 
 Schema = dict[str, Any]
 

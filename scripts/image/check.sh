@@ -3,10 +3,11 @@
 # Docker engine: its config (non-root 10001, GRPC_HOST, labels, CMD), its
 # contents (venv, stubs, build/caixa.pb; no compilers, pip or grpc_tools),
 # then run its roles with `buildah run` against this machine's PostgreSQL and
-# Redis: both migrate entrypoints, `caixa-consolidado serve` and
-# `caixa-lancamentos serve` (with its dispatcher), gRPC health of both, one
-# entry created through lancamentos and seen in consolidado's balance, SIGTERM
-# and a clean exit, and no file written outside /tmp.
+# Redis: both migrate entrypoints, then the three roles the chart deploys
+# (`caixa-consolidado serve`, `caixa-lancamentos serve`, `caixa-lancamentos
+# dispatch`), gRPC health of each, one entry created through lancamentos and
+# seen in consolidado's balance, SIGTERM and a clean exit, and no file written
+# outside /tmp.
 #
 # Every wait is bounded. Needs the host venv (.venv, `make venv`) for the
 # health checks and the caixa CLI.
@@ -114,9 +115,9 @@ crun migrate 180 "DATABASE_URL=$URL_L" -- caixa-lancamentos migrate || fail "lan
 crun migrate 180 "DATABASE_URL=$URL_C" -- caixa-consolidado migrate || fail "consolidado migrate failed"
 log "migrate: both databases migrated"
 
-read -r PORT_L PORT_C < <("$PY" -c '
+read -r PORT_L PORT_C PORT_D < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -125,8 +126,13 @@ print(*(s.getsockname()[1] for s in socks))
 crun consolidado 300 "GRPC_PORT=$PORT_C" "DATABASE_URL=$URL_C" "REDIS_URL=$REDIS" \
     "REDIS_KEY_PREFIX=$KEY_PREFIX" -- caixa-consolidado serve &
 pids+=($!)
-crun lancamentos 300 "GRPC_PORT=$PORT_L" "DATABASE_URL=$URL_L" \
-    "CONSOLIDADO_TARGET=127.0.0.1:$PORT_C" -- caixa-lancamentos serve &
+# As the chart runs them: the dispatcher in a process of its own.
+crun lancamentos 300 "GRPC_PORT=$PORT_L" "DATABASE_URL=$URL_L" "RUN_DISPATCHER=false" \
+    -- caixa-lancamentos serve &
+pids+=($!)
+crun dispatcher 300 "GRPC_PORT=$PORT_D" "DATABASE_URL=$URL_L" \
+    "CONSOLIDADO_TARGET=127.0.0.1:$PORT_C" "DISPATCH_DRAIN_SECONDS=2" \
+    -- caixa-lancamentos dispatch &
 pids+=($!)
 
 health() { # health PORT DEADLINE_SECONDS: SERVING within the deadline
@@ -157,8 +163,9 @@ PY
 }
 health "$PORT_C" 90 || fail "consolidado serve did not become healthy"
 health "$PORT_L" 90 || fail "lancamentos serve did not become healthy"
+health "$PORT_D" 90 || fail "lancamentos dispatch did not become healthy"
 
-# One entry through lancamentos; its dispatcher delivers it to consolidado.
+# One entry through lancamentos; the dispatcher process delivers it to consolidado.
 merchant="image-check-$RUN_ID"
 "$CAIXA" --timeout 10 --lancamentos-target "127.0.0.1:$PORT_L" create --merchant "$merchant" \
     --kind credit --amount-cents 1050 --description "image check" >"$work/cli.log" 2>&1 \
@@ -175,7 +182,7 @@ for _ in $(seq 60); do
     sleep 0.5
 done
 [ "$delivered" = 1 ] || fail "the entry did not reach consolidado's balance within 30s"
-log "serve: both healthy; an entry created in lancamentos reached consolidado's balance"
+log "serve: all three healthy; an entry created in lancamentos reached consolidado's balance through the dispatcher"
 
 # SIGTERM to each server process (found by its port), then a clean exit.
 stop_role() { # stop_role PORT NAME BGPID
@@ -186,10 +193,11 @@ stop_role() { # stop_role PORT NAME BGPID
     wait "$bgpid" || rc=$?
     [ "$rc" = 0 ] || fail "$name exited with status $rc after SIGTERM"
 }
+stop_role "$PORT_D" dispatcher "${pids[2]}"
 stop_role "$PORT_L" lancamentos "${pids[1]}"
 stop_role "$PORT_C" consolidado "${pids[0]}"
 pids=()
-log "stop: both exited 0 on SIGTERM"
+log "stop: all three exited 0 on SIGTERM"
 
 # Read-only root filesystem: nothing written outside /tmp.
 written=$(cd "$mnt" && find . -xdev -newer "$work/marker" \
