@@ -15,12 +15,16 @@ from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]  # ships no py.typed
 import pytest
+import yaml
 from helm_python.errors import HelmValuesError
 
-from caixa.chart.render import Object, Rendered, render_chart
+from caixa.chart.render import CHART_DIR, Object, Rendered, render_chart
 
 # The Kubernetes release whose OpenAPI schemas the objects must satisfy.
 KUBERNETES_VERSION = "1.33.0"
+# Chart.yaml's kubeVersion floor: the oldest release the chart must also be valid for
+# (HPA ContainerResource metrics are GA from 1.30).
+OLDEST_KUBERNETES_VERSION = "1.30.0"
 
 BUILT_IN_API_VERSIONS = frozenset(
     {"v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1"}
@@ -73,7 +77,7 @@ CNPG_REQUIRED: dict[str, frozenset[str]] = {
 }
 
 
-def kubernetes_errors(objects: Iterable[Object]) -> list[str]:
+def kubernetes_errors(objects: Iterable[Object], version: str = KUBERNETES_VERSION) -> list[str]:
     """Why each object is invalid; raises for a kind this test knows no schema for."""
     errors: list[str] = []
     for obj in objects:
@@ -81,7 +85,7 @@ def kubernetes_errors(objects: Iterable[Object]) -> list[str]:
         where = f"{obj['kind']}/{obj['metadata']['name']}"
         if api_version in BUILT_IN_API_VERSIONS:
             try:
-                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+                kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.ValidationError as error:
                 errors.append(f"{where}: {'.'.join(map(str, error.path))}: {error.message}")
         elif api_version == CNPG_API_VERSION:
@@ -115,6 +119,12 @@ def cnpg_errors(obj: Object) -> list[str]:
 def test_every_rendered_object_is_valid(rendered: Rendered) -> None:
     assert kubernetes_errors(rendered) == []
     assert ip_block_errors(rendered) == []
+
+
+def test_valid_on_the_oldest_kubernetes_the_chart_accepts(rendered: Rendered) -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["kubeVersion"] == f">={OLDEST_KUBERNETES_VERSION}-0"
+    assert kubernetes_errors(rendered, OLDEST_KUBERNETES_VERSION) == []
 
 
 def ip_block_errors(objects: Iterable[Object]) -> list[str]:
