@@ -90,3 +90,45 @@ def without_local_only(cluster_or_route: dict[str, Any]) -> dict[str, Any]:
     if back_off:
         back_off.pop("max_interval", None)
     return copy
+
+
+def apply_gateway_envoy_filters(
+    envoy_filters: list[dict[str, Any]],
+    http_filters: list[dict[str, Any]],
+    routes: list[dict[str, Any]],
+) -> None:
+    """What Istio does with EnvoyFilters of context GATEWAY, in place: EnvoyFilters in
+    priority order (then by name, for equal creation times); HTTP_FILTER patches insert
+    relative to a filter already in the chain; HTTP_ROUTE patches MERGE into the route of
+    that name (Istio names Envoy routes after the VirtualService's http[].name). Istio
+    skips a patch whose anchor or route is missing; here that fails."""
+    ordered = sorted(
+        envoy_filters, key=lambda o: (o["spec"].get("priority", 0), o["metadata"]["name"])
+    )
+    for envoy_filter in ordered:
+        name = envoy_filter["metadata"]["name"]
+        for patch in envoy_filter["spec"]["configPatches"]:
+            assert patch["match"]["context"] == "GATEWAY", name
+            operation, value = patch["patch"]["operation"], patch["patch"]["value"]
+            if patch["applyTo"] == "HTTP_FILTER":
+                chain = patch["match"]["listener"]["filterChain"]["filter"]
+                assert chain["name"] == "envoy.filters.network.http_connection_manager"
+                anchor = chain["subFilter"]["name"]
+                names = [f["name"] for f in http_filters]
+                assert anchor in names, f"{name}: {anchor} is not in the chain yet"
+                index = names.index(anchor)
+                assert operation in ("INSERT_BEFORE", "INSERT_AFTER"), operation
+                http_filters.insert(index if operation == "INSERT_BEFORE" else index + 1, value)
+            elif patch["applyTo"] == "HTTP_ROUTE":
+                wanted = patch["match"]["routeConfiguration"]["vhost"]["route"]["name"]
+                matching = [r for r in routes if r.get("name") == wanted]
+                assert matching, f"{name}: no route named {wanted}"
+                assert operation == "MERGE", operation
+                for route in matching:
+                    for key, item in value.items():
+                        if isinstance(item, dict):
+                            route.setdefault(key, {}).update(item)
+                        else:
+                            route[key] = item
+            else:
+                raise AssertionError(f"{name}: {patch['applyTo']} is not modelled")

@@ -5,6 +5,7 @@ protos build (`make proto` → build/caixa.pb; `make chart-descriptor` copies it
 from __future__ import annotations
 
 import base64
+import copy
 from typing import Any
 
 from google.protobuf import descriptor_pb2
@@ -13,6 +14,7 @@ from caixa.chart.render import CHART_DIR, Rendered
 from caixa.mesh.render.bundle import local_envoys
 from caixa.mesh.render.gateway import TRANSCODER
 from caixa.mesh.values import load_values, policy_from_values
+from tests.istio_pilot import apply_gateway_envoy_filters
 
 from .conftest import TOPOLOGIES
 
@@ -64,27 +66,6 @@ def test_options_equal_the_local_gateway(topology: str, rendered: Rendered) -> N
     assert chart_config == local_config
 
 
-def _apply_http_filter_patches(envoy_filters: list[dict[str, Any]], chain: list[str]) -> None:
-    """Istio's order: EnvoyFilters by priority (then name, for equal creation times), each
-    patch relative to a filter already in the chain. A missing anchor is skipped silently
-    by Istio; here it fails."""
-    for envoy_filter in sorted(
-        envoy_filters, key=lambda o: (o["spec"].get("priority", 0), o["metadata"]["name"])
-    ):
-        for patch in envoy_filter["spec"]["configPatches"]:
-            if patch["applyTo"] != "HTTP_FILTER":
-                continue
-            anchor = patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"]
-            assert anchor in chain, f"{envoy_filter['metadata']['name']}: {anchor} not there yet"
-            index = chain.index(anchor)
-            operation = patch["patch"]["operation"]
-            assert operation in ("INSERT_BEFORE", "INSERT_AFTER")
-            chain.insert(
-                index if operation == "INSERT_BEFORE" else index + 1,
-                patch["patch"]["value"]["name"],
-            )
-
-
 def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered: Rendered) -> None:
     """The rate limit must see the gRPC route, so it runs after the transcoder, whatever
     order the EnvoyFilters were created in."""
@@ -99,7 +80,12 @@ def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered
         for f in o["spec"]["configPatches"]
         if f["applyTo"] == "HTTP_FILTER"
     }
-    chain = ["envoy.filters.http.router"]
-    _apply_http_filter_patches(rendered.of_kind("EnvoyFilter"), chain)
+    filters: list[dict[str, Any]] = [{"name": "envoy.filters.http.router"}]
+    # The chart's rate-limited routes must exist under the same names locally.
+    routes = copy.deepcopy(
+        [r for vh in hcm["typed_config"]["route_config"]["virtual_hosts"] for r in vh["routes"]]
+    )
+    apply_gateway_envoy_filters(rendered.of_kind("EnvoyFilter"), filters, routes)
+    chain = [f["name"] for f in filters]
     assert chain == [name for name in local if name in ours or name == chain[-1]]
     assert len(ours) == 2

@@ -45,6 +45,8 @@ class Gateway:
     admin_port: int
     mesh: Mesh
     envoys: dict[str, ServerProcess]
+    # The rendered bootstrap of the running gateway, for tests that start a variant.
+    config: dict[str, Any]
 
     @property
     def rest_url(self) -> str:
@@ -67,7 +69,7 @@ class Reply:
     content_type: str
 
 
-def _request(base_url: str, method: str, path: str, body: object | None) -> Reply:
+def http_request(base_url: str, method: str, path: str, body: object | None) -> Reply:
     host, _, port = base_url.removeprefix("http://").partition(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
@@ -91,7 +93,7 @@ def _request(base_url: str, method: str, path: str, body: object | None) -> Repl
 async def rest(gateway: Gateway, method: str, path: str, body: object | None = None) -> Reply:
     """A REST call through the gateway. In a thread: the services share this event loop.
     `body` is sent as JSON; a str is sent as it is (for malformed JSON)."""
-    return await asyncio.to_thread(_request, gateway.rest_url, method, path, body)
+    return await asyncio.to_thread(http_request, gateway.rest_url, method, path, body)
 
 
 @pytest.fixture(scope="package")
@@ -135,7 +137,7 @@ async def gateway(
         processes.update(await start_all(sidecars, out))
         processes.update(await start_all([gateway_envoy], out))
         await wait_membership(gw_admin, {"lancamentos": 1, "consolidado": 2}, within=15)
-        yield Gateway(gw_port, gw_admin, mesh, processes)
+        yield Gateway(gw_port, gw_admin, mesh, processes, gateway_envoy.config)
     finally:
         await asyncio.to_thread(stop_all, processes)
         mesh.gate.open()

@@ -1,0 +1,77 @@
+"""The chart's gateway EnvoyFilters, run by a real Envoy in front of the real services.
+
+The cluster gateway gets its transcoder (with the descriptor set embedded as
+`proto_descriptor_bin`) and its rate limit only from the chart's EnvoyFilters. Here they
+are applied the way Istio applies them (tests/istio_pilot.py) to the local gateway with its
+own transcoder and rate limit taken out, and that Envoy serves REST: so the chart's
+filters are proven to load, transcode and limit, not only to look like the local ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+from caixa.chart.render import render_chart
+from caixa.devstack.envoy import stats
+from caixa.devstack.processes import free_port
+from caixa.mesh.render.bundle import LocalEnvoy
+from caixa.mesh.render.gateway import TRANSCODER
+from caixa.mesh.render.rate_limit import LOCAL_RATE_LIMIT
+from tests.envoys import start_all, stop_all, wait_membership
+from tests.istio_pilot import apply_gateway_envoy_filters
+
+from .conftest import Gateway, http_request
+
+READS = "mesh.upstreams.consolidado.routeClasses.reads.rateLimit"
+
+
+def chart_gateway(local: dict[str, Any], envoy_filters: list[dict[str, Any]]) -> LocalEnvoy:
+    config = copy.deepcopy(local)
+    port, admin_port = free_port(), free_port()
+    listener = config["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = port
+    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    # What Istio's gateway has before any EnvoyFilter: no transcoder, no rate limit.
+    filters = [f for f in hcm["http_filters"] if f["name"] not in (TRANSCODER, LOCAL_RATE_LIMIT)]
+    routes = [r for vh in hcm["route_config"]["virtual_hosts"] for r in vh["routes"]]
+    for route in routes:
+        route.get("typed_per_filter_config", {}).pop(LOCAL_RATE_LIMIT, None)
+    apply_gateway_envoy_filters(envoy_filters, filters, routes)
+    hcm["http_filters"] = filters
+    return LocalEnvoy("chart-gateway", config, port, admin_port)
+
+
+async def test_the_charts_transcoder_and_rate_limit_work_in_envoy(
+    gateway: Gateway, merchant: str, tmp_path: Path
+) -> None:
+    # One token a second and a burst of two: the third read in a row is refused.
+    rendered = render_chart(sets=[f"{READS}.tokensPerSecond=1", f"{READS}.burst=2"])
+    envoy = chart_gateway(gateway.config, rendered.of_kind("EnvoyFilter"))
+    processes = await start_all([envoy], tmp_path)
+    try:
+        await wait_membership(envoy.admin_port, {"consolidado": 2}, within=15)
+        url = f"http://127.0.0.1:{envoy.listen_port}"
+        path = f"/v1/merchants/{merchant}/daily-balances/2024-01-02"
+
+        first = await asyncio.to_thread(http_request, url, "GET", path, None)
+        assert first.status == 200, first.body
+        # The chart's print options: proto field names, zero values printed.
+        assert first.body["merchant_id"] == merchant
+        assert first.body["lancamentos_count"] == "0"  # int64 prints as a string
+
+        # The chart's request validation: an unknown query parameter is refused.
+        unknown = await asyncio.to_thread(http_request, url, "GET", f"{path}?colour=red", None)
+        assert unknown.status == 400
+
+        replies = [
+            (await asyncio.to_thread(http_request, url, "GET", path, None)).status for _ in range(4)
+        ]
+        assert 429 in replies, replies
+        limited = stats(envoy.admin_port, "http_local_rate_limit.rate_limited")
+        assert limited.get("consolidado_reads.http_local_rate_limit.rate_limited", 0) >= 1
+    finally:
+        await asyncio.to_thread(stop_all, processes)
