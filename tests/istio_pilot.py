@@ -6,8 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from caixa.mesh import envoy_fields
 from caixa.mesh.durations import Duration
+
+# Literals from pilot's Go code, not imported from caixa.mesh.envoy_fields, which is what
+# this module checks.
+# retry.go defaultPolicy()
+DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+PREVIOUS_HOSTS_TYPE = (
+    "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+)
+PREVIOUS_PRIORITIES_TYPE = (
+    "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3"
+    ".PreviousPrioritiesConfig"
+)
+# cluster_traffic_policy.go: the default load balancer when a DestinationRule sets none.
+DEFAULT_LB_POLICY = "LEAST_REQUEST"
 
 
 def _duration(text: str) -> str:
@@ -26,6 +39,7 @@ def pilot_cluster(dr: dict[str, Any]) -> dict[str, Any]:
     if pool["http"].get("maxRetries", 0) > 0:
         threshold["max_retries"] = pool["http"]["maxRetries"]
     cluster: dict[str, Any] = {
+        "lb_policy": DEFAULT_LB_POLICY,
         "connect_timeout": _duration(pool["tcp"]["connectTimeout"]),
         "circuit_breakers": {"thresholds": [threshold]},
     }
@@ -55,7 +69,7 @@ def pilot_route(http: dict[str, Any]) -> dict[str, Any]:
     if retries is not None and retries["attempts"] > 0:
         policy: dict[str, Any] = {
             "num_retries": retries["attempts"],
-            "retry_on": retries.get("retryOn", envoy_fields.ISTIO_DEFAULT_RETRY_ON),
+            "retry_on": retries.get("retryOn", DEFAULT_RETRY_ON),
             "host_selection_retry_max_attempts": 5,
         }
         if "retryOn" not in retries:
@@ -66,14 +80,14 @@ def pilot_route(http: dict[str, Any]) -> dict[str, Any]:
             policy["retry_host_predicate"] = [
                 {
                     "name": "envoy.retry_host_predicates.previous_hosts",
-                    "typed_config": {"@type": envoy_fields.PREVIOUS_HOSTS_TYPE},
+                    "typed_config": {"@type": PREVIOUS_HOSTS_TYPE},
                 }
             ]
         if retries.get("retryRemoteLocalities"):
             policy["retry_priority"] = {
                 "name": "envoy.retry_priorities.previous_priorities",
                 "typed_config": {
-                    "@type": envoy_fields.PREVIOUS_PRIORITIES_TYPE,
+                    "@type": PREVIOUS_PRIORITIES_TYPE,
                     "update_frequency": 2,
                 },
             }
@@ -84,11 +98,14 @@ def pilot_route(http: dict[str, Any]) -> dict[str, Any]:
 
 
 def without_local_only(cluster_or_route: dict[str, Any]) -> dict[str, Any]:
-    """Drop what Istio has no field for: health checks, the backoff cap, the LB choice."""
-    copy = {k: v for k, v in cluster_or_route.items() if k not in ("health_checks", "lb_policy")}
+    """Drop what Istio has no field for: active health checks, and the backoff cap, which
+    may only restate Envoy's own default (10 x base), since Istio cannot set another."""
+    copy = {k: v for k, v in cluster_or_route.items() if k != "health_checks"}
     back_off = copy.get("retry_policy", {}).get("retry_back_off")
-    if back_off:
-        back_off.pop("max_interval", None)
+    if back_off and "max_interval" in back_off:
+        base = Duration.parse(back_off["base_interval"]).millis
+        cap = Duration.parse(back_off.pop("max_interval")).millis
+        assert cap == 10 * base, f"backoff cap {cap}ms: Istio can only give 10 x {base}ms"
     return copy
 
 

@@ -166,13 +166,29 @@ INTENDED: dict[str, dict[str, set[str]]] = {
     },
     "dispatcher": {},
 }
-CALLERS = ("gateway", "dispatcher", "lancamentos", "consolidado", "unrelated")
+CALLERS = (
+    "gateway",
+    "dispatcher",
+    "lancamentos",
+    "consolidado",
+    "unrelated",
+    "monitoring",
+    "istio-system",
+)
+# Outside callers with their SPIFFE ids: a blackbox prober, and any workload of Istio's own
+# namespace (the east-west gateway forwards the original caller's identity, never its own).
+OUTSIDERS = {
+    "gateway": GATEWAY,
+    "unrelated": UNRELATED,
+    "monitoring": "cluster.local/ns/monitoring/sa/prometheus",
+    "istio-system": "cluster.local/ns/istio-system/sa/istio-eastwestgateway-service-account",
+}
 
 
 def _principals(rendered: Rendered) -> dict[str, str]:
     """Callers' SPIFFE ids. A caller may run in the other cluster (the cloud has no
     dispatcher) with the same identity: one trust domain, same namespace and names."""
-    principals = {"gateway": GATEWAY, "unrelated": UNRELATED}
+    principals = dict(OUTSIDERS)
     for component in ("dispatcher", "lancamentos", "consolidado"):
         principals[component] = f"cluster.local/ns/{NAMESPACE}/sa/caixa-{component}"
     for deployment in rendered.of_kind("Deployment"):
@@ -191,7 +207,7 @@ def _workloads(rendered: Rendered) -> dict[str, dict[str, str]]:
 
 
 # Health through the mesh: the release's own workloads and the gateway, not strangers.
-HEALTH_CALLERS = {"gateway", "dispatcher", "lancamentos", "consolidado"}
+HEALTH_CALLERS = {"gateway", "dispatcher", "lancamentos", "consolidado", "monitoring"}
 
 
 def _intended(target: str, caller: str, rpc: str) -> bool:

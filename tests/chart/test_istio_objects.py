@@ -146,7 +146,7 @@ def test_east_west_exposure_per_cluster(renders: dict[str, Rendered]) -> None:
     assert "cross-network-gateway" not in renders["default"].names("Gateway")
     for topology, network in (("cloud", "network-cloud"), ("onprem", "network-onprem")):
         gateway = renders[topology].get("Gateway", "cross-network-gateway")
-        assert gateway["metadata"]["labels"]["topology.istio.io/network"] == network
+        assert gateway["metadata"]["annotations"]["caixa.io/network"] == network
         [server] = gateway["spec"]["servers"]
         assert server["port"] == {"number": 15443, "name": "tls", "protocol": "TLS"}
         assert server["tls"] == {"mode": "AUTO_PASSTHROUGH"}
@@ -211,3 +211,27 @@ def test_each_topology_lints_clean(topology: str) -> None:
     policy = policy_from_values(values)
     shapes = load_method_shapes(CHART_VALUES.parents[2] / "build" / "caixa.pb")
     assert lint(policy, replica_counts(values, policy), shapes) == []
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def test_selectors_pick_the_rendered_pods(rendered: Rendered) -> None:
+    """A Sidecar that selects nothing leaves its workload on the full registry and
+    ALLOW_ANY, and of two that select one workload Istio applies either: so each pod is
+    selected by exactly one. The plain-text metrics port must be open on every pod."""
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in rendered.of_kind("Deployment")
+    }
+    assert pods
+    metrics = rendered.get("PeerAuthentication", "caixa-metrics")["spec"]["selector"]
+    for name, labels in pods.items():
+        sidecars = [
+            s["metadata"]["name"]
+            for s in rendered.of_kind("Sidecar")
+            if _selects(s["spec"]["workloadSelector"]["labels"], labels)
+        ]
+        assert len(sidecars) == 1, (name, sidecars)
+        assert _selects(metrics["matchLabels"], labels), name

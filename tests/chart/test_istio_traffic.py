@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from caixa.chart.render import CHART_DIR, Object, Rendered
+from caixa.chart.render import CHART_DIR, Object, Rendered, render_chart
 from caixa.mesh.cli import main
 from caixa.mesh.render.bundle import local_envoys
 from caixa.mesh.render.rate_limit import LOCAL_RATE_LIMIT
@@ -31,10 +31,12 @@ def _traffic(objects: list[Object]) -> dict[tuple[str, str], Object]:
     return {(o["kind"], o["metadata"]["name"]): o for o in objects if o["kind"] in TRAFFIC_KINDS}
 
 
-def _cli_objects(files: tuple[Path, ...], capsys: pytest.CaptureFixture[str]) -> list[Object]:
+def _cli_objects(
+    files: tuple[Path, ...], capsys: pytest.CaptureFixture[str], *options: str
+) -> list[Object]:
     args = [a for path in (CHART_DIR / "values.yaml", *files) for a in ("-f", str(path))]
     capsys.readouterr()
-    assert main(["render", "istio", *args]) == 0
+    assert main(["render", "istio", *args, *options]) == 0
     return list(yaml.safe_load_all(capsys.readouterr().out))
 
 
@@ -46,6 +48,16 @@ def test_cli_prints_what_the_chart_renders(
     assert set(cli) == set(chart)
     for key, obj in chart.items():
         assert cli[key] == obj, key
+
+
+def test_cli_and_chart_agree_for_another_release_and_namespace(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    files = TOPOLOGIES["onprem"]
+    rendered = render_chart(files, release="ledger", namespace="finance")
+    cli = _traffic(_cli_objects(files, capsys, "--release", "ledger", "--namespace", "finance"))
+    assert cli == _traffic(list(rendered))
+    assert {o["metadata"]["namespace"] for o in cli.values()} == {"finance"}
 
 
 def test_durations_pass_through_identically(
@@ -74,6 +86,7 @@ def test_durations_pass_through_identically(
 # --- the same values through pilot's mapping vs the local Envoy render ---
 
 POLICY_CLUSTER_KEYS = (
+    "lb_policy",
     "connect_timeout",
     "circuit_breakers",
     "outlier_detection",
@@ -111,9 +124,11 @@ def _check_routes(virtual_service: Object, envoy_config: dict[str, Any]) -> None
         assert _envoy_match(match) == local["match"], route["name"]
         action = {k: v for k, v in local["route"].items() if k != "cluster"}
         assert pilot_route(route) == without_local_only(action), route["name"]
-    # Every local route but the catch-alls comes from the VirtualService.
+    # Every local route but the catch-alls comes from the VirtualService, in the same
+    # order: Istio and Envoy both take the first route that matches.
     local_only = {"not-found", "openapi"}
-    assert {r["name"] for r in http} == set(routes) - local_only
+    in_order = [r["name"] for r in _virtual_host(envoy_config)["routes"]]
+    assert [r["name"] for r in http] == [name for name in in_order if name not in local_only]
 
 
 def test_destination_rules_give_the_local_clusters(topology: str, rendered: Rendered) -> None:
