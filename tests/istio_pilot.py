@@ -112,12 +112,13 @@ def without_local_only(cluster_or_route: dict[str, Any]) -> dict[str, Any]:
 def apply_gateway_envoy_filters(
     envoy_filters: list[dict[str, Any]],
     http_filters: list[dict[str, Any]],
-    routes: list[dict[str, Any]],
+    virtual_hosts: list[dict[str, Any]],
 ) -> None:
     """What Istio does with EnvoyFilters of context GATEWAY, in place: EnvoyFilters in
     priority order (then by name, for equal creation times); HTTP_FILTER patches insert
     relative to a filter already in the chain; HTTP_ROUTE patches MERGE into the route of
-    that name (Istio names Envoy routes after the VirtualService's http[].name). Istio
+    that name (Istio names Envoy routes after the VirtualService's http[].name), in the
+    virtual host named if the match names one (a gateway's are "<host>:<port>"). Istio
     skips a patch whose anchor or route is missing; here that fails."""
     ordered = sorted(
         envoy_filters, key=lambda o: (o["spec"].get("priority", 0), o["metadata"]["name"])
@@ -137,9 +138,16 @@ def apply_gateway_envoy_filters(
                 assert operation in ("INSERT_BEFORE", "INSERT_AFTER"), operation
                 http_filters.insert(index if operation == "INSERT_BEFORE" else index + 1, value)
             elif patch["applyTo"] == "HTTP_ROUTE":
-                wanted = patch["match"]["routeConfiguration"]["vhost"]["route"]["name"]
-                matching = [r for r in routes if r.get("name") == wanted]
-                assert matching, f"{name}: no route named {wanted}"
+                vhost = patch["match"]["routeConfiguration"]["vhost"]
+                wanted = vhost["route"]["name"]
+                matching = [
+                    route
+                    for host in virtual_hosts
+                    if vhost.get("name", host["name"]) == host["name"]
+                    for route in host["routes"]
+                    if route.get("name") == wanted
+                ]
+                assert matching, f"{name}: no route {wanted} in virtual host {vhost.get('name')}"
                 assert operation == "MERGE", operation
                 for route in matching:
                     for key, item in value.items():

@@ -81,11 +81,11 @@ def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered
         if f["applyTo"] == "HTTP_FILTER"
     }
     filters: list[dict[str, Any]] = [{"name": "envoy.filters.http.router"}]
-    # The chart's rate-limited routes must exist under the same names locally.
-    routes = copy.deepcopy(
-        [r for vh in hcm["typed_config"]["route_config"]["virtual_hosts"] for r in vh["routes"]]
-    )
-    apply_gateway_envoy_filters(rendered.of_kind("EnvoyFilter"), filters, routes)
+    # The chart's rate-limited routes must exist under the same names locally; Istio names
+    # the gateway's virtual host "<host>:443".
+    [virtual_host] = copy.deepcopy(hcm["typed_config"]["route_config"]["virtual_hosts"])
+    virtual_host["name"] = "caixa.example.com:443"
+    apply_gateway_envoy_filters(rendered.of_kind("EnvoyFilter"), filters, [virtual_host])
     chain = [f["name"] for f in filters]
     assert chain == [name for name in local if name in ours or name == chain[-1]]
     assert len(ours) == 2

@@ -28,7 +28,9 @@ from .conftest import Gateway, http_request
 READS = "mesh.upstreams.consolidado.routeClasses.reads.rateLimit"
 
 
-def chart_gateway(local: dict[str, Any], envoy_filters: list[dict[str, Any]]) -> LocalEnvoy:
+def chart_gateway(
+    local: dict[str, Any], envoy_filters: list[dict[str, Any]], host: str
+) -> LocalEnvoy:
     config = copy.deepcopy(local)
     port, admin_port = free_port(), free_port()
     listener = config["static_resources"]["listeners"][0]
@@ -37,10 +39,13 @@ def chart_gateway(local: dict[str, Any], envoy_filters: list[dict[str, Any]]) ->
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     # What Istio's gateway has before any EnvoyFilter: no transcoder, no rate limit.
     filters = [f for f in hcm["http_filters"] if f["name"] not in (TRANSCODER, LOCAL_RATE_LIMIT)]
-    routes = [r for vh in hcm["route_config"]["virtual_hosts"] for r in vh["routes"]]
-    for route in routes:
+    [virtual_host] = hcm["route_config"]["virtual_hosts"]
+    # Istio names a gateway's virtual hosts "<host>:<port>", and the chart's route patches
+    # name them so.
+    virtual_host["name"] = f"{host}:443"
+    for route in virtual_host["routes"]:
         route.get("typed_per_filter_config", {}).pop(LOCAL_RATE_LIMIT, None)
-    apply_gateway_envoy_filters(envoy_filters, filters, routes)
+    apply_gateway_envoy_filters(envoy_filters, filters, [virtual_host])
     hcm["http_filters"] = filters
     return LocalEnvoy("chart-gateway", config, port, admin_port)
 
@@ -50,7 +55,8 @@ async def test_the_charts_transcoder_and_rate_limit_work_in_envoy(
 ) -> None:
     # One token a second and a burst of two: the third read in a row is refused.
     rendered = render_chart(sets=[f"{READS}.tokensPerSecond=1", f"{READS}.burst=2"])
-    envoy = chart_gateway(gateway.config, rendered.of_kind("EnvoyFilter"))
+    [host] = rendered.get("Gateway", "caixa-gateway")["spec"]["servers"][0]["hosts"]
+    envoy = chart_gateway(gateway.config, rendered.of_kind("EnvoyFilter"), host)
     processes = await start_all([envoy], tmp_path)
     try:
         await wait_membership(envoy.admin_port, {"consolidado": 2}, within=15)
