@@ -42,6 +42,8 @@ class Request:
     port: int = GRPC_PORT
     host: str = "caixa.example.com"
     request_principal: str = ""  # iss/sub of a validated JWT
+    # "tcp" when the sidecar sees plain TCP (e.g. a plain-text scrape it cannot parse).
+    protocol: str = "http"
 
 
 def string_match(pattern: str, value: str) -> bool:
@@ -126,6 +128,47 @@ def applies(policy: Object, namespace: str, labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+HTTP_ONLY_FIELDS = {
+    "paths",
+    "notPaths",
+    "methods",
+    "notMethods",
+    "hosts",
+    "notHosts",
+    "requestPrincipals",
+    "notRequestPrincipals",
+}
+
+
+def _http_only(rule: dict[str, Any]) -> bool:
+    entries = [e["source"] for e in rule.get("from", [])]
+    entries += [e["operation"] for e in rule.get("to", [])]
+    return any(HTTP_ONLY_FIELDS & set(entry) for entry in entries)
+
+
+def _without_http_fields(rule: dict[str, Any]) -> dict[str, Any]:
+    def strip(entries: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+        return [
+            {key: {k: v for k, v in e[key].items() if k not in HTTP_ONLY_FIELDS}} for e in entries
+        ]
+
+    stripped = dict(rule)
+    for section, key in (("from", "source"), ("to", "operation")):
+        if section in rule:
+            stripped[section] = strip(rule[section], key)
+    return stripped
+
+
+def for_protocol(rules: list[dict[str, Any]], action: str, protocol: str) -> list[dict[str, Any]]:
+    """Istio on TCP traffic: an ALLOW rule with an HTTP-only field is dropped (it can never
+    match), a DENY rule loses those fields (so it matches more), to fail closed."""
+    if protocol == "http":
+        return rules
+    if action == "ALLOW":
+        return [r for r in rules if not _http_only(r)]
+    return [_without_http_fields(r) for r in rules]
+
+
 def allowed(policies: list[Object], namespace: str, labels: dict[str, str], req: Request) -> bool:
     mine = [p for p in policies if applies(p, namespace, labels)]
     by_action: dict[str, list[dict[str, Any]]] = {"ALLOW": [], "DENY": []}
@@ -138,7 +181,7 @@ def allowed(policies: list[Object], namespace: str, labels: dict[str, str], req:
         if action == "AUDIT":
             raise NotImplementedError("AUDIT")
         has_allow |= action == "ALLOW"
-        by_action[action] += spec.get("rules", [])
+        by_action[action] += for_protocol(spec.get("rules", []), action, req.protocol)
     if any(rule_matches(rule, req) for rule in by_action["DENY"]):
         return False
     return not has_allow or any(rule_matches(rule, req) for rule in by_action["ALLOW"])
@@ -256,6 +299,11 @@ def test_only_the_mesh_reaches_grpc_but_anyone_scrapes_metrics(rendered: Rendere
         assert not allowed(policies, NAMESPACE, labels, plain)
         scrape = Request(principal="", path="/metrics", method="GET", port=METRICS_PORT)
         assert allowed(policies, NAMESPACE, labels, scrape)
+        # The port-only rule holds when the sidecar sees the scrape as plain TCP, too.
+        tcp_scrape = Request(principal="", path="", port=METRICS_PORT, protocol="tcp")
+        assert allowed(policies, NAMESPACE, labels, tcp_scrape)
+        tcp_grpc = Request(principal="", path="", port=GRPC_PORT, protocol="tcp")
+        assert not allowed(policies, NAMESPACE, labels, tcp_grpc)
         # Plain text gets nothing but the metrics port, health included.
         assert not allowed(policies, NAMESPACE, labels, Request("", f"/{HEALTH_CHECK}"))
 
@@ -302,6 +350,12 @@ def test_evaluator_semantics() -> None:
     assert not allowed([policy(allow_prefix), policy(deny)], NAMESPACE, labels, req)
     other_selector = {**deny, "selector": {"matchLabels": {"app": "y"}}}
     assert allowed([policy(allow_prefix), policy(other_selector)], NAMESPACE, labels, req)
+    # TCP: an ALLOW rule with an HTTP-only field never matches; a DENY rule matches wider.
+    tcp = Request(principal="cluster.local/ns/a/sa/x", path="", protocol="tcp")
+    assert not allowed([policy(allow_prefix)], NAMESPACE, labels, tcp)
+    deny_path = {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/other"]}}]}]}
+    assert allowed([policy(deny_path)], NAMESPACE, labels, req)
+    assert not allowed([policy(deny_path)], NAMESPACE, labels, tcp)
     custom = {"action": "CUSTOM", "rules": [{}]}
     assert allowed([policy(custom)], NAMESPACE, labels, req)
     with pytest.raises(NotImplementedError):
