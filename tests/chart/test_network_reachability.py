@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from caixa.chart.render import CHART_DIR, Object, Rendered, merge_user_values
+from caixa.chart.render import CHART_DIR, Object, Rendered
+from caixa.mesh.values import load_values
 from tests.chart.conftest import TOPOLOGIES
 
 NAMESPACE = "caixa"  # render_chart's namespace
@@ -245,10 +246,8 @@ def chart_pods(rendered: Rendered) -> dict[str, Endpoint]:
 
 
 def topology_values(name: str) -> dict[str, Any]:
-    values = VALUES
-    for path in TOPOLOGIES[name]:
-        values = merge_user_values(values, yaml.safe_load(path.read_text(encoding="utf-8")))
-    return values
+    """The values Helm renders that topology with: defaults overlaid by its files."""
+    return load_values([CHART_DIR / "values.yaml", *TOPOLOGIES[name]])
 
 
 @pytest.fixture(scope="module")

@@ -256,19 +256,6 @@ spec:
 {{- end -}}
 {{- end -}}
 
-{{/* The chart's CloudNativePG instances (a LabelSelector). */}}
-{{- define "caixa.cnpgInstanceSelector" -}}
-matchLabels:
-  cnpg.io/podRole: instance
-matchExpressions:
-  - key: cnpg.io/cluster
-    operator: In
-    values:
-      {{- range .Values.cnpg.databases }}
-      - {{ include "caixa.cnpgClusterName" (dict "root" $ "database" .) }}
-      {{- end }}
-{{- end -}}
-
 {{- define "caixa.cnpgClusterName" -}}
 {{ include "caixa.componentName" (dict "root" .root "component" (printf "%s-pg" .database)) }}
 {{- end -}}

@@ -8,8 +8,7 @@ checks it against values.schema.json.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,29 +16,19 @@ from typing import Any
 import helm_python as helm
 import yaml
 
+from caixa.mesh.values import deep_merge, read_values
+
 CHART_DIR = Path(__file__).resolve().parents[3] / "helm" / "caixa"
 
 Object = dict[str, Any]
 
 
-def merge_user_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm's mergeMaps: mappings merge key by key, everything else (null too) replaces."""
-    merged: dict[str, Any] = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_user_values(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def user_values(files: Sequence[Path] = (), sets: Sequence[str] = ()) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for path in files:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        values = merge_user_values(values, loaded)
+        values = deep_merge(values, read_values(Path(path)), delete_nulls=False)
     for assignment in sets:
-        values = merge_user_values(values, helm.parse_set_string(assignment))
+        values = deep_merge(values, helm.parse_set_string(assignment), delete_nulls=False)
     return values
 
 

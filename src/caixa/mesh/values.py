@@ -30,13 +30,18 @@ class PolicyError(Exception):
         super().__init__("\n".join(f"{path}: {message}" for path, message in problems))
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Values:
+def deep_merge(
+    base: Mapping[str, Any], override: Mapping[str, Any], *, delete_nulls: bool = True
+) -> Values:
+    """Mappings merge key by key, everything else replaces. A `null` deletes the key, as
+    Helm's coalescing with the chart defaults does; with delete_nulls=False it is kept, as
+    Helm's merge of the user's own files does (so it can still delete a default later)."""
     merged: Values = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if value is None:
+        if value is None and delete_nulls:
             merged.pop(key, None)
         elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value, delete_nulls=delete_nulls)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -12,12 +12,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* Pod labels that select one workload: dict "root" $ "component" "<name>". */}}
-{{- define "caixa.istio.workloadSelector" -}}
-app.kubernetes.io/name: {{ .component }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
-{{- end -}}
-
 {{/* The ingress gateway's principal, as its pods present it. */}}
 {{- define "caixa.istio.gatewayPrincipal" -}}
 {{- with .Values.istio.ingressGateway -}}
