@@ -188,6 +188,9 @@ def test_pods_join_the_mesh_and_are_scraped(rendered: Rendered) -> None:
         assert metadata["labels"]["sidecar.istio.io/inject"] == "true"
         assert metadata["annotations"]["prometheus.io/scrape"] == "true"
         assert metadata["annotations"]["prometheus.io/port"] == str(VALUES["ports"]["metrics"])
+        # kubelet's gRPC probes go to the sidecar agent, never through STRICT mTLS and the
+        # AuthorizationPolicies (which therefore need no rule for kubelet).
+        assert metadata["annotations"]["sidecar.istio.io/rewriteAppHTTPProbers"] == "true"
 
 
 def test_pods_spread_across_zones_and_nodes(rendered: Rendered) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -31,8 +30,3 @@ def create_engine(url: str, *, pool_size: int) -> AsyncEngine:
         # next checkout reconnects: that is how the service heals.
         connect_args={"timeout": 5, "command_timeout": 30},
     )
-
-
-async def ping(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
