@@ -56,10 +56,8 @@ async def test_overflow_fails_fast_and_lancamentos_unaffected(
     fault_stack: StackFactory, merchant: str
 ) -> None:
     async with fault_stack(TINY_POOL) as stack:
-        # With a one-request pool, the inbound sidecars' pools (Istio applies the pool
-        # inbound too) are shared with health checks, and the egress sees an occasional
-        # health-check failure even at idle. Fire only with both replicas healthy, so
-        # that the fast answers below are the circuit breaker's, not "no healthy upstream".
+        # Fire only with both replicas healthy, so that the fast answers below are the
+        # circuit breaker's, not "no healthy upstream".
         await stack.wait_healthy(stack.egress_admin, "consolidado", 2, within=10)
         before = await stack.egress_stats(EGRESS)
         stack.mesh.gate.close()
@@ -100,4 +98,9 @@ async def test_overflow_fails_fast_and_lancamentos_unaffected(
     ]
     assert len(fast_unavailable) >= CONCURRENT * 0.75, (answers, delta)
     assert delta.get(EGRESS + "upstream_rq_pending_overflow", 0) > 0
+    # The inbound pools are full too (Istio applies the pool inbound), yet health checks
+    # pass: they take the inbound sidecar's HIGH-priority route, as kubelet's probes skip
+    # the pool through pilot-agent. A replica is never marked down for its pool being full.
+    assert delta.get(EGRESS + "health_check.failure", 0) == 0, delta
+    assert delta.get(EGRESS + "upstream_cx_none_healthy", 0) == 0, delta
     assert created == 10

@@ -133,12 +133,13 @@ def test_dispatcher_egress(envoys: dict[str, LocalEnvoy]) -> None:
 
 def test_inbound_sidecar_is_istio_inbound(envoys: dict[str, LocalEnvoy]) -> None:
     config = envoys["inbound-consolidado-1"].config
-    [route] = routes(config).values()
-    assert route["route"] == {
-        "cluster": "inbound|50053||",
-        "timeout": "0s",
-        "max_grpc_timeout": "0s",
-    }
+    table = routes(config)
+    assert list(table) == ["health", "default"]
+    to_app = {"cluster": "inbound|50053||", "timeout": "0s", "max_grpc_timeout": "0s"}
+    assert table["default"]["route"] == to_app
+    # Probes bypass the app's pool, as kubelet's do through pilot-agent.
+    assert table["health"]["match"] == {"prefix": "/grpc.health.v1.Health/"}
+    assert table["health"]["route"] == {**to_app, "priority": "HIGH"}
     app = cluster(config, "inbound|50053||")
     assert ports(app) == [50053]
     assert "outlier_detection" not in app

@@ -17,6 +17,8 @@ from caixa.mesh.policy import EgressSidecar, MeshPolicy, ReplicaPorts, UpstreamN
 from caixa.mesh.render import common
 from caixa.mesh.render.common import LOOPBACK
 
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
 
 def egress_node(sidecar: EgressSidecar) -> str:
     return f"egress-{sidecar.name}"
@@ -61,14 +63,24 @@ def render_inbound(policy: MeshPolicy, service: UpstreamName, index: int) -> JSO
     topology = policy.local_topology
     replica = topology.services[service].replicas[index]
     cluster = inbound_cluster_name(replica)
-    route: JSON = {
-        "name": "default",
-        "match": {"prefix": "/"},
-        # Istio's inbound route: 0s timeouts (the caller's sidecar owns them), no retries.
-        "route": {"cluster": cluster, **envoy_fields.route_timeout_fields(ZERO)},
-    }
+    # Istio's inbound route: 0s timeouts (the caller's sidecar owns them), no retries.
+    to_app: JSON = {"cluster": cluster, **envoy_fields.route_timeout_fields(ZERO)}
+    routes: list[JSON] = [
+        {
+            # In Kubernetes, kubelet's probes reach the app through pilot-agent and never
+            # take a slot of the inbound pool. The local front Envoys' active health checks
+            # come through this sidecar instead, so they get the HIGH-priority circuit
+            # breaker (Envoy's defaults): app traffic filling the DEFAULT pool cannot fail
+            # them, and with a small pool two checkers arriving together would otherwise
+            # overflow it and mark a healthy replica down.
+            "name": "health",
+            "match": {"prefix": HEALTH_PREFIX},
+            "route": {**to_app, "priority": "HIGH"},
+        },
+        {"name": "default", "match": {"prefix": "/"}, "route": to_app},
+    ]
     stat_prefix = f"inbound_{replica.inbound_port}"
-    hcm = common.http_connection_manager(stat_prefix, [route], [common.router_filter()], edge=False)
+    hcm = common.http_connection_manager(stat_prefix, routes, [common.router_filter()], edge=False)
     app = common.static_cluster(
         cluster,
         LOOPBACK,
