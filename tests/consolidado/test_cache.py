@@ -62,7 +62,7 @@ async def test_second_read_is_a_hit_and_ingest_invalidates(
     balances_stub: BalancesStub,
     ingest_stub: IngestStub,
     redis: Redis,
-    key_prefix: str,  # type: ignore[type-arg]
+    key_prefix: str,
 ) -> None:
     await ingest_stub.ApplyLancamentos(batch(entry(100)))
     hits, misses = requests_counted("hit"), requests_counted("miss")
@@ -91,7 +91,7 @@ async def test_second_read_is_a_hit_and_ingest_invalidates(
 async def test_a_redelivery_does_not_invalidate(
     ingest_stub: IngestStub,
     redis: Redis,
-    key_prefix: str,  # type: ignore[type-arg]
+    key_prefix: str,
 ) -> None:
     request = batch(entry(100))
     await ingest_stub.ApplyLancamentos(request)
@@ -164,7 +164,7 @@ async def test_a_failed_invalidation_is_retried_until_redis_answers(
     consolidado_db: str,
     redis_url: str,
     key_prefix: str,
-    redis: Redis,  # type: ignore[type-arg]
+    redis: Redis,
     engine: AsyncEngine,
 ) -> None:
     port = int(redis_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])

@@ -234,7 +234,7 @@ async def test_rebuild_one_merchant_from_the_feed(
         merchant_id=m,
         batch_size=2,
     )
-    assert (report.applied, report.merchants) == (3, {m})
+    assert (report.applied, report.merchants) == (3, frozenset({m}))
     assert list((await reconcile_stub.Reconcile(reconcile_request(m))).drifts) == []
     balance = await balances_stub.GetDailyBalance(day)
     assert (balance.closing_balance_cents, balance.lancamentos_count) == (-200, 0)

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -25,6 +26,9 @@ from caixa.lancamentos.app import LancamentosApp
 from caixa.lancamentos.settings import LancamentosSettings
 from caixa.platform.database import sqlalchemy_url
 from caixa.platform.migrations import upgrade
+
+if TYPE_CHECKING:
+    from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub
 
 
 def free_port() -> int:
@@ -201,7 +205,7 @@ async def _truncate(mesh: Mesh) -> None:
 
 
 @pytest.fixture
-async def lancamentos_stub(mesh: Mesh) -> AsyncIterator[lpb_grpc.LancamentosServiceStub]:
+async def lancamentos_stub(mesh: Mesh) -> AsyncIterator[LancamentosServiceAsyncStub]:
     """A serving lancamentos with its in-process dispatcher, and both replicas up."""
     await mesh.start_consolidado(0)
     await mesh.start_consolidado(1)

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -18,7 +19,6 @@ from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lancamentos.v1 import lancamentos_pb2 as lpb
-from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -33,6 +33,9 @@ from tests.integration.conftest import (
     consolidado_totals,
     lancamentos_totals,
 )
+
+if TYPE_CHECKING:
+    from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub
 
 START = date(2026, 1, 1)
 
@@ -56,7 +59,7 @@ async def rebuild_engine(make_database: Callable[[str], str]) -> AsyncIterator[A
     await engine.dispose()
 
 
-async def apply_operations(stub: lpb_grpc.LancamentosServiceStub, ops: list[tuple]) -> None:  # type: ignore[type-arg]
+async def apply_operations(stub: LancamentosServiceAsyncStub, ops: list[tuple]) -> None:  # type: ignore[type-arg]
     created: list[lpb.Lancamento] = []
     for op in ops:
         if op[0] == "create":
@@ -99,7 +102,7 @@ async def apply_operations(stub: lpb_grpc.LancamentosServiceStub, ops: list[tupl
 @given(ops=operations)
 async def test_incremental_equals_rebuilt_equals_direct(
     mesh: Mesh,
-    lancamentos_stub: lpb_grpc.LancamentosServiceStub,
+    lancamentos_stub: LancamentosServiceAsyncStub,
     rebuild_engine: AsyncEngine,
     ops: list[tuple],  # type: ignore[type-arg]
 ) -> None:
@@ -136,7 +139,7 @@ async def test_incremental_equals_rebuilt_equals_direct(
 
 
 async def test_reconcile_reports_drift_and_rebuild_repairs_it(
-    mesh: Mesh, lancamentos_stub: lpb_grpc.LancamentosServiceStub
+    mesh: Mesh, lancamentos_stub: LancamentosServiceAsyncStub
 ) -> None:
     for day, cents in [(1, 500), (2, 700), (2, 300)]:
         await lancamentos_stub.CreateLancamento(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -22,7 +23,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from caixa.platform.database import sqlalchemy_url
 from tests.integration.conftest import Mesh, assert_sum_invariant, scalar
 
-Stub = lpb_grpc.LancamentosServiceStub
+if TYPE_CHECKING:
+    from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Stub
 
 
 def entry(

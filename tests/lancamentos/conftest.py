@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -14,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from caixa.lancamentos.app import MIGRATIONS, LancamentosApp
 from caixa.lancamentos.settings import LancamentosSettings
 from caixa.platform.migrations import upgrade
+
+if TYPE_CHECKING:
+    from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub
 
 
 @pytest.fixture(scope="session")
@@ -62,5 +66,5 @@ async def engine(lancamentos_app: LancamentosApp) -> AsyncEngine:
 @pytest.fixture
 async def stub(
     lancamentos_channel: grpc.aio.Channel, engine: AsyncEngine
-) -> pb_grpc.LancamentosServiceStub:
+) -> LancamentosServiceAsyncStub:
     return pb_grpc.LancamentosServiceStub(lancamentos_channel)

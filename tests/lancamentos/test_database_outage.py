@@ -112,7 +112,7 @@ async def test_client_retries_idempotent_calls_only(
     imports_before = _handled(import_method, "UNAVAILABLE")
 
     def call_both() -> tuple[CaixaError, CaixaError]:
-        with LancamentosClient(app.server.address, timeout=10) as client:  # type: ignore[union-attr]
+        with LancamentosClient(app.server.address, timeout=10) as client:
             with pytest.raises(CaixaError) as create_error:
                 client.create_lancamento("retry", "credit", 100)
             with pytest.raises(CaixaError) as import_error:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TYPE_CHECKING
 
 import grpc
 from lancamentos.v1 import lancamentos_pb2 as pb
-from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from caixa.domain.rules import business_today
 from tests.helpers import expect_error, field_violations
 
-Stub = pb_grpc.LancamentosServiceStub
+if TYPE_CHECKING:
+    from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Stub
 
 
 def create_request(**overrides: object) -> pb.CreateLancamentoRequest:
@@ -400,6 +401,7 @@ async def test_stream_delivers_in_sequence_and_follows(stub: Stub) -> None:
     )
     later = await stub.CreateLancamento(create_request())
     first = await asyncio.wait_for(call.read(), timeout=5)
+    assert isinstance(first, pb.Lancamento)  # not grpc.aio.EOF: read() is typed as either
     assert first.lancamento_id == later.lancamento_id
     call.cancel()
 
