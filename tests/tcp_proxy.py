@@ -13,6 +13,9 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._open = asyncio.Event()
+        self._open.set()
+        self.held = 0  # connections accepted while held, not yet forwarded
         self.port = 0
 
     async def start(self) -> None:
@@ -33,7 +36,24 @@ class TcpProxy:
     async def restore(self) -> None:
         await self.start()
 
+    def hold(self) -> None:
+        """Accepts new connections but forwards nothing until `release`: a request in flight."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._open.is_set():
+            self._writers.add(writer)
+            self.held += 1
+            try:
+                await self._open.wait()
+            finally:
+                self.held -= 1
+                self._writers.discard(writer)
+            if writer.is_closing():  # cut while held
+                return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._target)
         except OSError:

@@ -186,8 +186,22 @@ async def test_a_failed_invalidation_is_retried_until_redis_answers(
             await ingest.ApplyLancamentos(batch(entry(1)))
             assert app.cache.pending_invalidations == {"m1"}
             # This replica knows its cached m1 is stale and reads PostgreSQL.
+            proxy.hold()
             await proxy.restore()
             assert closing(await balances.ListDailyBalances(RANGE)) == 101
+
+            # The retried INCR is in flight (held by the proxy): m1 is still stale here,
+            # so reads keep bypassing Redis instead of serving the old cached balance.
+            for _ in range(100):
+                if proxy.held:
+                    break
+                await asyncio.sleep(0.05)
+            assert proxy.held
+            assert app.cache.pending_invalidations == {"m1"}
+            read_fallbacks = fallbacks("read")
+            assert closing(await balances.ListDailyBalances(RANGE)) == 101
+            assert fallbacks("read") == read_fallbacks + 1
+            proxy.release()
 
             for _ in range(100):
                 if not app.cache.pending_invalidations:

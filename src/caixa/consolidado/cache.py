@@ -106,6 +106,8 @@ class BalanceCache:
         self._down_until = 0.0
         self._healthy = True
         self._pending: set[str] = set()
+        # Taken out of _pending while their retried INCR is in flight; still stale.
+        self._in_flight: frozenset[str] = frozenset()
         self._retry_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -119,7 +121,8 @@ class BalanceCache:
 
     @property
     def pending_invalidations(self) -> frozenset[str]:
-        return frozenset(self._pending)
+        """Merchants whose cached balances this replica knows are stale."""
+        return self._in_flight | self._pending
 
     def version_key(self, merchant_id: str) -> str:
         return f"{self._prefix}:ver:{merchant_id}"
@@ -128,7 +131,8 @@ class BalanceCache:
         return f"{self._prefix}:{merchant_id}:{version}:{start}:{end}"
 
     async def lookup(self, merchant_id: str, start: date, end: date) -> Lookup:
-        if not self._usable() or merchant_id in self._pending:
+        # Two set lookups rather than building the union on every read.
+        if not self._usable() or merchant_id in self._pending or merchant_id in self._in_flight:
             FALLBACKS.labels("read").inc()
             return UNUSABLE
         try:
@@ -185,10 +189,10 @@ class BalanceCache:
             self._retry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retry_task
-        if self._pending:
+        if self.pending_invalidations:
             log.warning(
                 "closing with cache invalidations undelivered; the TTL bounds their staleness",
-                extra={"merchants": len(self._pending), "ttl_seconds": self._ttl},
+                extra={"merchants": len(self.pending_invalidations), "ttl_seconds": self._ttl},
             )
         # types-redis predates aclose(); close() is deprecated in redis-py 5+.
         await self._client.aclose()
@@ -203,17 +207,22 @@ class BalanceCache:
         while self._pending:
             wait = max(self._retry_interval, self._down_until - time.monotonic())
             await asyncio.sleep(wait)
-            # Taken out first: an invalidation queued while this INCR is in
-            # flight must stay queued.
-            batch, self._pending = self._pending, set()
+            # Taken out first, so that an invalidation queued while this INCR is in
+            # flight stays queued; in flight, they are still stale for lookups.
+            self._in_flight, self._pending = frozenset(self._pending), set()
             try:
-                await self._bump(batch)
+                await self._bump(self._in_flight)
             except _FAILURES as exc:
-                self._pending |= batch
+                self._pending |= self._in_flight
                 self._failed("invalidate", exc)
             else:
                 self._succeeded()
-                log.info("delayed cache invalidations delivered", extra={"merchants": len(batch)})
+                log.info(
+                    "delayed cache invalidations delivered",
+                    extra={"merchants": len(self._in_flight)},
+                )
+            finally:
+                self._in_flight = frozenset()
 
     def _usable(self) -> bool:
         return time.monotonic() >= self._down_until
