@@ -72,6 +72,7 @@ def assert_toggles_took_effect(rendered: Rendered, flags: dict[str, bool]) -> No
 
     assert bool(rendered.of_kind("Cluster")) is flags["cnpg"]
     assert bool(rendered.of_kind("ScheduledBackup")) is flags["cnpg"]
+    assert bool(rendered.of_kind("ObjectStore")) is flags["cnpg"]
     if flags["cnpg"] and flags["networkPolicy"]:
         assert "caixa-postgres" in policies
 

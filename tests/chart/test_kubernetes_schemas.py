@@ -3,13 +3,15 @@
 Built-in kinds go through kubernetes-validate's strict schemas (unknown fields are
 errors). Istio kinds are checked against Istio's CRDs elsewhere. No PyPI package ships
 CloudNativePG's CRD schemas, so CNPG objects are checked against the field names of
-CNPG's v1 API reference (postgresql.cnpg.io/v1, CloudNativePG 1.25–1.31) listed below.
+CNPG's v1 API reference (postgresql.cnpg.io/v1, CloudNativePG 1.26–1.31) and of the
+Barman Cloud plugin's ObjectStore CRD (barmancloud.cnpg.io/v1), listed below.
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,51 +32,85 @@ BUILT_IN_API_VERSIONS = frozenset(
     {"v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1"}
 )
 CNPG_API_VERSION = "postgresql.cnpg.io/v1"
+BARMAN_API_VERSION = "barmancloud.cnpg.io/v1"
+SECRET_KEY = frozenset({"name", "key"})
 
-# CloudNativePG's API reference: the keys allowed at each path the chart writes.
+# The API references: the keys allowed at each path the chart writes. A list's items are
+# checked against the list's own path.
 CNPG_FIELDS: dict[tuple[str, ...], frozenset[str]] = {
     ("Cluster", "spec"): frozenset(
         {
             "instances",
-            "minSyncReplicas",
-            "maxSyncReplicas",
+            "postgresql",
             "imageName",
             "inheritedMetadata",
             "affinity",
             "storage",
             "bootstrap",
-            "backup",
+            "plugins",
         }
+    ),
+    ("Cluster", "spec", "postgresql"): frozenset({"synchronous"}),
+    ("Cluster", "spec", "postgresql", "synchronous"): frozenset(
+        {"method", "number", "dataDurability"}
     ),
     ("Cluster", "spec", "inheritedMetadata"): frozenset({"labels", "annotations"}),
     ("Cluster", "spec", "affinity"): frozenset({"enablePodAntiAffinity", "topologyKey"}),
     ("Cluster", "spec", "storage"): frozenset({"size", "storageClass"}),
     ("Cluster", "spec", "bootstrap"): frozenset({"initdb"}),
     ("Cluster", "spec", "bootstrap", "initdb"): frozenset({"database", "owner"}),
-    ("Cluster", "spec", "backup"): frozenset({"retentionPolicy", "barmanObjectStore"}),
-    ("Cluster", "spec", "backup", "barmanObjectStore"): frozenset(
-        {"destinationPath", "endpointURL", "s3Credentials", "wal", "data"}
-    ),
-    ("Cluster", "spec", "backup", "barmanObjectStore", "s3Credentials"): frozenset(
-        {"accessKeyId", "secretAccessKey"}
-    ),
-    ("Cluster", "spec", "backup", "barmanObjectStore", "s3Credentials", "accessKeyId"): (
-        frozenset({"name", "key"})
-    ),
-    ("Cluster", "spec", "backup", "barmanObjectStore", "s3Credentials", "secretAccessKey"): (
-        frozenset({"name", "key"})
-    ),
-    ("Cluster", "spec", "backup", "barmanObjectStore", "wal"): frozenset({"compression"}),
-    ("Cluster", "spec", "backup", "barmanObjectStore", "data"): frozenset({"compression"}),
+    # PluginConfiguration; its parameters are the plugin's own, free-form strings.
+    ("Cluster", "spec", "plugins"): frozenset({"name", "enabled", "isWALArchiver", "parameters"}),
     ("ScheduledBackup", "spec"): frozenset(
-        {"schedule", "method", "backupOwnerReference", "cluster"}
+        {"schedule", "method", "pluginConfiguration", "backupOwnerReference", "cluster"}
     ),
+    ("ScheduledBackup", "spec", "pluginConfiguration"): frozenset({"name", "parameters"}),
     ("ScheduledBackup", "spec", "cluster"): frozenset({"name"}),
+    ("ObjectStore", "spec"): frozenset(
+        {"configuration", "retentionPolicy", "instanceSidecarConfiguration"}
+    ),
+    ("ObjectStore", "spec", "configuration"): frozenset(
+        {"destinationPath", "endpointURL", "endpointCA", "s3Credentials", "wal", "data"}
+    ),
+    ("ObjectStore", "spec", "configuration", "s3Credentials"): frozenset(
+        {"accessKeyId", "secretAccessKey", "region", "sessionToken", "inheritFromIAMRole"}
+    ),
+    ("ObjectStore", "spec", "configuration", "s3Credentials", "accessKeyId"): SECRET_KEY,
+    ("ObjectStore", "spec", "configuration", "s3Credentials", "secretAccessKey"): SECRET_KEY,
+    ("ObjectStore", "spec", "configuration", "wal"): frozenset(
+        {"compression", "encryption", "maxParallel"}
+    ),
+    ("ObjectStore", "spec", "configuration", "data"): frozenset(
+        {"compression", "encryption", "jobs", "immediateCheckpoint"}
+    ),
+    ("ObjectStore", "spec", "instanceSidecarConfiguration"): frozenset(
+        {"resources", "env", "logLevel", "retentionPolicyIntervalSeconds"}
+    ),
+    ("ObjectStore", "spec", "instanceSidecarConfiguration", "resources"): frozenset(
+        {"requests", "limits"}
+    ),
 }
 CNPG_REQUIRED: dict[str, frozenset[str]] = {
     "Cluster": frozenset({"instances", "storage"}),
     "ScheduledBackup": frozenset({"schedule", "cluster"}),
+    "ObjectStore": frozenset({"configuration"}),
 }
+CNPG_ENUMS: dict[tuple[str, ...], frozenset[str]] = {
+    ("Cluster", "spec", "postgresql", "synchronous", "method"): frozenset({"any", "first"}),
+    ("Cluster", "spec", "postgresql", "synchronous", "dataDurability"): frozenset(
+        {"required", "preferred"}
+    ),
+    ("ScheduledBackup", "spec", "method"): frozenset(
+        {"barmanObjectStore", "volumeSnapshot", "plugin"}
+    ),
+    ("ObjectStore", "spec", "configuration", "wal", "compression"): frozenset(
+        {"bzip2", "gzip", "lz4", "snappy", "xz", "zstd"}
+    ),
+    ("ObjectStore", "spec", "configuration", "data", "compression"): frozenset(
+        {"bzip2", "gzip", "snappy"}
+    ),
+}
+RETENTION_POLICY = re.compile(r"^[1-9][0-9]*[dwm]$")
 
 
 def kubernetes_errors(objects: Iterable[Object], version: str = KUBERNETES_VERSION) -> list[str]:
@@ -88,7 +124,7 @@ def kubernetes_errors(objects: Iterable[Object], version: str = KUBERNETES_VERSI
                 kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.ValidationError as error:
                 errors.append(f"{where}: {'.'.join(map(str, error.path))}: {error.message}")
-        elif api_version == CNPG_API_VERSION:
+        elif api_version in (CNPG_API_VERSION, BARMAN_API_VERSION):
             errors.extend(f"{where}: {problem}" for problem in cnpg_errors(obj))
         elif not api_version.split("/")[0].endswith(".istio.io"):
             raise AssertionError(f"{where}: no schema known for {api_version}")
@@ -103,16 +139,28 @@ def cnpg_errors(obj: Object) -> list[str]:
     def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> None:
         allowed = CNPG_FIELDS.get((kind, *path))
         if allowed is None:
-            return  # free-form below here (labels, annotations)
+            return  # free-form below here (labels, annotations, plugin parameters)
         for key, value in node.items():
+            where = (*path, key)
             if key not in allowed:
                 errors.append(f"{'.'.join(path)}: unknown field {key!r}")
             elif isinstance(value, Mapping):
-                walk(value, (*path, key))
+                walk(value, where)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, Mapping):
+                        walk(item, where)
+            elif (kind, *where) in CNPG_ENUMS and value not in CNPG_ENUMS[(kind, *where)]:
+                errors.append(f"{'.'.join(where)}: {value!r} is not one of the allowed values")
 
     walk(obj["spec"], ("spec",))
     if kind == "ScheduledBackup" and len(obj["spec"]["schedule"].split()) != 6:
         errors.append("spec.schedule: CNPG wants six cron fields, seconds first")
+    if kind == "ObjectStore":
+        if not obj["spec"]["configuration"].get("destinationPath"):
+            errors.append("spec.configuration: missing destinationPath")
+        if not RETENTION_POLICY.match(obj["spec"].get("retentionPolicy", "1d")):
+            errors.append("spec.retentionPolicy: not a number of days, weeks or months")
     return errors
 
 
@@ -175,13 +223,25 @@ def test_cnpg_objects_are_checked_against_the_field_list() -> None:
             "cnpg.objectStorePeers[0].ipBlock.cidr=192.0.2.50/32",
         ]
     )
-    cnpg = [o for o in rendered if o["apiVersion"] == CNPG_API_VERSION]
-    assert {o["kind"] for o in cnpg} == {"Cluster", "ScheduledBackup"}
+    cnpg = [o for o in rendered if o["apiVersion"] in (CNPG_API_VERSION, BARMAN_API_VERSION)]
+    assert {o["kind"] for o in cnpg} == {"Cluster", "ScheduledBackup", "ObjectStore"}
     assert kubernetes_errors(cnpg) == []
 
-    typo = copy.deepcopy(rendered.of_kind("Cluster")[0])
-    typo["spec"]["backup"]["barmanObjectStore"]["destinationPth"] = "s3://x"
+    typo = copy.deepcopy(rendered.of_kind("ObjectStore")[0])
+    typo["spec"]["configuration"]["destinationPth"] = "s3://x"
     assert any("destinationPth" in e for e in kubernetes_errors([typo]))
+
+    plugin_typo = copy.deepcopy(rendered.of_kind("Cluster")[0])
+    plugin_typo["spec"]["plugins"][0]["isWalArchiver"] = True
+    assert any("isWalArchiver" in e for e in kubernetes_errors([plugin_typo]))
+
+    bad_enum = copy.deepcopy(rendered.of_kind("Cluster")[0])
+    bad_enum["spec"]["postgresql"]["synchronous"]["dataDurability"] = "always"
+    assert any("'always'" in e for e in kubernetes_errors([bad_enum]))
+
+    bad_retention = copy.deepcopy(rendered.of_kind("ObjectStore")[0])
+    bad_retention["spec"]["retentionPolicy"] = "30 days"
+    assert any("retentionPolicy" in e for e in kubernetes_errors([bad_retention]))
 
     five_fields = copy.deepcopy(rendered.of_kind("ScheduledBackup")[0])
     five_fields["spec"]["schedule"] = "0 2 * * *"

@@ -320,12 +320,30 @@ def test_onprem_uses_cloudnative_pg(renders: dict[str, Rendered]) -> None:
     assert set(clusters) == {"caixa-lancamentos-pg", "caixa-consolidado-pg"}
     backups = {b["spec"]["cluster"]["name"] for b in onprem.of_kind("ScheduledBackup")}
     assert backups == set(clusters)
+    # Backups through the Barman Cloud plugin (the in-tree barmanObjectStore is removed
+    # in CNPG 1.31): one ObjectStore, named by each Cluster and each ScheduledBackup.
+    [store] = onprem.of_kind("ObjectStore")
+    assert store["apiVersion"] == "barmancloud.cnpg.io/v1"
+    configuration = store["spec"]["configuration"]
+    assert (
+        configuration["s3Credentials"]["accessKeyId"]["name"]
+        == VALUES["cnpg"]["backup"]["s3Credentials"]["secretName"]
+    )
+    assert store["spec"]["retentionPolicy"] == VALUES["cnpg"]["backup"]["retentionPolicy"]
+    sidecar = store["spec"]["instanceSidecarConfiguration"]["resources"]
+    assert sidecar == VALUES["cnpg"]["backup"]["sidecarResources"]
+    for backup in onprem.of_kind("ScheduledBackup"):
+        assert backup["spec"]["method"] == "plugin"
+        assert backup["spec"]["pluginConfiguration"] == {"name": "barman-cloud.cloudnative-pg.io"}
     for name, cluster in clusters.items():
-        store = cluster["spec"]["backup"]["barmanObjectStore"]
-        assert (
-            store["s3Credentials"]["accessKeyId"]["name"]
-            == (VALUES["cnpg"]["backup"]["s3Credentials"]["secretName"])
-        )
+        assert "backup" not in cluster["spec"]
+        assert cluster["spec"]["plugins"] == [
+            {
+                "name": "barman-cloud.cloudnative-pg.io",
+                "isWALArchiver": True,
+                "parameters": {"barmanObjectName": store["metadata"]["name"]},
+            }
+        ]
         # The services read the Secret the operator writes for their cluster.
         database = cluster["spec"]["bootstrap"]["initdb"]["database"]
         user = "caixa-lancamentos" if database == "lancamentos" else "caixa-consolidado"
@@ -339,11 +357,18 @@ def test_cnpg_acknowledges_a_commit_only_once_a_standby_has_it(
     renders: dict[str, Rendered],
 ) -> None:
     for cluster in renders["onprem"].of_kind("Cluster"):
-        assert cluster["spec"]["minSyncReplicas"] == cluster["spec"]["maxSyncReplicas"] == 1
+        # `required`: never the self-healing fall back to asynchronous replication that
+        # the legacy minSyncReplicas/maxSyncReplicas (and `preferred`) allow.
+        assert cluster["spec"]["postgresql"]["synchronous"] == {
+            "method": "any",
+            "number": 1,
+            "dataDurability": "required",
+        }
+        assert not {"minSyncReplicas", "maxSyncReplicas"} & cluster["spec"].keys()
     with pytest.raises(HelmRenderError, match="synchronousReplicas"):
         render_chart(sets=[*CNPG, "cnpg.instances=1"])
     asynchronous = render_chart(sets=[*CNPG, "cnpg.synchronousReplicas=0"])
-    assert all("minSyncReplicas" not in c["spec"] for c in asynchronous.of_kind("Cluster"))
+    assert all("postgresql" not in c["spec"] for c in asynchronous.of_kind("Cluster"))
 
 
 def rules(rendered: Rendered, name: str, direction: str) -> list[dict[str, Any]]:

@@ -259,3 +259,13 @@ spec:
 {{- define "caixa.cnpgClusterName" -}}
 {{ include "caixa.componentName" (dict "root" .root "component" (printf "%s-pg" .database)) }}
 {{- end -}}
+
+{{- /* The ObjectStore both CNPG Clusters archive to (root context). */}}
+{{- define "caixa.cnpgObjectStoreName" -}}
+{{ include "caixa.componentName" (dict "root" . "component" "pg-backups") }}
+{{- end -}}
+
+{{- /* The Barman Cloud plugin's CNPG-I name. */}}
+{{- define "caixa.cnpgBackupPlugin" -}}
+barman-cloud.cloudnative-pg.io
+{{- end -}}
