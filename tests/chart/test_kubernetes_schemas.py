@@ -46,6 +46,8 @@ CNPG_FIELDS: dict[tuple[str, ...], frozenset[str]] = {
             "inheritedMetadata",
             "affinity",
             "storage",
+            "resources",
+            "topologySpreadConstraints",
             "bootstrap",
             "plugins",
         }
@@ -55,14 +57,23 @@ CNPG_FIELDS: dict[tuple[str, ...], frozenset[str]] = {
         {"method", "number", "dataDurability"}
     ),
     ("Cluster", "spec", "inheritedMetadata"): frozenset({"labels", "annotations"}),
-    ("Cluster", "spec", "affinity"): frozenset({"enablePodAntiAffinity", "topologyKey"}),
+    ("Cluster", "spec", "affinity"): frozenset(
+        {"enablePodAntiAffinity", "topologyKey", "podAntiAffinityType"}
+    ),
     ("Cluster", "spec", "storage"): frozenset({"size", "storageClass"}),
     ("Cluster", "spec", "bootstrap"): frozenset({"initdb"}),
     ("Cluster", "spec", "bootstrap", "initdb"): frozenset({"database", "owner"}),
     # PluginConfiguration; its parameters are the plugin's own, free-form strings.
     ("Cluster", "spec", "plugins"): frozenset({"name", "enabled", "isWALArchiver", "parameters"}),
     ("ScheduledBackup", "spec"): frozenset(
-        {"schedule", "method", "pluginConfiguration", "backupOwnerReference", "cluster"}
+        {
+            "schedule",
+            "immediate",
+            "method",
+            "pluginConfiguration",
+            "backupOwnerReference",
+            "cluster",
+        }
     ),
     ("ScheduledBackup", "spec", "pluginConfiguration"): frozenset({"name", "parameters"}),
     ("ScheduledBackup", "spec", "cluster"): frozenset({"name"}),
@@ -100,6 +111,7 @@ CNPG_ENUMS: dict[tuple[str, ...], frozenset[str]] = {
     ("Cluster", "spec", "postgresql", "synchronous", "dataDurability"): frozenset(
         {"required", "preferred"}
     ),
+    ("Cluster", "spec", "affinity", "podAntiAffinityType"): frozenset({"preferred", "required"}),
     ("ScheduledBackup", "spec", "method"): frozenset(
         {"barmanObjectStore", "volumeSnapshot", "plugin"}
     ),

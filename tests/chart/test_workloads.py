@@ -17,6 +17,7 @@ VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(en
 GRPC_PORT: int = VALUES["ports"]["grpc"]
 DRAIN: int = VALUES["termination"]["drainSeconds"]
 MARGIN: int = VALUES["termination"]["graceMarginSeconds"]
+PRE_STOP: int = VALUES["termination"]["preStopSeconds"]
 
 # CloudNativePG on, with the API server and object store peers its NetworkPolicy needs.
 CNPG = (
@@ -150,24 +151,33 @@ def test_connections_come_from_secrets(renders: dict[str, Rendered]) -> None:
 
 
 def test_graceful_termination_lines_up(rendered: Rendered) -> None:
-    """The app drains for drainSeconds and the sidecar drains as long. With native
-    sidecars the proxy stops only after the app, so kubelet waits for both in turn."""
+    """A preStop wait while callers learn the endpoint is gone, then the app drains for
+    drainSeconds, then the sidecar drains as long. The sidecar is native, so it stops only
+    after the app, and kubelet waits for all three in turn."""
     for deployment in rendered.of_kind("Deployment"):
         pod = deployment["spec"]["template"]
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["sidecar.istio.io/nativeSidecar"] == "true"
         variables = env(container(deployment))
-        proxy = json.loads(pod["metadata"]["annotations"]["proxy.istio.io/config"])
+        proxy = json.loads(annotations["proxy.istio.io/config"])
         assert proxy["terminationDrainDuration"] == f"{DRAIN}s"
         server_drain = int(variables["SHUTDOWN_GRACE_SECONDS"])
         if deployment["metadata"]["name"] == "caixa-dispatcher":
             # Its server only answers health; the outbox delivery drain is the long part,
-            # and LancamentosApp.stop runs the two one after the other.
+            # and LancamentosApp.stop runs the two one after the other. Nobody calls it,
+            # so it has no preStop wait.
             assert int(variables["DISPATCH_DRAIN_SECONDS"]) == DRAIN
             assert server_drain <= 2
             app_stop = server_drain + DRAIN
+            pre_stop = 0
+            assert "lifecycle" not in container(deployment)
         else:
             assert server_drain == DRAIN
             app_stop = server_drain
-        assert pod["spec"]["terminationGracePeriodSeconds"] >= app_stop + DRAIN + MARGIN
+            pre_stop = container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
+            assert pre_stop == PRE_STOP
+        grace = pod["spec"]["terminationGracePeriodSeconds"]
+        assert grace >= pre_stop + app_stop + DRAIN + MARGIN
 
 
 def test_drain_follows_values() -> None:
@@ -175,7 +185,7 @@ def test_drain_follows_values() -> None:
         sets=["termination.drainSeconds=45", "termination.graceMarginSeconds=5"]
     )
     pod = rendered.get("Deployment", "caixa-consolidado")["spec"]["template"]
-    assert pod["spec"]["terminationGracePeriodSeconds"] == 45 + 45 + 5
+    assert pod["spec"]["terminationGracePeriodSeconds"] == PRE_STOP + 45 + 45 + 5
     assert (
         '"terminationDrainDuration":"45s"'
         in pod["metadata"]["annotations"]["proxy.istio.io/config"]
@@ -594,3 +604,56 @@ def test_empty_peers_are_fine_where_nothing_needs_them(tmp_path: Path) -> None:
     # CNPG runs both databases; no consolidado, so no Redis.
     rendered = render_emptied(tmp_path, [POSTGRES, REDIS], [*CNPG, "consolidado.enabled=false"])
     assert "caixa-consolidado" not in rendered.names("NetworkPolicy")
+
+
+def test_no_pre_stop_wait_when_set_to_zero() -> None:
+    rendered = render_chart(sets=["termination.preStopSeconds=0"])
+    for deployment in rendered.of_kind("Deployment"):
+        assert "lifecycle" not in container(deployment)
+
+
+def test_disruption_budgets_never_block_drains_while_pods_are_unready(
+    rendered: Rendered,
+) -> None:
+    # Readiness follows the database; under its outage every pod is NotReady.
+    for budget in rendered.of_kind("PodDisruptionBudget"):
+        assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_spread_counts_only_the_current_rollout(rendered: Rendered) -> None:
+    for deployment in rendered.of_kind("Deployment"):
+        constraints = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in constraints} == {
+            VALUES["topologySpread"]["topologyKey"],
+            "kubernetes.io/hostname",
+        }
+        assert all(c["matchLabelKeys"] == ["pod-template-hash"] for c in constraints)
+
+
+def test_migrations_wait_for_their_database(renders: dict[str, Rendered]) -> None:
+    wait = VALUES["migrations"]["waitForDatabaseSeconds"]
+    for job in renders["onprem"].of_kind("Job"):
+        assert env(job["spec"]["template"]["spec"]["containers"][0])["MIGRATE_WAIT_SECONDS"] == str(
+            wait
+        )
+        assert job["spec"]["activeDeadlineSeconds"] > wait
+    with pytest.raises(HelmRenderError, match=r"must exceed migrations\.waitForDatabaseSeconds"):
+        render_chart(sets=["migrations.waitForDatabaseSeconds=600"])
+
+
+def test_cnpg_instances_never_share_a_host_and_have_guaranteed_resources(
+    renders: dict[str, Rendered],
+) -> None:
+    cnpg = VALUES["cnpg"]
+    for cluster in renders["onprem"].of_kind("Cluster"):
+        spec = cluster["spec"]
+        assert spec["affinity"]["topologyKey"] == "kubernetes.io/hostname"
+        assert spec["affinity"]["podAntiAffinityType"] == "required"
+        [zones] = spec["topologySpreadConstraints"]
+        assert zones["labelSelector"]["matchLabels"] == {
+            "cnpg.io/cluster": cluster["metadata"]["name"]
+        }
+        assert spec["resources"] == cnpg["resources"]
+        assert spec["resources"]["requests"] == spec["resources"]["limits"]
+    for backup in renders["onprem"].of_kind("ScheduledBackup"):
+        assert backup["spec"]["immediate"] is True

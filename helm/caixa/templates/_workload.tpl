@@ -56,7 +56,8 @@ dns:///{{ $host }}.{{ .root.Release.Namespace }}.svc.cluster.local:{{ .root.Valu
 {{/*
 A Deployment. dict: root, component, args (list), env (list of EnvVar, after the shared
 ones), databaseSecret (a secrets.* entry), and optionally shutdownGrace / stopSeconds: the
-gRPC server's drain and the process's whole stop time (both default to drainSeconds).
+gRPC server's drain and the process's whole stop time (both default to drainSeconds),
+and preStopSeconds (default termination.preStopSeconds; 0 for a workload nobody calls).
 */}}
 {{- define "caixa.deployment" -}}
 {{- $root := .root -}}
@@ -65,6 +66,7 @@ gRPC server's drain and the process's whole stop time (both default to drainSeco
 {{- $drain := int $root.Values.termination.drainSeconds -}}
 {{- $shutdownGrace := int (default $drain .shutdownGrace) -}}
 {{- $stop := int (default $drain .stopSeconds) -}}
+{{- $preStop := int (ternary .preStopSeconds $root.Values.termination.preStopSeconds (hasKey . "preStopSeconds")) -}}
 {{- $reserved := list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" -}}
 {{- range .env }}{{ $reserved = append $reserved .name }}{{ end -}}
 {{- range $name, $_ := $values.env }}
@@ -92,8 +94,12 @@ spec:
         {{- include "caixa.podLabels" $ctx | nindent 8 }}
         sidecar.istio.io/inject: "true"
       annotations:
-        # The sidecar drains as long as the app does; the app starts once Envoy is up.
-        proxy.istio.io/config: {{ dict "terminationDrainDuration" (printf "%ds" $drain) "holdApplicationUntilProxyStarts" true | toJson | quote }}
+        # Istio's proxy as a native sidecar (Kubernetes >= 1.29; Istio turns it on by
+        # itself only when every node is >= 1.33): kubelet starts it before the app and
+        # stops it only after the app has exited, which the grace period below relies on.
+        sidecar.istio.io/nativeSidecar: "true"
+        # Then the sidecar drains as long as the app does.
+        proxy.istio.io/config: {{ dict "terminationDrainDuration" (printf "%ds" $drain) | toJson | quote }}
         # kubelet's gRPC probes go to the sidecar agent, not through STRICT mTLS.
         sidecar.istio.io/rewriteAppHTTPProbers: "true"
         prometheus.io/scrape: "true"
@@ -105,9 +111,9 @@ spec:
     spec:
       serviceAccountName: {{ include "caixa.serviceAccountName" $ctx }}
       automountServiceAccountToken: false
-      # The app's whole stop, then the sidecar's drain: with native sidecars (Istio's
-      # default on recent Kubernetes) the proxy is stopped only after the app exits.
-      terminationGracePeriodSeconds: {{ add $stop $drain $root.Values.termination.graceMarginSeconds }}
+      # preStop, the app's whole stop, then the sidecar's drain (a native sidecar is
+      # stopped only after the app exits).
+      terminationGracePeriodSeconds: {{ add $preStop $stop $drain $root.Values.termination.graceMarginSeconds }}
       securityContext:
         {{- include "caixa.podSecurityContext" $root | nindent 8 }}
       {{- with $root.Values.imagePullSecrets }}
@@ -122,6 +128,8 @@ spec:
           labelSelector:
             matchLabels:
               {{- include "caixa.selectorLabels" $ctx | nindent 14 }}
+          # Only this rollout's pods count, so old and new ReplicaSets are spread alike.
+          matchLabelKeys: [pod-template-hash]
         {{- end }}
       {{- with $values.nodeSelector }}
       nodeSelector:
@@ -166,6 +174,12 @@ spec:
               value: {{ $value | quote }}
             {{- end }}
           {{- include "caixa.grpcProbes" $root | nindent 10 }}
+          {{- if gt $preStop 0 }}
+          # The endpoint is already being removed; keep serving until callers know.
+          lifecycle:
+            preStop:
+              sleep: {seconds: {{ $preStop }}}
+          {{- end }}
           resources:
             {{- toYaml $values.resources | nindent 12 }}
           securityContext:
@@ -244,6 +258,9 @@ metadata:
     {{- include "caixa.labels" $ctx | nindent 4 }}
 spec:
   {{- toYaml (index .root.Values .component).podDisruptionBudget | nindent 2 }}
+  # Readiness follows the database: during its outage every pod is NotReady, and the
+  # default policy would then block node drains until the database returns.
+  unhealthyPodEvictionPolicy: AlwaysAllow
   selector:
     matchLabels:
       {{- include "caixa.selectorLabels" $ctx | nindent 6 }}

@@ -20,7 +20,7 @@ from caixa.domain.errors import DomainError, InvalidArgument
 from caixa.platform import runtime
 from caixa.platform.grpc_server import wait_for_termination_signal
 from caixa.platform.logging import configure_logging
-from caixa.platform.migrations import upgrade
+from caixa.platform.migrations import migrate_command
 
 log = logging.getLogger("caixa.consolidado")
 
@@ -131,8 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     settings = ConsolidadoSettings()
     configure_logging(settings.log_level)
     if args.command == "migrate":
-        upgrade(MIGRATIONS, settings.database_url)
-        log.info("consolidado database migrated")
+        sys.exit(
+            migrate_command(
+                "consolidado", MIGRATIONS, settings.database_url, settings.migrate_wait_seconds
+            )
+        )
     elif args.command == "serve":
         runtime.run(serve(settings))
     elif args.command == "rebuild":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from caixa.lancamentos.app import MIGRATIONS, LancamentosApp
 from caixa.lancamentos.settings import LancamentosSettings
 from caixa.platform import runtime
 from caixa.platform.grpc_server import wait_for_termination_signal
 from caixa.platform.logging import configure_logging
-from caixa.platform.migrations import upgrade
+from caixa.platform.migrations import migrate_command
 
 log = logging.getLogger("caixa.lancamentos")
 
@@ -32,8 +33,11 @@ def main() -> None:
     settings = LancamentosSettings()
     configure_logging(settings.log_level)
     if args.command == "migrate":
-        upgrade(MIGRATIONS, settings.database_url)
-        log.info("lancamentos database migrated")
+        sys.exit(
+            migrate_command(
+                "lancamentos", MIGRATIONS, settings.database_url, settings.migrate_wait_seconds
+            )
+        )
     elif args.command == "serve":
         runtime.run(_run(settings, serve=True, dispatch=settings.run_dispatcher))
     else:

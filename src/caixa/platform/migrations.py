@@ -6,6 +6,8 @@ Each service's `migrations/env.py` only calls `run_migrations(metadata)`.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +16,12 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from caixa.platform.database import sqlalchemy_url
+
+log = logging.getLogger(__name__)
 
 # Serializes concurrent `migrate` runs (several replicas or hook retries).
 _MIGRATION_LOCK_KEY = 0x6361697861  # "caixa"
@@ -32,6 +37,57 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
 def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
     """Upgrades the database; call from a thread when an event loop is running."""
     command.upgrade(alembic_config(script_location, database_url), revision)
+
+
+class DatabaseUnreachable(Exception):
+    """The database did not accept a connection within the wait."""
+
+
+def wait_until_reachable(database_url: str, within_seconds: float) -> None:
+    """Until the database accepts a connection and answers.
+
+    A migration Job may start before its database does (CloudNativePG creates the cluster
+    in the same release), so `migrate` waits instead of failing the Job at once.
+    """
+    url = sqlalchemy_url(database_url)
+    deadline = time.monotonic() + within_seconds
+    delay = 0.5
+    while True:
+        try:
+            asyncio.run(_ping(url))
+            return
+        except (OSError, DBAPIError) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseUnreachable(
+                    f"no connection to the database within {within_seconds:g}s: {exc}"
+                ) from exc
+            log.info("database not reachable yet; retrying", extra={"error": str(exc)})
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+
+async def _ping(url: str) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args={"timeout": 5})
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
+def migrate_command(
+    service: str, script_location: Path, database_url: str, wait_seconds: float
+) -> int:
+    """Every service's `migrate`: wait for the database, upgrade; the exit status."""
+    try:
+        wait_until_reachable(database_url, wait_seconds)
+    except DatabaseUnreachable as exc:
+        log.error(f"{service} database unreachable; nothing migrated", extra={"error": str(exc)})
+        return 1
+    upgrade(script_location, database_url)
+    log.info(f"{service} database migrated")
+    return 0
 
 
 class SchemaNotReady(Exception):

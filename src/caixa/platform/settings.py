@@ -23,5 +23,8 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     shutdown_grace_seconds: float = Field(10.0, ge=0, description="in-flight RPC drain time")
+    migrate_wait_seconds: float = Field(
+        300.0, ge=0, description="how long `migrate` waits for the database to accept connections"
+    )
     health_probe_interval_seconds: float = Field(2.0, gt=0)
     business_timezone: str = "America/Sao_Paulo"
