@@ -175,6 +175,10 @@ def test_locality_failover_between_the_two_clusters(renders: dict[str, Rendered]
         # Istio fails over only with outlier detection.
         spec = renders[topology].get("DestinationRule", "consolidado")["spec"]
         assert "outlierDetection" in spec["trafficPolicy"]
+        if topology != "default":
+            # The cap counts the remote endpoints too: anything below 100 could leave the
+            # last failing local replica un-ejected, and traffic local.
+            assert spec["trafficPolicy"]["outlierDetection"]["maxEjectionPercent"] == 100
 
 
 def test_jwt_at_the_gateway(rendered: Rendered) -> None:

@@ -99,6 +99,11 @@ def test_cloud_values_alone_lint_clean(shapes: dict[str, MethodShape]) -> None:
             "retry-streaming",
             "mesh.upstreams.lancamentos.routeClasses.change-feed",
         ),
+        (
+            "locality-failover-ejection-cap",
+            "locality-failover-ejection-cap",
+            "mesh.upstreams.consolidado.outlierDetection.maxEjectionPercent",
+        ),
     ],
 )
 def test_unsafe_overlay_is_caught(

@@ -180,8 +180,9 @@ def check_retry_load(policy: MeshPolicy, name: UpstreamName) -> list[Finding]:
 
 
 def check_ejection(policy: MeshPolicy, name: UpstreamName, replicas: int | None) -> list[Finding]:
-    detection = policy.upstreams[name].outlier_detection
-    if detection is None or replicas is None:
+    upstream = policy.upstreams[name]
+    detection = upstream.outlier_detection
+    if detection is None:
         return []
     enforcing = (
         detection.enforcing_consecutive_5xx_errors > 0
@@ -190,6 +191,27 @@ def check_ejection(policy: MeshPolicy, name: UpstreamName, replicas: int | None)
     if not enforcing:
         return []
     path = f"mesh.upstreams.{name}.outlierDetection.maxEjectionPercent"
+    failover = upstream.locality_failover
+    if failover is not None and failover.enabled:
+        # The other locality's endpoints are hosts of the same cluster, and Envoy caps
+        # ejections over the whole cluster, not per locality: below 100 % it may refuse to
+        # eject the last failing local replicas, and traffic stays on them. How many
+        # remote endpoints there are (one per east-west gateway address) is not known here.
+        if detection.max_ejection_percent >= 100:
+            return []
+        return [
+            Finding(
+                "locality-failover-ejection-cap",
+                path,
+                f"maxEjectionPercent {detection.max_ejection_percent} with locality failover: "
+                "Envoy counts the other locality's endpoints in the cap, so it may never eject "
+                "every failing local replica, and traffic would not fail over",
+                "set it to 100 where localityFailover is enabled (the other locality takes the "
+                "traffic)",
+            )
+        ]
+    if replicas is None:
+        return []
     ejectable = ejectable_hosts(replicas, detection.max_ejection_percent)
     if ejectable >= replicas:
         fix = (
