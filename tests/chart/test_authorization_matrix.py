@@ -27,6 +27,8 @@ NAMESPACE = "caixa"
 GATEWAY_NAMESPACE = "istio-ingress"
 GATEWAY_LABELS = {"istio": "ingressgateway"}
 GATEWAY = "cluster.local/ns/istio-ingress/sa/istio-ingressgateway"
+# iss/sub of a token the gateway validated and forwarded, which the workload validates too.
+END_USER = "https://auth.example.com//user-1"
 UNRELATED = "cluster.local/ns/other/sa/default"
 GRPC_PORT, METRICS_PORT = 50051, 9464
 HEALTH_CHECK = "grpc.health.v1.Health/Check"
@@ -269,12 +271,25 @@ def test_matrix_equals_the_intended_table(topology: str, rendered: Rendered) -> 
     for target, labels in workloads.items():
         for caller in CALLERS:
             for rpc in RPCS:
-                request = Request(principal=principals[caller], path=f"/{rpc}")
+                # Requests through the gateway carry the end user's token.
+                token = END_USER if caller == "gateway" else ""
+                request = Request(principals[caller], f"/{rpc}", request_principal=token)
                 key = (target, caller, rpc)
                 actual[key] = allowed(policies, NAMESPACE, labels, request)
                 expected[key] = _intended(target, caller, rpc)
     wrong = sorted(k for k in actual if actual[k] != expected[k])
     assert wrong == [], wrong
+
+
+def test_the_gateway_reaches_nothing_without_a_token(rendered: Rendered) -> None:
+    """Another app's route on the same gateway pods carries the gateway's identity but no
+    Caixa token: the workloads' own JWT check keeps it out of every public RPC."""
+    policies = rendered.of_kind("AuthorizationPolicy")
+    for target, labels in _workloads(rendered).items():
+        for rpc in INTENDED[target].get("gateway", set()):
+            assert allowed(policies, NAMESPACE, labels, Request(GATEWAY, f"/{rpc}")) is False
+            with_token = Request(GATEWAY, f"/{rpc}", request_principal=END_USER)
+            assert allowed(policies, NAMESPACE, labels, with_token)
 
 
 def test_reconcile_only_for_listed_principals(tmp_path: Path) -> None:
@@ -316,7 +331,7 @@ def test_only_the_mesh_reaches_grpc_but_anyone_scrapes_metrics(rendered: Rendere
         # Nothing is public: the cluster gateway does not serve /openapi.json either.
         ("", "/openapi.json", "caixa.example.com", False),
         (
-            "https://auth.example.com//user-1",
+            END_USER,
             f"/{CONSOLIDADO}/GetDailyBalance",
             "caixa.example.com",
             True,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helm_python.errors import HelmValuesError
+from helm_python.errors import HelmRenderError, HelmValuesError
 
 from caixa.chart.render import CHART_DIR, Rendered, render_chart
 from caixa.mesh.lint import lint
@@ -181,18 +181,26 @@ def test_locality_failover_between_the_two_clusters(renders: dict[str, Rendered]
             assert spec["trafficPolicy"]["outlierDetection"]["maxEjectionPercent"] == 100
 
 
-def test_jwt_at_the_gateway(rendered: Rendered) -> None:
+def test_jwt_at_the_gateway_and_again_at_the_workloads(rendered: Rendered) -> None:
+    rule = {
+        "issuer": "https://auth.example.com/",
+        "jwksUri": "https://auth.example.com/.well-known/jwks.json",
+        "audiences": ["caixa"],
+    }
     authn = rendered.get("RequestAuthentication", "caixa-jwt")
     assert authn["metadata"]["namespace"] == "istio-ingress"
     assert authn["spec"]["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
-    assert authn["spec"]["jwtRules"] == [
-        {
-            "issuer": "https://auth.example.com/",
-            "jwksUri": "https://auth.example.com/.well-known/jwks.json",
-            "audiences": ["caixa"],
-            "forwardOriginalToken": True,
-        }
-    ]
+    # Forwarded, so that the workloads can validate it too.
+    assert authn["spec"]["jwtRules"] == [{**rule, "forwardOriginalToken": True}]
+    workloads = rendered.get("RequestAuthentication", "caixa-workload-jwt")
+    assert workloads["metadata"]["namespace"] == "caixa"
+    assert workloads["spec"]["jwtRules"] == [rule]
+    selector = workloads["spec"]["selector"]["matchLabels"]
+    for deployment in rendered.of_kind("Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items()
+    with pytest.raises(HelmRenderError, match="forwardOriginalToken must be true"):
+        render_chart(sets=["istio.jwt.forwardOriginalToken=false"])
 
 
 def test_values_schema_mesh_part_is_fresh() -> None:
