@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,6 +73,20 @@ async def test_migrate_waits_for_a_database_that_comes_up_later(
         await SchemaCheck.of(migrations)(engine)  # at head
     finally:
         await engine.dispose()
+
+
+async def test_a_missing_database_fails_at_once(pg_admin_url: str) -> None:
+    """Waiting cannot fix a wrong name or password: no 300 s of retries for a typo."""
+    missing = make_url(pg_admin_url).set(database="no_such_database_here")
+    started = time.monotonic()
+    code, output = await _migrate(
+        "caixa-consolidado", missing.render_as_string(hide_password=False), wait_seconds=60
+    )
+    assert code == 1
+    assert time.monotonic() - started < 20
+    assert "refused the connection" in output
+    assert "not reachable yet" not in output
+    assert "Traceback" not in output
 
 
 async def test_migrate_gives_up_with_a_clear_error_and_no_traceback() -> None:

@@ -375,8 +375,10 @@ def test_cnpg_acknowledges_a_commit_only_once_a_standby_has_it(
             "dataDurability": "required",
         }
         assert not {"minSyncReplicas", "maxSyncReplicas"} & cluster["spec"].keys()
-    with pytest.raises(HelmRenderError, match="synchronousReplicas"):
-        render_chart(sets=[*CNPG, "cnpg.instances=1"])
+    # One standby down (restart, node drain) must not stop writes: primary + sync + one.
+    with pytest.raises(HelmRenderError, match=r"synchronousReplicas \+ 2"):
+        render_chart(sets=[*CNPG, "cnpg.instances=2"])
+    render_chart(sets=[*CNPG, "cnpg.instances=3"])
     asynchronous = render_chart(sets=[*CNPG, "cnpg.synchronousReplicas=0"])
     assert all("postgresql" not in c["spec"] for c in asynchronous.of_kind("Cluster"))
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+import pytest
 from consolidado.v1 import consolidado_pb2 as pb
 from consolidado.v1 import consolidado_pb2_grpc as pb_grpc
 from prometheus_client import REGISTRY
@@ -214,4 +215,40 @@ async def test_a_failed_invalidation_is_retried_until_redis_answers(
             assert closing(await balances.ListDailyBalances(RANGE)) == 101
             assert requests_counted("hit") == hits + 1
     finally:
+        await proxy.cut()
+
+
+async def test_closing_during_a_retried_invalidation_keeps_it_reported(
+    consolidado_db: str,
+    redis_url: str,
+    key_prefix: str,
+    engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = int(redis_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+    proxy = TcpProxy("127.0.0.1", port)
+    await proxy.start()
+    settings = consolidado_settings(
+        consolidado_db,
+        f"redis://127.0.0.1:{proxy.port}/0",
+        key_prefix,
+        redis_cooldown_seconds=0.1,
+    )
+    try:
+        async with app_with(settings) as (app, _, ingest):
+            await proxy.cut()
+            await ingest.ApplyLancamentos(batch(entry(1)))
+            proxy.hold()
+            await proxy.restore()
+            for _ in range(100):
+                if proxy.held:
+                    break
+                await asyncio.sleep(0.05)
+            assert proxy.held  # the retried INCR is in flight when the app closes
+            assert app.cache.pending_invalidations == {"m1"}
+            caplog.clear()
+        warnings = [r for r in caplog.records if "invalidations undelivered" in r.getMessage()]
+        assert [getattr(r, "merchants", None) for r in warnings] == [1]
+    finally:
+        proxy.release()
         await proxy.cut()

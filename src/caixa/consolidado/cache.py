@@ -212,8 +212,11 @@ class BalanceCache:
             self._in_flight, self._pending = frozenset(self._pending), set()
             try:
                 await self._bump(self._in_flight)
-            except _FAILURES as exc:
+            except BaseException as exc:
+                # Undelivered, whatever stopped it (close() cancels this task): queued again.
                 self._pending |= self._in_flight
+                if not isinstance(exc, _FAILURES):
+                    raise
                 self._failed("invalidate", exc)
             else:
                 self._succeeded()

@@ -40,23 +40,42 @@ def upgrade(script_location: Path, database_url: str, revision: str = "head") ->
 
 
 class DatabaseUnreachable(Exception):
-    """The database did not accept a connection within the wait."""
+    """The database did not accept a connection within the wait, or refused it for good."""
+
+
+# SQLSTATEs worth waiting out: connection exceptions (class 08) and a server that is
+# starting up or shutting down. Anything else (bad password, no such database) is a
+# mistake that waiting cannot fix.
+_TRANSIENT_SQLSTATE_CLASSES = ("08",)
+_TRANSIENT_SQLSTATES = frozenset({"57P03", "57P01"})
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):  # refused, reset, timed out, name not resolved (yet)
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and (
+        sqlstate.startswith(_TRANSIENT_SQLSTATE_CLASSES) or sqlstate in _TRANSIENT_SQLSTATES
+    )
 
 
 def wait_until_reachable(database_url: str, within_seconds: float) -> None:
     """Until the database accepts a connection and answers.
 
     A migration Job may start before its database does (CloudNativePG creates the cluster
-    in the same release), so `migrate` waits instead of failing the Job at once.
+    in the same release), so `migrate` waits instead of failing the Job at once; an error
+    that waiting cannot fix fails at once.
     """
     url = sqlalchemy_url(database_url)
     deadline = time.monotonic() + within_seconds
     delay = 0.5
     while True:
         try:
-            asyncio.run(_ping(url))
+            asyncio.run(_ping(url, connect_timeout=max(0.5, min(5.0, deadline - time.monotonic()))))
             return
         except (OSError, DBAPIError) as exc:
+            if not _transient(exc):
+                raise DatabaseUnreachable(f"the database refused the connection: {exc}") from exc
             left = deadline - time.monotonic()
             if left <= 0:
                 raise DatabaseUnreachable(
@@ -67,8 +86,10 @@ def wait_until_reachable(database_url: str, within_seconds: float) -> None:
             delay = min(delay * 2, 5.0)
 
 
-async def _ping(url: str) -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args={"timeout": 5})
+async def _ping(url: str, connect_timeout: float) -> None:
+    engine = create_async_engine(
+        url, poolclass=pool.NullPool, connect_args={"timeout": connect_timeout}
+    )
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
