@@ -144,6 +144,24 @@ async def lock_feed(conn: AsyncConnection) -> None:
     await conn.execute(select(func.pg_advisory_xact_lock(FEED_LOCK_KEY)))
 
 
+async def hold_until_replicated(conn: AsyncConnection, found: Sequence[Lancamento]) -> None:
+    """Makes this transaction's commit wait for the synchronous standbys, as a write does.
+
+    A replayed request finds an entry committed earlier, maybe by a transaction whose
+    wait for the standbys was cut short (its server process ended), which PostgreSQL then
+    keeps on the primary only. PostgreSQL makes a commit wait for the standbys only if the
+    transaction wrote WAL; a row lock does (it marks the tuple), and the commit record then
+    comes after that entry's. So the replay is acknowledged only once the entry is on a
+    standby, as its first answer would have been. KEY SHARE is the weakest lock: it holds
+    off nothing but a concurrent FOR UPDATE (a reversal), and only until this commit."""
+    ids = [entry.lancamento_id for entry in found]
+    await conn.execute(
+        select(lancamentos.c.lancamento_id)
+        .where(lancamentos.c.lancamento_id.in_(ids))
+        .with_for_update(key_share=True)
+    )
+
+
 async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection under a SQLAlchemy one, for the hot path that
     SQLAlchemy's statement layer would make CPU-bound."""

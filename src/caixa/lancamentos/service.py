@@ -75,6 +75,9 @@ class LancamentosService:
             inserted = await repository.insert_entries(conn, entries, [None] * len(entries))
             missing = [_key(e) for e in entries if _key(e) not in inserted]
             existing = await repository.find_by_keys(conn, missing)
+            if existing:  # replays: acknowledged only once on the standbys
+                await repository.hold_until_replicated(conn, list(existing.values()))
+                await conn.commit()
         outcomes: list[Lancamento | BaseException] = []
         for entry in entries:
             # A same-batch duplicate resolves against the first of its key.
@@ -121,6 +124,8 @@ class LancamentosService:
                 key = (ref.merchant_id, command.request_id)
                 earlier = (await repository.find_by_keys(conn, [key])).get(key)
                 if earlier is not None:
+                    # Acknowledged only once on the standbys (see hold_until_replicated).
+                    await repository.hold_until_replicated(conn, [earlier])
                     return ensure_same_request(earlier, command.fingerprint)
                 original = (
                     await repository.get(conn, ref.merchant_id, ref.lancamento_id)
@@ -150,9 +155,10 @@ class LancamentosService:
             return inserted[key]
         # The same key was committed concurrently by another request.
         async with self._engine.connect() as conn:
-            return ensure_same_request(
-                (await repository.find_by_keys(conn, [key]))[key], command.fingerprint
-            )
+            earlier = (await repository.find_by_keys(conn, [key]))[key]
+            await repository.hold_until_replicated(conn, [earlier])
+            await conn.commit()
+        return ensure_same_request(earlier, command.fingerprint)
 
     async def import_chunk(self, entries: Sequence[NewLancamento], first_row: int) -> int:
         """Writes one chunk atomically; returns how many were new. A reused key
@@ -162,6 +168,8 @@ class LancamentosService:
             inserted = await repository.insert_entries(conn, entries, [None] * len(entries))
             missing = [_key(e) for e in entries if _key(e) not in inserted]
             existing = await repository.find_by_keys(conn, missing)
+            if existing:  # replays: acknowledged only once on the standbys
+                await repository.hold_until_replicated(conn, list(existing.values()))
             for offset, entry in enumerate(entries):
                 earlier = inserted.get(_key(entry)) or existing[_key(entry)]
                 if earlier.fingerprint != entry.fingerprint:
