@@ -43,6 +43,13 @@ class TcpProxy:
     def release(self) -> None:
         self._open.set()
 
+    async def wait_held(self, within: float = 5.0) -> None:
+        """Until a connection is waiting in `hold`, e.g. a retry in flight."""
+        deadline = asyncio.get_running_loop().time() + within
+        while not self.held:
+            assert asyncio.get_running_loop().time() < deadline, "no connection was held"
+            await asyncio.sleep(0.05)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self._open.is_set():
             self._writers.add(writer)

@@ -161,94 +161,81 @@ async def test_a_hung_redis_costs_one_timeout_then_is_skipped(
     assert following < 0.2  # ten reads, none waiting on Redis
 
 
+@pytest.fixture
+async def proxied(
+    consolidado_db: str, redis_url: str, key_prefix: str
+) -> AsyncIterator[tuple[TcpProxy, ConsolidadoSettings]]:
+    """Settings whose Redis is behind a proxy the test can cut, hold and restore."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+    proxy = TcpProxy("127.0.0.1", port)
+    await proxy.start()
+    settings = consolidado_settings(
+        consolidado_db,
+        f"redis://127.0.0.1:{proxy.port}/0",
+        key_prefix,
+        redis_cooldown_seconds=0.1,
+    )
+    try:
+        yield proxy, settings
+    finally:
+        proxy.release()
+        await proxy.cut()
+
+
 async def test_a_failed_invalidation_is_retried_until_redis_answers(
-    consolidado_db: str,
-    redis_url: str,
+    proxied: tuple[TcpProxy, ConsolidadoSettings],
     key_prefix: str,
     redis: Redis,
     engine: AsyncEngine,
 ) -> None:
-    port = int(redis_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
-    proxy = TcpProxy("127.0.0.1", port)
-    await proxy.start()
-    settings = consolidado_settings(
-        consolidado_db,
-        f"redis://127.0.0.1:{proxy.port}/0",
-        key_prefix,
-        redis_cooldown_seconds=0.1,
-    )
-    try:
-        async with app_with(settings) as (app, balances, ingest):
-            await ingest.ApplyLancamentos(batch(entry(100)))
-            assert closing(await balances.ListDailyBalances(RANGE)) == 100  # cached
-            version = int(await redis.get(f"{key_prefix}:ver:m1") or 0)
+    proxy, settings = proxied
+    async with app_with(settings) as (app, balances, ingest):
+        await ingest.ApplyLancamentos(batch(entry(100)))
+        assert closing(await balances.ListDailyBalances(RANGE)) == 100  # cached
+        version = int(await redis.get(f"{key_prefix}:ver:m1") or 0)
 
-            await proxy.cut()
-            await ingest.ApplyLancamentos(batch(entry(1)))
-            assert app.cache.pending_invalidations == {"m1"}
-            # This replica knows its cached m1 is stale and reads PostgreSQL.
-            proxy.hold()
-            await proxy.restore()
-            assert closing(await balances.ListDailyBalances(RANGE)) == 101
-
-            # The retried INCR is in flight (held by the proxy): m1 is still stale here,
-            # so reads keep bypassing Redis instead of serving the old cached balance.
-            for _ in range(100):
-                if proxy.held:
-                    break
-                await asyncio.sleep(0.05)
-            assert proxy.held
-            assert app.cache.pending_invalidations == {"m1"}
-            read_fallbacks = fallbacks("read")
-            assert closing(await balances.ListDailyBalances(RANGE)) == 101
-            assert fallbacks("read") == read_fallbacks + 1
-            proxy.release()
-
-            for _ in range(100):
-                if not app.cache.pending_invalidations:
-                    break
-                await asyncio.sleep(0.05)
-            assert not app.cache.pending_invalidations
-            assert int(await redis.get(f"{key_prefix}:ver:m1") or 0) == version + 1
-            hits = requests_counted("hit")
-            assert closing(await balances.ListDailyBalances(RANGE)) == 101
-            assert closing(await balances.ListDailyBalances(RANGE)) == 101
-            assert requests_counted("hit") == hits + 1
-    finally:
         await proxy.cut()
+        await ingest.ApplyLancamentos(batch(entry(1)))
+        assert app.cache.pending_invalidations == {"m1"}
+        # This replica knows its cached m1 is stale and reads PostgreSQL.
+        proxy.hold()
+        await proxy.restore()
+        assert closing(await balances.ListDailyBalances(RANGE)) == 101
+
+        # The retried INCR is in flight (held by the proxy): m1 is still stale here,
+        # so reads keep bypassing Redis instead of serving the old cached balance.
+        await proxy.wait_held()
+        assert app.cache.pending_invalidations == {"m1"}
+        read_fallbacks = fallbacks("read")
+        assert closing(await balances.ListDailyBalances(RANGE)) == 101
+        assert fallbacks("read") == read_fallbacks + 1
+        proxy.release()
+
+        for _ in range(100):
+            if not app.cache.pending_invalidations:
+                break
+            await asyncio.sleep(0.05)
+        assert not app.cache.pending_invalidations
+        assert int(await redis.get(f"{key_prefix}:ver:m1") or 0) == version + 1
+        hits = requests_counted("hit")
+        assert closing(await balances.ListDailyBalances(RANGE)) == 101
+        assert closing(await balances.ListDailyBalances(RANGE)) == 101
+        assert requests_counted("hit") == hits + 1
 
 
 async def test_closing_during_a_retried_invalidation_keeps_it_reported(
-    consolidado_db: str,
-    redis_url: str,
-    key_prefix: str,
+    proxied: tuple[TcpProxy, ConsolidadoSettings],
     engine: AsyncEngine,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    port = int(redis_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
-    proxy = TcpProxy("127.0.0.1", port)
-    await proxy.start()
-    settings = consolidado_settings(
-        consolidado_db,
-        f"redis://127.0.0.1:{proxy.port}/0",
-        key_prefix,
-        redis_cooldown_seconds=0.1,
-    )
-    try:
-        async with app_with(settings) as (app, _, ingest):
-            await proxy.cut()
-            await ingest.ApplyLancamentos(batch(entry(1)))
-            proxy.hold()
-            await proxy.restore()
-            for _ in range(100):
-                if proxy.held:
-                    break
-                await asyncio.sleep(0.05)
-            assert proxy.held  # the retried INCR is in flight when the app closes
-            assert app.cache.pending_invalidations == {"m1"}
-            caplog.clear()
-        warnings = [r for r in caplog.records if "invalidations undelivered" in r.getMessage()]
-        assert [getattr(r, "merchants", None) for r in warnings] == [1]
-    finally:
-        proxy.release()
+    proxy, settings = proxied
+    async with app_with(settings) as (app, _, ingest):
         await proxy.cut()
+        await ingest.ApplyLancamentos(batch(entry(1)))
+        proxy.hold()
+        await proxy.restore()
+        await proxy.wait_held()  # the retried INCR is in flight when the app closes
+        assert app.cache.pending_invalidations == {"m1"}
+        caplog.clear()
+    warnings = [r for r in caplog.records if "invalidations undelivered" in r.getMessage()]
+    assert [getattr(r, "merchants", None) for r in warnings] == [1]
