@@ -89,3 +89,17 @@ one default per service (its timeout, never retried). dict "root" $ "upstream" <
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The one JWT rule, from istio.jwt; dict: root, forward (forwardOriginalToken or not). */}}
+{{- define "caixa.istio.jwtRules" -}}
+{{- with .root.Values.istio.jwt }}
+- issuer: {{ toJson .issuer }}
+  jwksUri: {{ toJson .jwksUri }}
+  {{- with .audiences }}
+  audiences: {{ toJson . }}
+  {{- end }}
+  {{- if $.forward }}
+  forwardOriginalToken: {{ .forwardOriginalToken }}
+  {{- end }}
+{{- end }}
+{{- end -}}
