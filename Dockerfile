@@ -12,7 +12,7 @@
 # BASE_IMAGE must be a Debian-like image with python3 (>= 3.11, with venv and
 # ensurepip) on PATH: python:3.11-slim-bookworm (python at /usr/local/bin) or a
 # debootstrap of bookworm with python3 + python3-venv (python at /usr/bin), which
-# is what scripts/image/build.sh uses where no registry is reachable. Builder and
+# is what tooling/image/build.sh uses where no registry is reachable. Builder and
 # runtime share the base, so the venv's python symlink stays valid.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -20,7 +20,7 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS builder
 
 # Optional build secret `ca_bundle`: a CA bundle for pip (PIP_CERT), for
-# builds behind a TLS-intercepting proxy; scripts/image/build.sh passes the
+# builds behind a TLS-intercepting proxy; tooling/image/build.sh passes the
 # host's. Secrets never reach a layer.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1 \
@@ -37,34 +37,37 @@ RUN --mount=type=cache,id=caixa-pip,target=/root/.cache/pip \
     && /opt/tools/bin/pip install 'grpcio-tools>=1.66' 'mypy-protobuf>=3.6' \
         'googleapis-common-protos>=1.65'
 
-# Runtime dependencies first, from pyproject alone, so a source change reuses
-# this layer.
-COPY pyproject.toml ./
+# Runtime dependencies first, from the two runtime distributions' pyproject
+# files alone, so a source change reuses this layer. Only client/ (the stubs,
+# the typed client and the CLI) and services/ reach the image: mesh/ and
+# tooling/ are development tools (tooling/image/check.sh proves their absence).
+COPY client/pyproject.toml client/pyproject.toml
+COPY services/pyproject.toml services/pyproject.toml
 RUN --mount=type=cache,id=caixa-pip,target=/root/.cache/pip \
     --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
     && python3 -m venv /opt/venv \
-    && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
+    && python3 -c 'import tomllib, sys; [print(d) for f in sys.argv[1:] for d in tomllib.load(open(f, "rb"))["project"]["dependencies"]]' \
+        client/pyproject.toml services/pyproject.toml > /tmp/requirements.txt \
     && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
 
-# Stubs (gen/python) and the descriptor set (build/caixa.pb), as `make proto`.
+# Stubs (client/stubs) and the descriptor set (build/caixa.pb), as `make proto`.
 COPY protos protos
-COPY scripts/gen_protos.py scripts/gen_protos.py
-RUN /opt/tools/bin/python scripts/gen_protos.py --out gen/python --descriptor /out/build/caixa.pb
+COPY tooling/gen_protos.py tooling/gen_protos.py
+RUN /opt/tools/bin/python tooling/gen_protos.py --out client/stubs --descriptor /out/build/caixa.pb
 
-# The project itself (src + the generated packages) as a regular, non-editable
-# install; then drop the installers from the runtime venv.
-COPY README.md ./
-COPY src src
+# The two distributions as regular, non-editable installs; then drop the
+# installers from the runtime venv.
+COPY client client
+COPY services services
 RUN --mount=type=cache,id=caixa-pip,target=/root/.cache/pip \
     --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
-    && /opt/venv/bin/pip install --no-deps . \
+    && /opt/venv/bin/pip install --no-deps ./client ./services \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/python -m pip uninstall -y -q setuptools pip \
-    && /opt/venv/bin/python -c 'import caixa.lancamentos.main, caixa.consolidado.main, lancamentos, consolidado' \
-    && rm -rf build
+    && /opt/venv/bin/python -c 'import services.lancamentos.main, services.consolidado.main, caixa.cli.main, lancamentos, consolidado' \
+    && rm -rf client/build services/build
 
 # ---------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime

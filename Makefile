@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
-GEN    := gen/python
+GEN    := client/stubs
 PROTOS := $(shell find protos -name '*.proto')
 DESCRIPTOR := build/caixa.pb
 THIRD_PARTY := third_party/googleapis
@@ -21,12 +21,14 @@ $(VENV)/.tools:
 
 # Stubs are regenerated from protos, never committed; tests/test_protos.py
 # fails when the installed stubs differ from what the protos produce.
-$(GEN)/.stamp: $(PROTOS) scripts/gen_protos.py $(VENV)/.tools
-	$(PY) scripts/gen_protos.py --out $(GEN) --descriptor $(DESCRIPTOR) --third-party $(THIRD_PARTY)
+$(GEN)/.stamp: $(PROTOS) tooling/gen_protos.py $(VENV)/.tools
+	$(PY) tooling/gen_protos.py --out $(GEN) --descriptor $(DESCRIPTOR) --third-party $(THIRD_PARTY)
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(GEN)/.stamp
-	$(PY) -m pip install --quiet -e '.[dev]'
+DISTRIBUTIONS := client services mesh tooling
+
+$(VENV)/.installed: pyproject.toml $(DISTRIBUTIONS:%=%/pyproject.toml) $(GEN)/.stamp
+	$(PY) -m pip install --quiet $(DISTRIBUTIONS:%=-e ./%) --group dev
 	touch $@
 
 venv: $(VENV)/.installed
@@ -47,17 +49,17 @@ chart-descriptor: proto
 OPENAPI := openapi/caixa.openapi.json
 
 openapi: proto
-	$(PY) -m caixa.openapi --descriptor $(DESCRIPTOR) --out $(OPENAPI)
+	$(PY) -m tooling.openapi --descriptor $(DESCRIPTOR) --out $(OPENAPI)
 
 run: proto
-	$(PY) -m caixa.devstack
+	$(PY) -m tooling.devstack
 
 test: proto
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: proto
-	$(VENV)/bin/ruff check src tests scripts bench
-	$(VENV)/bin/ruff format --check src tests scripts bench
+	$(VENV)/bin/ruff check $(DISTRIBUTIONS) tests bench
+	$(VENV)/bin/ruff format --check $(DISTRIBUTIONS) tests bench
 
 typecheck: proto
 	$(VENV)/bin/mypy
@@ -75,8 +77,8 @@ bench: proto
 # debootstrap base, then run and checked; needs root. See README,
 # "Container image".
 image: proto
-	scripts/image/build.sh
-	scripts/image/check.sh
+	tooling/image/build.sh
+	tooling/image/check.sh
 
 clean:
 	rm -rf $(GEN) build third_party .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,8 @@ from typing import Any
 
 from bench import scenarios
 from bench.stack import Stack, sql_scalar
-from caixa.devstack.infra import ensure_postgres, ensure_redis
+from tooling.devstack.infra import ensure_postgres, ensure_redis
+from tooling.devstack.mesh import MeshSources
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,12 +47,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(scale: scenarios.Scale, *, out: Path | None) -> dict[str, Any]:
+def run(scale: scenarios.Scale, sources: MeshSources, *, out: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="caixa-bench-") as tmp:
         workdir = Path(tmp)
         postgres = ensure_postgres(os.environ.get("DATABASE_URL"), workdir / "pg")
         redis = ensure_redis(os.environ.get("REDIS_URL"), workdir / "redis")
-        stack = Stack(postgres.url, redis.url, workdir / "stack")
+        stack = Stack(postgres.url, redis.url, workdir / "stack", sources)
         rows: list[dict[str, Any]] = []
         try:
             stack.start()
@@ -116,11 +117,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", choices=sorted(scenarios.SCALES), default="full")
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/…)")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the Caixa checkout")
     args = parser.parse_args()
     scale = scenarios.SCALES[args.scale]
     out = args.out or RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-{scale.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    print(markdown(run(scale, out=out)))
+    print(markdown(run(scale, MeshSources(args.repo.resolve()), out=out)))
 
 
 if __name__ == "__main__":

@@ -19,15 +19,15 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
-from caixa.devstack import envoy
-from caixa.devstack.infra import create_database, drop_database
-from caixa.devstack.mesh import DESCRIPTOR, VALUES, MeshPorts
-from caixa.devstack.processes import ServerProcess, free_port
-from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
-from caixa.mesh.render.bundle import local_envoys
-from caixa.mesh.values import load_policy
-from caixa.platform.migrations import upgrade
+from mesh.render.bundle import local_envoys
+from mesh.values import load_policy
+from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
+from services.platform.migrations import upgrade
+from tooling.devstack import envoy
+from tooling.devstack.infra import create_database, drop_database
+from tooling.devstack.mesh import MeshPorts, MeshSources
+from tooling.devstack.processes import ServerProcess, free_port
 
 NO_READ_LIMIT = [
     "mesh.upstreams.consolidado.routeClasses.reads.rateLimit.tokensPerSecond=1000000",
@@ -57,6 +57,7 @@ class Stack:
     admin_url: str
     redis_url: str
     workdir: Path
+    sources: MeshSources
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     lancamentos_db: str = ""
     consolidado_db: str = ""
@@ -75,7 +76,10 @@ class Stack:
         # The bench measures capacity: the reads' rate limit (a policy choice,
         # 5,000/s by default) is lifted so it is not what gets measured.
         sets = [*ports.sets(), *NO_READ_LIMIT]
-        proxies = {p.name: p for p in local_envoys(load_policy(VALUES, sets), DESCRIPTOR)}
+        proxies = {
+            p.name: p
+            for p in local_envoys(load_policy(self.sources.values, sets), self.sources.descriptor)
+        }
         self.lancamentos = self._spawn(
             "lancamentos",
             ports.lancamentos[0],
@@ -118,7 +122,7 @@ class Stack:
     def _spawn(self, name: str, port: int, env: dict[str, str]) -> Service:
         metrics_port = free_port()
         log = self.workdir / f"{name}.log"
-        module = "caixa.lancamentos" if name == "lancamentos" else "caixa.consolidado"
+        module = "services.lancamentos" if name == "lancamentos" else "services.consolidado"
         process = subprocess.Popen(
             [sys.executable, "-m", module, "serve"],
             env={

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from caixa.devstack.infra import create_database, drop_database, ensure_postgres, ensure_redis
+from tooling.devstack.infra import create_database, drop_database, ensure_postgres, ensure_redis
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"

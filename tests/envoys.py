@@ -6,9 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from caixa.devstack.envoy import start_envoy, stats, write_config
-from caixa.devstack.processes import ServerProcess
-from caixa.mesh.render.bundle import LocalEnvoy
+from mesh.render.bundle import LocalEnvoy
+from tooling.devstack.envoy import start_envoy, stats, write_config
+from tooling.devstack.processes import ServerProcess
 
 
 def _start(envoy: LocalEnvoy, out: Path) -> ServerProcess:

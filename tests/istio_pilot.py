@@ -1,14 +1,14 @@
 """Istio's translation of DestinationRule/VirtualService fields to Envoy, re-derived from
 pilot's Go code (cluster_traffic_policy.go, route.go, retry/retry.go), independently of
-caixa.mesh.envoy_fields so that the two can check each other."""
+mesh.envoy_fields so that the two can check each other."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from caixa.mesh.durations import Duration
+from mesh.durations import Duration
 
-# Literals from pilot's Go code, not imported from caixa.mesh.envoy_fields, which is what
+# Literals from pilot's Go code, not imported from mesh.envoy_fields, which is what
 # this module checks.
 # retry.go defaultPolicy()
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"

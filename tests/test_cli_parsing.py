@@ -37,7 +37,7 @@ from caixa.client.service_config import (
     service_config_json,
 )
 from caixa.client.targets import default_consolidado_target, default_lancamentos_target
-from caixa.domain.rules import MAX_AMOUNT_CENTS
+from services.domain.rules import MAX_AMOUNT_CENTS
 
 # --- BRL amounts -------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""caixa.devstack.infra: real embedded PostgreSQL and Valkey, reuse of reachable
+"""tooling.devstack.infra: real embedded PostgreSQL and Valkey, reuse of reachable
 servers, and the supervisor that `make run` uses."""
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ import asyncpg
 import pytest
 import redis
 
-from caixa.devstack.infra import (
+from tooling.devstack.infra import (
     StartupError,
     create_database,
     drop_database,
     ensure_postgres,
     ensure_redis,
 )
-from caixa.devstack.pgsql import postgres_problem
-from caixa.devstack.processes import port_open
-from caixa.devstack.supervisor import StopRequested, Supervisor
-from caixa.devstack.urls import redact, tcp_endpoint, with_database
-from caixa.devstack.valkey import redis_problem
+from tooling.devstack.pgsql import postgres_problem
+from tooling.devstack.processes import port_open
+from tooling.devstack.supervisor import StopRequested, Supervisor
+from tooling.devstack.urls import redact, tcp_endpoint, with_database
+from tooling.devstack.valkey import redis_problem
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"

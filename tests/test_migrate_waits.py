@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
-from caixa.devstack.processes import free_port
-from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
-from caixa.platform import database
-from caixa.platform.migrations import SchemaCheck
+from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
+from services.platform import database
+from services.platform.migrations import SchemaCheck
 from tests.tcp_proxy import TcpProxy
+from tooling.devstack.processes import free_port
 
 SCRIPTS = Path(sys.executable).parent
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from google.protobuf import descriptor_pb2
 
-from caixa.openapi import descriptors, document
-from caixa.openapi.generate import COMMAND, generate, main
-from caixa.openapi.paths import bindings
 from tests.conftest import REPO_ROOT
+from tooling.openapi import descriptors, document
+from tooling.openapi.generate import COMMAND, generate, main
+from tooling.openapi.paths import bindings
 
 DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
 COMMITTED = REPO_ROOT / "openapi" / "caixa.openapi.json"

@@ -12,7 +12,7 @@ from google.protobuf import descriptor_pb2
 
 from tests.conftest import REPO_ROOT
 
-GENERATED = REPO_ROOT / "gen" / "python"
+GENERATED = REPO_ROOT / "client" / "stubs"
 DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
 
 
@@ -21,7 +21,7 @@ def _generate(tmp_path: Path) -> tuple[Path, Path]:
     subprocess.run(
         [
             sys.executable,
-            str(REPO_ROOT / "scripts" / "gen_protos.py"),
+            str(REPO_ROOT / "tooling" / "gen_protos.py"),
             "--out",
             str(out),
             "--descriptor",

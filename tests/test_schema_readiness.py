@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
-from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
-from caixa.platform import database
-from caixa.platform.migrations import SchemaCheck, SchemaNotReady, upgrade
+from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
+from services.platform import database
+from services.platform.migrations import SchemaCheck, SchemaNotReady, upgrade
 
 
 @pytest.mark.parametrize("migrations", [LANCAMENTOS_MIGRATIONS, CONSOLIDADO_MIGRATIONS])

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from caixa.chart.render import Object, Rendered, render_chart
+from tests.support.chart import render_chart
+from tooling.chart.render import Object, Rendered
 
 from .conftest import TOPOLOGIES
 

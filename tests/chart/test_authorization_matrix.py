@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from caixa.chart.render import CHART_DIR, Object, Rendered
-from caixa.mesh.methods import load_method_shapes
+from mesh.methods import load_method_shapes
+from tests.support.paths import CHART_DIR
+from tooling.chart.render import Object, Rendered
 
 from .istio_render import render_with
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from helm_python.errors import HelmRenderError, HelmValuesError
 
-from caixa.chart.render import CHART_DIR, Rendered, render_chart
-from caixa.mesh.lint import lint
-from caixa.mesh.methods import load_method_shapes
-from caixa.mesh.values import load_values, policy_from_values, replica_counts
+from mesh.lint import lint
+from mesh.methods import load_method_shapes
+from mesh.values import load_values, policy_from_values, replica_counts
 from tests.istio_crds import object_errors
+from tests.support.chart import render_chart
+from tests.support.paths import CHART_DIR
+from tooling.chart.render import Rendered
 
 from .conftest import TOPOLOGIES
 from .istio_render import istio_objects, render_with
@@ -205,7 +207,7 @@ def test_jwt_at_the_gateway_and_again_at_the_workloads(rendered: Rendered) -> No
 
 def test_values_schema_mesh_part_is_fresh() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "caixa.chart.values_schema", "--check"],
+        [sys.executable, "-m", "tooling.chart.values_schema", "--chart", str(CHART_DIR), "--check"],
         capture_output=True,
         text=True,
         check=False,

@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from caixa.chart.render import CHART_DIR, Object, Rendered, render_chart
-from caixa.mesh.cli import main
-from caixa.mesh.render.bundle import local_envoys
-from caixa.mesh.render.rate_limit import LOCAL_RATE_LIMIT
-from caixa.mesh.values import load_values, policy_from_values
+from mesh.cli import main
+from mesh.render.bundle import local_envoys
+from mesh.render.rate_limit import LOCAL_RATE_LIMIT
+from mesh.values import load_values, policy_from_values
 from tests.istio_pilot import pilot_cluster, pilot_route, without_local_only
+from tests.support.chart import render_chart
+from tests.support.paths import CHART_DIR
+from tooling.chart.render import Object, Rendered
 
 from .conftest import TOPOLOGIES
 from .istio_render import render_with

@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
-from caixa.chart.render import CHART_DIR, Object, Rendered
-from caixa.mesh.values import load_values
+from mesh.values import load_values
 from tests.chart.conftest import TOPOLOGIES
+from tests.support.paths import CHART_DIR
+from tooling.chart.render import Object, Rendered
 
 NAMESPACE = "caixa"  # render_chart's namespace
 VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from caixa.chart.render import Object, Rendered, render_chart
+from tests.support.chart import render_chart
+from tooling.chart.render import Object, Rendered
 
 WORKLOAD_KINDS = ("Deployment", "Job")
 # Every optional part switched on, so no workload escapes the checks.

@@ -10,11 +10,12 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
-from caixa.chart.render import CHART_DIR, Rendered
-from caixa.mesh.render.bundle import local_envoys
-from caixa.mesh.render.gateway import TRANSCODER
-from caixa.mesh.values import load_values, policy_from_values
+from mesh.render.bundle import local_envoys
+from mesh.render.gateway import TRANSCODER
+from mesh.values import load_values, policy_from_values
 from tests.istio_pilot import apply_gateway_envoy_filters
+from tests.support.paths import CHART_DIR
+from tooling.chart.render import Rendered
 
 from .conftest import TOPOLOGIES
 

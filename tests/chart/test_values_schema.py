@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helm_python.errors import HelmValuesError
 
-from caixa.chart.render import render_chart
+from tests.support.chart import render_chart
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caixa.consolidado.app import MIGRATIONS, ConsolidadoApp
-from caixa.consolidado.settings import ConsolidadoSettings
-from caixa.platform.migrations import upgrade
+from services.consolidado.app import MIGRATIONS, ConsolidadoApp
+from services.consolidado.settings import ConsolidadoSettings
+from services.platform.migrations import upgrade
 
 if TYPE_CHECKING:
     from consolidado.v1.consolidado_pb2_grpc import (

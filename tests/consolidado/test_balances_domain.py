@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caixa.consolidado.balances import DailyBalance, DayTotals, Opening, dense_balances
-from caixa.consolidado.drifts import DaySums, find_drifts
+from services.consolidado.balances import DailyBalance, DayTotals, Opening, dense_balances
+from services.consolidado.drifts import DaySums, find_drifts
 
 START = date(2024, 1, 1)
 moments = st.datetimes(

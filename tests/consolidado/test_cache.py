@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caixa.consolidado.app import ConsolidadoApp
-from caixa.consolidado.settings import ConsolidadoSettings
+from services.consolidado.app import ConsolidadoApp
+from services.consolidado.settings import ConsolidadoSettings
 from tests.consolidado.builders import batch, entry
 from tests.consolidado.conftest import consolidado_settings, open_channel
 from tests.tcp_proxy import TcpProxy

@@ -13,9 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caixa.consolidado.app import ConsolidadoApp
-from caixa.consolidado.ingest import is_transient_conflict
-from caixa.domain.errors import Unavailable
+from services.consolidado.app import ConsolidadoApp
+from services.consolidado.ingest import is_transient_conflict
+from services.domain.errors import Unavailable
 from tests.consolidado.builders import batch, debit, entry, timestamp
 from tests.consolidado.conftest import consolidado_settings, open_channel
 from tests.helpers import expect_error, field_violations

@@ -17,15 +17,15 @@ from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caixa.consolidado.app import ConsolidadoApp
-from caixa.consolidado.main import reconcile_command
-from caixa.consolidado.rebuild import rebuild
-from caixa.consolidado.settings import ConsolidadoSettings
-from caixa.domain.errors import Unavailable
-from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
-from caixa.lancamentos.app import LancamentosApp
-from caixa.lancamentos.settings import LancamentosSettings
-from caixa.platform.migrations import upgrade
+from services.consolidado.app import ConsolidadoApp
+from services.consolidado.main import reconcile_command
+from services.consolidado.rebuild import rebuild
+from services.consolidado.settings import ConsolidadoSettings
+from services.domain.errors import Unavailable
+from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
+from services.lancamentos.app import LancamentosApp
+from services.lancamentos.settings import LancamentosSettings
+from services.platform.migrations import upgrade
 from tests.consolidado.builders import batch, entry
 from tests.consolidado.conftest import consolidado_settings, open_channel
 from tests.helpers import expect_error, field_violations

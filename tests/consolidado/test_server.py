@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caixa.consolidado.app import SERVICE_NAMES, ConsolidadoApp
+from services.consolidado.app import SERVICE_NAMES, ConsolidadoApp
 from tests.consolidado.builders import batch, entry
 from tests.consolidado.conftest import consolidado_settings, open_channel
 from tests.helpers import expect_error

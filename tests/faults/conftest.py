@@ -23,15 +23,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from caixa.devstack.envoy import stats
-from caixa.devstack.mesh import MeshPorts
-from caixa.devstack.processes import ServerProcess
-from caixa.lancamentos.outbox.dispatcher import OutboxDispatcher
-from caixa.mesh.render.bundle import local_envoys
-from caixa.mesh.values import load_policy
-from caixa.platform.database import sqlalchemy_url
+from mesh.render.bundle import local_envoys
+from mesh.values import load_policy
+from services.lancamentos.outbox.dispatcher import OutboxDispatcher
+from services.platform.database import sqlalchemy_url
 from tests.envoys import start_all, stop_all, wait_membership
 from tests.integration.conftest import Mesh, _truncate, migrated_databases
+from tooling.devstack.envoy import stats
+from tooling.devstack.mesh import MeshPorts
+from tooling.devstack.processes import ServerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"

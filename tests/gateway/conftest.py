@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 
-from caixa.devstack.envoy import stats
-from caixa.devstack.mesh import MeshPorts
-from caixa.devstack.processes import ServerProcess
-from caixa.mesh.render.bundle import local_envoys
-from caixa.mesh.values import load_policy
+from mesh.render.bundle import local_envoys
+from mesh.values import load_policy
 from tests.envoys import start_all, stop_all, wait_membership
 from tests.integration.conftest import Mesh, migrated_databases
+from tooling.devstack.envoy import stats
+from tooling.devstack.mesh import MeshPorts
+from tooling.devstack.processes import ServerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"

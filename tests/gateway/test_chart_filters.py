@@ -14,14 +14,14 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from caixa.chart.render import render_chart
-from caixa.devstack.envoy import stats
-from caixa.devstack.processes import free_port
-from caixa.mesh.render.bundle import LocalEnvoy
-from caixa.mesh.render.gateway import TRANSCODER
-from caixa.mesh.render.rate_limit import LOCAL_RATE_LIMIT
+from mesh.render.bundle import LocalEnvoy
+from mesh.render.gateway import TRANSCODER
+from mesh.render.rate_limit import LOCAL_RATE_LIMIT
 from tests.envoys import start_all, stop_all, wait_membership
 from tests.istio_pilot import apply_gateway_envoy_filters
+from tests.support.chart import render_chart
+from tooling.devstack.envoy import stats
+from tooling.devstack.processes import free_port
 
 from .conftest import Gateway, http_request
 

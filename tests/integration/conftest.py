@@ -18,14 +18,14 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
-from caixa.consolidado.app import ConsolidadoApp
-from caixa.consolidado.settings import ConsolidadoSettings
-from caixa.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
-from caixa.lancamentos.app import LancamentosApp
-from caixa.lancamentos.settings import LancamentosSettings
-from caixa.platform.database import sqlalchemy_url
-from caixa.platform.migrations import upgrade
+from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from services.consolidado.app import ConsolidadoApp
+from services.consolidado.settings import ConsolidadoSettings
+from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
+from services.lancamentos.app import LancamentosApp
+from services.lancamentos.settings import LancamentosSettings
+from services.platform.database import sqlalchemy_url
+from services.platform.migrations import upgrade
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub

@@ -22,11 +22,11 @@ from lancamentos.v1 import lancamentos_pb2 as lpb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from caixa.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
-from caixa.consolidado.cache import BalanceCache
-from caixa.consolidado.rebuild import rebuild
-from caixa.platform.database import sqlalchemy_url
-from caixa.platform.migrations import upgrade
+from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from services.consolidado.cache import BalanceCache
+from services.consolidado.rebuild import rebuild
+from services.platform.database import sqlalchemy_url
+from services.platform.migrations import upgrade
 from tests.integration.conftest import (
     Mesh,
     _truncate,
@@ -184,7 +184,7 @@ async def test_reconcile_reports_drift_and_rebuild_repairs_it(
         cli = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "caixa.consolidado",
+            "services.consolidado",
             "reconcile",
             "--merchant",
             "r",
@@ -204,7 +204,7 @@ async def test_reconcile_reports_drift_and_rebuild_repairs_it(
         rebuilt = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "caixa.consolidado",
+            "services.consolidado",
             "rebuild",
             "--merchant",
             "r",

@@ -20,7 +20,7 @@ from lancamentos.v1 import lancamentos_pb2 as lpb
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from caixa.platform.database import sqlalchemy_url
+from services.platform.database import sqlalchemy_url
 from tests.integration.conftest import Mesh, assert_sum_invariant, scalar
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ async def test_dispatcher_killed_mid_batch_loses_and_doubles_nothing(mesh: Mesh)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "caixa.lancamentos",
+        "services.lancamentos",
         "dispatch",
         env=env,
         stdout=subprocess.DEVNULL,

@@ -12,9 +12,9 @@ from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caixa.lancamentos.app import MIGRATIONS, LancamentosApp
-from caixa.lancamentos.settings import LancamentosSettings
-from caixa.platform.migrations import upgrade
+from services.lancamentos.app import MIGRATIONS, LancamentosApp
+from services.lancamentos.settings import LancamentosSettings
+from services.platform.migrations import upgrade
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from caixa.client import CaixaError, LancamentosClient
 from caixa.client.service_config import RETRY_POLICY
-from caixa.lancamentos.app import LancamentosApp
+from services.lancamentos.app import LancamentosApp
 from tests.helpers import expect_error
 from tests.lancamentos.conftest import lancamentos_settings
 from tests.tcp_proxy import TcpProxy

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from caixa.lancamentos.app import SERVICE_NAME, LancamentosApp
-from caixa.platform.grpc_server import LIVENESS_SERVICE
+from services.lancamentos.app import SERVICE_NAME, LancamentosApp
+from services.platform.grpc_server import LIVENESS_SERVICE
 
 from .conftest import lancamentos_settings
 

@@ -11,7 +11,7 @@ from lancamentos.v1 import lancamentos_pb2 as pb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caixa.domain.rules import business_today
+from services.domain.rules import business_today
 from tests.helpers import expect_error, field_violations
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ import pytest
 from lancamentos.v1 import lancamentos_pb2 as pb
 from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
 
-from caixa.devstack.postgres import start_embedded_postgres
-from caixa.lancamentos.app import MIGRATIONS, LancamentosApp
-from caixa.platform.migrations import upgrade
+from services.lancamentos.app import MIGRATIONS, LancamentosApp
+from services.platform.migrations import upgrade
 from tests.lancamentos.conftest import lancamentos_settings
+from tooling.devstack.postgres import start_embedded_postgres
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Stub

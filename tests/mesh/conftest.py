@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from caixa.mesh.methods import MethodShape, load_method_shapes
-from caixa.mesh.policy import MeshPolicy
-from caixa.mesh.values import Values, apply_set, load_values, policy_from_values
+from mesh.methods import MethodShape, load_method_shapes
+from mesh.policy import MeshPolicy
+from mesh.values import Values, apply_set, load_values, policy_from_values
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"

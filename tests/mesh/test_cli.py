@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from caixa.mesh.cli import main
+from mesh.cli import main
 
 from .conftest import DESCRIPTOR, VALUES, VALUES_LOCAL
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from caixa.mesh.durations import Duration
-from caixa.mesh.values import apply_set, deep_merge, load_values
+from mesh.durations import Duration
+from mesh.values import apply_set, deep_merge, load_values
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from caixa.mesh import envoy_fields
-from caixa.mesh.durations import Duration
-from caixa.mesh.policy import ConnectionPool, OutlierDetection, Retries
+from mesh import envoy_fields
+from mesh.durations import Duration
+from mesh.policy import ConnectionPool, OutlierDetection, Retries
 
 POOL = ConnectionPool.model_validate(
     {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from caixa.mesh.render import render_local_mesh
-from caixa.mesh.values import load_policy
+from mesh.render import render_local_mesh
+from mesh.values import load_policy
 
 from .conftest import OPENAPI, VALUES, VALUES_LOCAL
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from caixa.mesh.explain import explain
-from caixa.mesh.policy import MeshPolicy
+from mesh.explain import explain
+from mesh.policy import MeshPolicy
 
 
 def section(text: str, title: str) -> str:

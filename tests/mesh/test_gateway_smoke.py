@@ -21,8 +21,8 @@ from typing import Any
 import grpc
 import pytest
 
-from caixa.mesh.render import render_local_mesh
-from caixa.mesh.values import load_policy
+from mesh.render import render_local_mesh
+from mesh.values import load_policy
 
 from .conftest import OPENAPI, VALUES, VALUES_LOCAL
 from .test_envoy_validate import envoy_binary

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from caixa.mesh import envoy_fields
-from caixa.mesh.effective import upstream_routes
-from caixa.mesh.istio_specs import istio_specs
-from caixa.mesh.policy import MeshPolicy
+from mesh import envoy_fields
+from mesh.effective import upstream_routes
+from mesh.istio_specs import istio_specs
+from mesh.policy import MeshPolicy
 from tests.istio_crds import spec_schema, strict_errors
 from tests.istio_pilot import pilot_cluster, pilot_route, without_local_only
 

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from caixa.mesh.lint import (
+from mesh.lint import (
     Finding,
     ejectable_hosts,
     lint,
     required_max_retries,
     worst_backoff,
 )
-from caixa.mesh.methods import MethodShape
-from caixa.mesh.policy import Backoff, MeshPolicy
-from caixa.mesh.values import load_values, policy_from_values, replica_counts
+from mesh.methods import MethodShape
+from mesh.policy import Backoff, MeshPolicy
+from mesh.values import load_values, policy_from_values, replica_counts
 
 from .conftest import VALUES, VALUES_LOCAL
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from caixa.mesh.durations import Duration
-from caixa.mesh.policy import MeshPolicy
-from caixa.mesh.values import PolicyError, Values, policy_from_values
+from mesh.durations import Duration
+from mesh.policy import MeshPolicy
+from mesh.values import PolicyError, Values, policy_from_values
 
 
 def problems(values: Values) -> list[tuple[str, str]]:

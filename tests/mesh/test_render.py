@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from caixa.mesh.policy import MeshPolicy
-from caixa.mesh.render import LocalEnvoy, local_envoys
+from mesh.policy import MeshPolicy
+from mesh.render import LocalEnvoy, local_envoys
 
 
 @pytest.fixture(scope="module")

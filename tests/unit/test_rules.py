@@ -10,22 +10,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caixa.domain import rules
-from caixa.domain.errors import (
+from services.domain import rules
+from services.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     ViolationCollector,
 )
-from caixa.lancamentos import page_tokens
-from caixa.lancamentos.domain import (
+from services.lancamentos import page_tokens
+from services.lancamentos.domain import (
     Kind,
     Lancamento,
     ensure_same_request,
     fingerprint,
     reversal_of,
 )
-from caixa.lancamentos.outbox.backoff import full_jitter_delay
+from services.lancamentos.outbox.backoff import full_jitter_delay
 
 
 def violations_of(check: object, *args: object) -> list[str]:

@@ -1,6 +1,6 @@
 {{/*
 Helpers of the Istio templates. The DestinationRule/VirtualService ones are the Go twin of
-caixa.mesh.istio_specs (mesh/README.md has the mapping); tests/chart/test_istio_traffic.py
+mesh.istio_specs (mesh/README.md has the mapping); tests/chart/test_istio_traffic.py
 proves both print the same objects. Durations pass through as written in the values.
 */}}
 

@@ -1,0 +1,181 @@
+"""`caixa-mesh`: lint, explain and render the mesh policy of an environment.
+
+    caixa-mesh lint    -f helm/caixa/values.yaml [-f values-local.yaml] [--set k=v]
+    caixa-mesh explain -f ... [--service consolidado]
+    caixa-mesh render envoy -f ... --out DIR
+    caixa-mesh render istio -f ... [--namespace caixa] [--release caixa]
+    caixa-mesh render --istio -f ...   (the same)
+
+Exit status: 0 clean, 1 findings or invalid values, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from mesh.explain import explain
+from mesh.istio_specs import istio_objects
+from mesh.lint import lint
+from mesh.methods import MethodShape, load_method_shapes
+from mesh.policy import MeshPolicy
+from mesh.render import render_local_mesh
+from mesh.values import PolicyError, load_values, policy_from_values, replica_counts
+
+OK, FINDINGS, USAGE = 0, 1, 2
+
+
+def _values_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f",
+        "--values",
+        dest="files",
+        action="append",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="Helm values file; repeat to overlay, later files win (like helm -f)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override one value, e.g. mesh.localTopology.gateway.port=18080",
+    )
+
+
+def _descriptor_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--descriptor",
+        type=Path,
+        help="FileDescriptorSet of the protos (default: mesh.localTopology.descriptor)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caixa-mesh", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    lint_parser = commands.add_parser("lint", help="reject unsafe policy combinations")
+    _values_arguments(lint_parser)
+    _descriptor_argument(lint_parser)
+
+    explain_parser = commands.add_parser("explain", help="the effective policy per route class")
+    _values_arguments(explain_parser)
+    explain_parser.add_argument("--service", choices=["lancamentos", "consolidado"])
+
+    render = commands.add_parser("render", help="Envoy configs or Istio resources")
+    targets = render.add_subparsers(dest="target", required=True)
+    envoy = targets.add_parser("envoy", help="bootstrap JSON for every local Envoy")
+    _values_arguments(envoy)
+    _descriptor_argument(envoy)
+    envoy.add_argument("--out", type=Path, required=True, help="directory to write into")
+    envoy.add_argument(
+        "--openapi",
+        type=Path,
+        default=Path("openapi/caixa.openapi.json"),
+        help="document the gateway serves at /openapi.json (skipped if missing)",
+    )
+    istio = targets.add_parser(
+        "istio", help="DestinationRule/VirtualService objects as YAML, as the chart renders them"
+    )
+    _values_arguments(istio)
+    istio.add_argument("--gateway", default="caixa-gateway", help="Istio Gateway name")
+    istio.add_argument("--namespace", default="caixa", help="the release's namespace")
+    istio.add_argument("--release", default="caixa", help="the Helm release name")
+    return parser
+
+
+def _descriptor(args: argparse.Namespace, policy: MeshPolicy) -> Path:
+    return args.descriptor or Path(policy.local_topology.descriptor)
+
+
+def _shapes(path: Path) -> dict[str, MethodShape] | None:
+    if not path.exists():
+        print(f"note: {path} not found (`make proto`); method names not checked", file=sys.stderr)
+        return None
+    return load_method_shapes(path)
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    values = load_values(args.files, args.sets)
+    policy = policy_from_values(values)
+    findings = lint(policy, replica_counts(values, policy), _shapes(_descriptor(args, policy)))
+    for finding in findings:
+        print(finding)
+    if findings:
+        print(f"{len(findings)} finding(s)", file=sys.stderr)
+        return FINDINGS
+    print("policy OK")
+    return OK
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    values = load_values(args.files, args.sets)
+    policy = policy_from_values(values)
+    print(explain(policy, replica_counts(values, policy), args.service), end="")
+    return OK
+
+
+def run_render_envoy(args: argparse.Namespace) -> int:
+    policy = policy_from_values(load_values(args.files, args.sets))
+    descriptor = _descriptor(args, policy)
+    if not descriptor.exists():
+        print(f"{descriptor} not found; run `make proto` first", file=sys.stderr)
+        return FINDINGS
+    openapi = args.openapi if args.openapi.exists() else None
+    for path in render_local_mesh(policy, descriptor, args.out, openapi):
+        print(path)
+    return OK
+
+
+def run_render_istio(args: argparse.Namespace) -> int:
+    values = load_values(args.files, args.sets)
+    policy = policy_from_values(values)
+    # The gateway VirtualService serves the chart's istio.gateway.hosts.
+    hosts = values.get("istio", {}).get("gateway", {}).get("hosts") or ["*"]
+    documents = istio_objects(
+        policy,
+        namespace=args.namespace,
+        release=args.release,
+        gateway=args.gateway,
+        hosts=tuple(hosts),
+    )
+    print(yaml.safe_dump_all(documents, sort_keys=False), end="")
+    return OK
+
+
+def _aliases(argv: Sequence[str]) -> list[str]:
+    """`render --istio ...` is `render istio ...`."""
+    args = list(argv)
+    if args[:1] == ["render"] and "--istio" in args:
+        args.remove("--istio")
+        args.insert(1, "istio")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(_aliases(sys.argv[1:] if argv is None else argv))
+    if args.command == "render":
+        run = run_render_envoy if args.target == "envoy" else run_render_istio
+    else:
+        run = {"lint": run_lint, "explain": run_explain}[args.command]
+    try:
+        return run(args)
+    except PolicyError as error:
+        for path, message in error.problems:
+            print(f"{path}: {message}")
+        return FINDINGS
+    except FileNotFoundError as error:
+        print(f"{error.filename}: no such file", file=sys.stderr)
+        return USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

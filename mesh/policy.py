@@ -1,0 +1,374 @@
+"""The mesh policy schema: what lives under `mesh:` in the Helm values.
+
+Keys are camelCase like Helm and Istio values, and every model forbids unknown keys, so a
+misspelled `consecutive5xxError` fails loudly instead of silently meaning "default".
+Field names follow Istio's DestinationRule/VirtualService where one exists; `envoy_fields`
+maps each to the Envoy field Istio's pilot would produce.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from mesh.durations import ZERO, Duration
+from mesh.methods import METHOD_NAME, SERVICE_NAME, service_of
+
+UpstreamName = Literal["lancamentos", "consolidado"]
+
+# Envoy's gRPC and HTTP retry conditions (router filter's x-envoy-retry-on and
+# x-envoy-retry-grpc-on); anything else would be silently ignored by Envoy.
+RetryCondition = Literal[
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "envoy-ratelimited",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+]
+
+
+class Strict(BaseModel):
+    """camelCase keys only, unknown keys rejected, immutable once loaded."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+        serialize_by_alias=True,
+        frozen=True,
+    )
+
+
+def _method_name(value: str) -> str:
+    if not METHOD_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a gRPC method; write package.Service/Method, "
+            "e.g. consolidado.v1.ConsolidadoService/GetDailyBalance"
+        )
+    return value
+
+
+def _service_name(value: str) -> str:
+    if not SERVICE_NAME.match(value):
+        raise ValueError(f"{value!r} is not a gRPC service; write package.Service")
+    return value
+
+
+MethodName = Annotated[str, AfterValidator(_method_name)]
+ClassName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+ServiceName = Annotated[str, AfterValidator(_service_name)]
+Count = Annotated[int, Field(ge=0, strict=True)]
+PositiveCount = Annotated[int, Field(ge=1, strict=True)]
+Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
+class Backoff(Strict):
+    """Envoy's fully jittered exponential backoff between retries."""
+
+    base_interval: Duration
+    # Istio can only set the base; Envoy then uses 10x base as the cap.
+    max_interval: Duration | None = None
+
+    @property
+    def effective_max(self) -> Duration:
+        return self.max_interval if self.max_interval is not None else self.base_interval * 10
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Backoff:
+        if self.base_interval.millis < 1:
+            raise ValueError("baseInterval must be at least 1ms")
+        if self.max_interval is not None and self.max_interval < self.base_interval:
+            raise ValueError("maxInterval must not be below baseInterval")
+        return self
+
+
+class Retries(Strict):
+    """Istio's HTTPRetry. `attempts` counts retries, not tries: 2 means up to 3 tries."""
+
+    attempts: Count
+    per_try_timeout: Duration | None = None
+    retry_on: tuple[RetryCondition, ...] = ()
+    backoff: Backoff | None = None
+    # Istio's default: every retry prefers a host not tried yet (previous_hosts).
+    retry_other_hosts: bool = True
+    retry_remote_localities: bool = False
+
+    @model_validator(mode="after")
+    def _istio_floor(self) -> Retries:
+        if self.per_try_timeout is not None and self.per_try_timeout.millis < 1:
+            raise ValueError("perTryTimeout must be at least 1ms (Istio rejects less)")
+        return self
+
+
+NO_RETRIES = Retries(attempts=0)
+
+
+class ConnectionPool(Strict):
+    """The cluster's circuit breaker thresholds and connect timeout."""
+
+    max_connections: PositiveCount
+    max_pending_requests: PositiveCount
+    max_requests: PositiveCount
+    max_retries: PositiveCount
+    connect_timeout: Duration
+
+
+class OutlierDetection(Strict):
+    """Passive health: eject a replica after consecutive errors.
+
+    Enforcing percentages are explicit because Envoy's defaults differ per detector
+    (consecutive 5xx enforces 100%, gateway errors 0%): leaving them implicit is how a
+    "configured" detector ends up never ejecting.
+    """
+
+    consecutive_5xx_errors: Annotated[int, Field(ge=0, strict=True, alias="consecutive5xxErrors")]
+    enforcing_consecutive_5xx_errors: Annotated[
+        int, Field(ge=0, le=100, strict=True, alias="enforcingConsecutive5xxErrors")
+    ]
+    consecutive_gateway_errors: Count
+    enforcing_consecutive_gateway_errors: Percent
+    interval: Duration
+    base_ejection_time: Duration
+    # At least 1: Istio leaves 0 unset, and Envoy reads unset as 10%.
+    max_ejection_percent: Annotated[int, Field(ge=1, le=100, strict=True)]
+
+
+class FailoverRegions(Strict):
+    """Istio's LocalityLoadBalancerSetting.Failover: where `from`'s callers go next."""
+
+    from_: Annotated[str, Field(alias="from", min_length=1)]
+    to: Annotated[str, Field(min_length=1)]
+
+
+class LocalityFailover(Strict):
+    """Istio's DestinationRule `loadBalancer.localityLbSetting` (multi-cluster failover).
+
+    Names mirror Istio's. Istio only fails over when outlier detection is set (the linter
+    checks); the local mesh has one locality, so locally it changes nothing.
+    """
+
+    enabled: bool = True
+    failover: tuple[FailoverRegions, ...] = ()
+    # Endpoint labels, most significant first (e.g. topology.istio.io/network).
+    failover_priority: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LocalityFailover:
+        if self.failover and self.failover_priority:
+            raise ValueError("set failover or failoverPriority, not both (Istio rejects both)")
+        return self
+
+
+class HealthCheck(Strict):
+    """Active health checks through grpc.health.v1.Health/Check (local Envoy only)."""
+
+    interval: Duration
+    timeout: Duration
+    unhealthy_threshold: PositiveCount
+    healthy_threshold: PositiveCount
+    # "" asks for the server as a whole; a service name asks for that service only.
+    service_name: str = ""
+
+
+class RateLimit(Strict):
+    """A local token bucket: steady `tokensPerSecond`, bursts up to `burst` requests."""
+
+    tokens_per_second: PositiveCount
+    burst: PositiveCount
+
+
+class RouteClass(Strict):
+    """Methods that share one retry/timeout/rate-limit decision."""
+
+    methods: Annotated[tuple[MethodName, ...], Field(min_length=1)]
+    idempotent: bool
+    # Why the class is (not) idempotent, shown by `caixa-mesh explain`.
+    reason: str = ""
+    timeout: Duration | None = None
+    retries: Retries | None = None
+    rate_limit: RateLimit | None = None
+
+
+class UpstreamPolicy(Strict):
+    """Everything a caller's Envoy applies on the way to one service."""
+
+    # The Kubernetes Service the Istio resources name (`host:`).
+    host: Annotated[str, Field(min_length=1)]
+    # The gRPC services behind it; methods in no route class get the upstream defaults.
+    services: Annotated[tuple[ServiceName, ...], Field(min_length=1)]
+    timeout: Duration
+    # The default that route classes inherit; methods in no class are never retried.
+    retries: Retries = NO_RETRIES
+    connection_pool: ConnectionPool
+    outlier_detection: OutlierDetection | None = None
+    health_check: HealthCheck | None = None
+    locality_failover: LocalityFailover | None = None
+    # Keyed by class name, so an environment overlay can change one class (Helm merges
+    # mappings key by key but replaces lists whole). Classes match disjoint methods, so
+    # their order does not matter.
+    route_classes: dict[ClassName, RouteClass] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_class_per_method(self) -> UpstreamPolicy:
+        seen: dict[str, str] = {}
+        for class_name, route_class in self.route_classes.items():
+            for method in route_class.methods:
+                if service_of(method) not in self.services:
+                    raise ValueError(
+                        f"route class {class_name!r} names {method}, but "
+                        f"{service_of(method)} is not in this upstream's services"
+                    )
+                if method in seen:
+                    raise ValueError(
+                        f"{method} is in route classes {seen[method]!r} and "
+                        f"{class_name!r}; a method belongs to one class"
+                    )
+                seen[method] = class_name
+        return self
+
+
+class GatewayPolicy(Strict):
+    """The edge Envoy: which gRPC services it exposes (gRPC and REST via transcoding)."""
+
+    public_services: Annotated[tuple[ServiceName, ...], Field(min_length=1)]
+
+
+class ReplicaPorts(Strict):
+    """One local replica: the app's own port and its inbound sidecar's ports."""
+
+    app_port: Port
+    inbound_port: Port
+    inbound_admin_port: Port
+
+
+class ListenerPorts(Strict):
+    port: Port
+    admin_port: Port
+
+
+class EgressSidecar(Strict):
+    """An outbound sidecar: the listener a workload's gRPC channel points at."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+    upstreams: Annotated[tuple[UpstreamName, ...], Field(min_length=1)]
+    port: Port
+    admin_port: Port
+
+
+class LocalService(Strict):
+    replicas: Annotated[tuple[ReplicaPorts, ...], Field(min_length=1)]
+
+
+def _replica(app: int, inbound: int, admin: int) -> ReplicaPorts:
+    return ReplicaPorts.model_validate(
+        {"appPort": app, "inboundPort": inbound, "inboundAdminPort": admin}
+    )
+
+
+def _default_services() -> dict[UpstreamName, LocalService]:
+    return {
+        "lancamentos": LocalService(replicas=(_replica(50051, 15051, 15151),)),
+        "consolidado": LocalService(
+            replicas=(_replica(50052, 15052, 15152), _replica(50053, 15053, 15153))
+        ),
+    }
+
+
+class LocalTopology(Strict):
+    """Where the local mesh's processes listen; admin ports are bound to loopback."""
+
+    address: str = "127.0.0.1"
+    descriptor: str = "build/caixa.pb"
+    gateway: ListenerPorts = ListenerPorts.model_validate({"port": 8080, "adminPort": 9901})
+    services: dict[UpstreamName, LocalService] = Field(default_factory=_default_services)
+    egress: tuple[EgressSidecar, ...] = (
+        EgressSidecar.model_validate(
+            {"name": "dispatcher", "upstreams": ["consolidado"], "port": 15001, "adminPort": 15000}
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> LocalTopology:
+        ports = [self.gateway.port, self.gateway.admin_port]
+        for service in self.services.values():
+            for replica in service.replicas:
+                ports += [replica.app_port, replica.inbound_port, replica.inbound_admin_port]
+        for sidecar in self.egress:
+            ports += [sidecar.port, sidecar.admin_port]
+        clashes = sorted({p for p in ports if ports.count(p) > 1})
+        if clashes:
+            raise ValueError(f"ports used twice in the local topology: {clashes}")
+        return self
+
+
+class MeshPolicy(Strict):
+    """The root: `mesh:` in helm/caixa/values.yaml (+ per-environment overrides)."""
+
+    gateway: GatewayPolicy
+    upstreams: dict[UpstreamName, UpstreamPolicy]
+    local_topology: LocalTopology = LocalTopology()
+
+    @model_validator(mode="after")
+    def _services_resolve(self) -> MeshPolicy:
+        owners: dict[str, str] = {}
+        for name, upstream in self.upstreams.items():
+            for service in upstream.services:
+                if service in owners:
+                    raise ValueError(f"{service} is served by both {owners[service]} and {name}")
+                owners[service] = name
+        for service in self.gateway.public_services:
+            if service not in owners:
+                raise ValueError(
+                    f"gateway.publicServices names {service}, which no upstream serves; "
+                    "add it to an upstream's services"
+                )
+        for sidecar in self.local_topology.egress:
+            for name in sidecar.upstreams:
+                if name not in self.upstreams:
+                    raise ValueError(
+                        f"egress sidecar {sidecar.name!r} calls {name}, not an upstream"
+                    )
+        return self
+
+    def upstream_of_service(self, service: str) -> UpstreamName | None:
+        for name, upstream in self.upstreams.items():
+            if service in upstream.services:
+                return name
+        return None
+
+
+__all__ = [
+    "NO_RETRIES",
+    "ZERO",
+    "Backoff",
+    "ConnectionPool",
+    "Duration",
+    "EgressSidecar",
+    "FailoverRegions",
+    "GatewayPolicy",
+    "HealthCheck",
+    "LocalTopology",
+    "LocalityFailover",
+    "MeshPolicy",
+    "OutlierDetection",
+    "RateLimit",
+    "Retries",
+    "RouteClass",
+    "UpstreamName",
+    "UpstreamPolicy",
+]

@@ -1,0 +1,219 @@
+"""Building blocks shared by every local Envoy: addresses, clusters, HCM, access log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mesh import envoy_fields
+from mesh.effective import EffectiveRoute
+from mesh.envoy_fields import JSON
+from mesh.policy import UpstreamPolicy
+
+LOOPBACK = "127.0.0.1"
+
+HCM = "envoy.filters.network.http_connection_manager"
+HCM_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+    ".HttpConnectionManager"
+)
+ROUTER = "envoy.filters.http.router"
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+GRPC_STATS = "envoy.filters.http.grpc_stats"
+GRPC_STATS_TYPE = "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig"
+HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+HTTP_OPTIONS_TYPE = f"type.googleapis.com/{HTTP_OPTIONS}"
+STDOUT_LOG = "envoy.access_loggers.stdout"
+STDOUT_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+
+# One JSON object per request; grpc_status and attempts are what the mesh tests read.
+ACCESS_LOG_FORMAT = {
+    "time": "%START_TIME%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "status": "%RESPONSE_CODE%",
+    "grpc_status": "%GRPC_STATUS%",
+    "flags": "%RESPONSE_FLAGS%",
+    "details": "%RESPONSE_CODE_DETAILS%",
+    "duration_ms": "%DURATION%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+    "route": "%ROUTE_NAME%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "traceparent": "%REQ(TRACEPARENT)%",
+}
+
+
+def socket_address(address: str, port: int) -> JSON:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
+def admin(port: int) -> JSON:
+    """Admin (stats, clusters, config_dump) on loopback only: it can change Envoy's state."""
+    return {"address": socket_address(LOOPBACK, port)}
+
+
+def bootstrap(node: str, admin_port: int, listeners: list[JSON], clusters: list[JSON]) -> JSON:
+    return {
+        "node": {"id": node, "cluster": "caixa-local"},
+        "admin": admin(admin_port),
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+
+
+def access_log(envoy: str) -> list[JSON]:
+    """JSON lines on stdout, each naming the Envoy that wrote it (all share a terminal)."""
+    return [
+        {
+            "name": STDOUT_LOG,
+            "typed_config": {
+                "@type": STDOUT_LOG_TYPE,
+                "log_format": {"json_format": {"envoy": envoy, **ACCESS_LOG_FORMAT}},
+            },
+        }
+    ]
+
+
+def http2_options() -> JSON:
+    """gRPC upstreams speak HTTP/2 only (Istio's h2 upgrade for gRPC ports)."""
+    return {
+        HTTP_OPTIONS: {
+            "@type": HTTP_OPTIONS_TYPE,
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+
+
+def static_cluster(name: str, address: str, ports: Sequence[int], fields: JSON) -> JSON:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "typed_extension_protocol_options": http2_options(),
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": socket_address(address, p)}} for p in ports
+                    ]
+                }
+            ],
+        },
+        **fields,
+    }
+
+
+def outbound_cluster(
+    name: str, upstream: UpstreamPolicy, address: str, ports: Sequence[int]
+) -> JSON:
+    """A caller's view of an upstream: circuit breakers, outlier detection, health checks."""
+    return static_cluster(
+        name,
+        address,
+        ports,
+        envoy_fields.outbound_cluster_fields(
+            upstream.connection_pool, upstream.outlier_detection, upstream.health_check
+        ),
+    )
+
+
+def route_entry(route: EffectiveRoute, cluster: str, extra: JSON | None = None) -> JSON:
+    match = route.match()
+    key = {"exact": "path", "prefix": "prefix", "regex": "safe_regex"}[match.kind]
+    value: Any = {"regex": match.value} if match.kind == "regex" else match.value
+    name = route.name if not route.is_default else f"default-{route.services[0]}"
+    entry: JSON = {
+        "name": f"{route.upstream}.{name}",
+        "match": {key: value},
+        "route": {
+            "cluster": cluster,
+            **envoy_fields.route_action_fields(route.timeout, route.retries),
+        },
+    }
+    if extra:
+        entry.update(extra)
+    return entry
+
+
+def not_found_route() -> JSON:
+    """Whatever no route matched: 404, which gRPC clients see as UNIMPLEMENTED. (REST
+    paths that map to no method never get here: the transcoder answers 404 first.)"""
+    return {
+        "name": "not-found",
+        "match": {"prefix": "/"},
+        "direct_response": {
+            "status": 404,
+            "body": {"inline_string": "no such service or method on this Envoy"},
+        },
+    }
+
+
+def grpc_stats_filter(methods: Sequence[str]) -> JSON:
+    """Per-method success/failure and per-grpc-status counters, upstream latency too.
+
+    An allowlist rather than stats_for_all_methods: a client could otherwise mint one stat
+    per made-up method name."""
+    services: dict[str, list[str]] = {}
+    for method in methods:
+        service, _, name = method.partition("/")
+        services.setdefault(service, []).append(name)
+    return {
+        "name": GRPC_STATS,
+        "typed_config": {
+            "@type": GRPC_STATS_TYPE,
+            "emit_filter_state": True,
+            "enable_upstream_stats": True,
+            "individual_method_stats_allowlist": {
+                "services": [{"name": s, "method_names": m} for s, m in services.items()]
+            },
+        },
+    }
+
+
+def router_filter() -> JSON:
+    return {"name": ROUTER, "typed_config": {"@type": ROUTER_TYPE}}
+
+
+def http_connection_manager(
+    stat_prefix: str,
+    routes: list[JSON],
+    http_filters: list[JSON],
+    *,
+    edge: bool,
+    local_replies: JSON | None = None,
+    max_direct_response_bytes: int | None = None,
+) -> JSON:
+    extra: JSON = {"local_reply_config": local_replies} if local_replies else {}
+    route_extra: JSON = {}
+    if max_direct_response_bytes is not None:
+        # Envoy caps direct-response bodies at 4 KiB unless told otherwise.
+        route_extra["max_direct_response_body_size_bytes"] = max_direct_response_bytes
+    return {
+        "name": HCM,
+        "typed_config": {
+            "@type": HCM_TYPE,
+            "stat_prefix": stat_prefix,
+            "codec_type": "AUTO",
+            # Only the edge trusts nothing from the client about its address.
+            "use_remote_address": edge,
+            "generate_request_id": True,
+            "access_log": access_log(stat_prefix),
+            "route_config": {
+                "name": stat_prefix,
+                "virtual_hosts": [{"name": stat_prefix, "domains": ["*"], "routes": routes}],
+                **route_extra,
+            },
+            "http_filters": http_filters,
+            **extra,
+        },
+    }
+
+
+def listener(name: str, address: str, port: int, hcm: JSON) -> JSON:
+    return {
+        "name": name,
+        "address": socket_address(address, port),
+        "filter_chains": [{"filters": [hcm]}],
+    }

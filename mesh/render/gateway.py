@@ -1,0 +1,125 @@
+"""The gateway Envoy: one listener for gRPC and REST/JSON in front of the public services."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mesh.effective import gateway_routes
+from mesh.envoy_fields import JSON
+from mesh.policy import MeshPolicy
+from mesh.render import common, rate_limit
+from mesh.render.local_replies import local_reply_config
+
+TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
+TRANSCODER_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder"
+)
+STAT_PREFIX = "gateway"
+FILTER_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+
+
+def transcoder_filter(descriptor: Path, services: Sequence[str]) -> JSON:
+    return {
+        "name": TRANSCODER,
+        "typed_config": {
+            "@type": TRANSCODER_TYPE,
+            "proto_descriptor": str(descriptor),
+            "services": list(services),
+            # Errors reach REST clients as HTTP codes with a google.rpc.Status JSON body.
+            "convert_grpc_status": True,
+            # Stable output: zeros and empty strings are printed, names are the proto's.
+            "print_options": {
+                "always_print_primitive_fields": True,
+                "preserve_proto_field_names": True,
+            },
+            # Unknown paths get 404 and typo'd query parameters 400, not silent passthrough;
+            # a body field may not override the merchant or entry named in the path.
+            "request_validation_options": {
+                "reject_unknown_method": True,
+                "reject_unknown_query_parameters": True,
+                "reject_binding_body_field_collisions": True,
+            },
+        },
+    }
+
+
+OPENAPI_PATH = "/openapi.json"
+OPENAPI_MAX_BYTES = 1024 * 1024
+
+
+def openapi_route(document: Path) -> JSON:
+    """Serves the REST surface's OpenAPI document. The transcoder would reject the
+    path as an unknown method, so it is switched off for this route."""
+    return {
+        "name": "openapi",
+        "match": {
+            "path": OPENAPI_PATH,
+            "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
+        },
+        "direct_response": {"status": 200, "body": {"filename": str(document)}},
+        "response_headers_to_add": [
+            {"header": {"key": "content-type", "value": "application/json"}}
+        ],
+        "typed_per_filter_config": {
+            TRANSCODER: {"@type": FILTER_CONFIG_TYPE, "disabled": True},
+        },
+    }
+
+
+def gateway_routes_config(policy: MeshPolicy, openapi: Path | None = None) -> list[JSON]:
+    routes: list[JSON] = [openapi_route(openapi)] if openapi is not None else []
+    for route in gateway_routes(policy):
+        extra: JSON = {}
+        if route.rate_limit is not None:
+            stat_prefix = f"{route.upstream}_{route.name}".replace("-", "_")
+            extra["typed_per_filter_config"] = rate_limit.per_route(stat_prefix, route.rate_limit)
+        routes.append(common.route_entry(route, route.upstream, extra))
+    routes.append(common.not_found_route())
+    return routes
+
+
+def gateway_clusters(policy: MeshPolicy) -> list[JSON]:
+    """The gateway reaches each replica through its inbound sidecar, as in Istio."""
+    topology = policy.local_topology
+    used = dict.fromkeys(r.upstream for r in gateway_routes(policy))
+    return [
+        common.outbound_cluster(
+            name,
+            policy.upstreams[name],
+            topology.address,
+            [r.inbound_port for r in topology.services[name].replicas],
+        )
+        for name in used
+    ]
+
+
+def render_gateway(
+    policy: MeshPolicy, descriptor: Path, methods: Sequence[str], openapi: Path | None = None
+) -> JSON:
+    """`methods`: the public methods to count per grpc-status (see grpc_stats_filter);
+    `openapi`: the document to serve at /openapi.json."""
+    topology = policy.local_topology
+    # Order matters: the transcoder rewrites REST into a gRPC path first, so the route
+    # (and its rate limit) is chosen by method; grpc_stats then sees every answer,
+    # local rate-limit replies included.
+    filters = [
+        transcoder_filter(descriptor, policy.gateway.public_services),
+        common.grpc_stats_filter(methods),
+        rate_limit.hcm_filter(f"{STAT_PREFIX}_rate_limit"),
+        common.router_filter(),
+    ]
+    hcm = common.http_connection_manager(
+        STAT_PREFIX,
+        gateway_routes_config(policy, openapi),
+        filters,
+        edge=True,
+        local_replies=local_reply_config(),
+        max_direct_response_bytes=OPENAPI_MAX_BYTES if openapi is not None else None,
+    )
+    return common.bootstrap(
+        "gateway",
+        topology.gateway.admin_port,
+        [common.listener("gateway", topology.address, topology.gateway.port, hcm)],
+        gateway_clusters(policy),
+    )

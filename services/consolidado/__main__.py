@@ -1,0 +1,3 @@
+from services.consolidado.main import main
+
+main()

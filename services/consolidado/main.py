@@ -1,0 +1,153 @@
+"""`python -m services.consolidado serve|migrate|rebuild|reconcile`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from google.protobuf import json_format
+
+from services.consolidado.app import MIGRATIONS, ConsolidadoApp
+from services.consolidado.conversions import reconcile_response
+from services.consolidado.drifts import ReconcileReport
+from services.consolidado.rebuild import rebuild
+from services.consolidado.requests import day_range
+from services.consolidado.settings import ConsolidadoSettings
+from services.domain.errors import DomainError, InvalidArgument
+from services.platform import runtime
+from services.platform.grpc_server import wait_for_termination_signal
+from services.platform.logging import configure_logging
+from services.platform.migrations import migrate_command
+
+log = logging.getLogger("services.consolidado")
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_INVALID = 2
+EXIT_UNAVAILABLE = 3
+
+
+async def serve(settings: ConsolidadoSettings) -> None:
+    app = ConsolidadoApp(settings)
+    await app.start()
+    assert app.server is not None
+    log.info("consolidado serving", extra={"address": app.server.address})
+    try:
+        await wait_for_termination_signal()
+    finally:
+        await app.stop()
+
+
+async def rebuild_command(settings: ConsolidadoSettings, merchant_id: str | None) -> int:
+    async with ConsolidadoApp(settings, serve=False) as app:
+        try:
+            report = await rebuild(
+                app.engine,
+                app.cache,
+                app.lancamentos,
+                merchant_id=merchant_id,
+                batch_size=settings.rebuild_batch_size,
+            )
+        except DomainError as error:
+            print(f"rebuild failed: {error.message}", file=sys.stderr)
+            return EXIT_INVALID if isinstance(error, InvalidArgument) else EXIT_UNAVAILABLE
+    print(
+        f"rebuilt {len(report.merchants)} merchant(s): {report.applied} entries applied, "
+        f"{report.duplicates} duplicates"
+    )
+    return EXIT_OK
+
+
+async def reconcile_command(
+    settings: ConsolidadoSettings,
+    merchant_id: str,
+    from_date: str,
+    to_date: str,
+    *,
+    as_json: bool = False,
+) -> int:
+    """The Reconcile RPC's code path; exit 1 when any day drifts."""
+    async with ConsolidadoApp(settings, serve=False) as app:
+        try:
+            report = await app.reconciler.reconcile(day_range(merchant_id, from_date, to_date))
+        except DomainError as error:
+            print(f"reconcile failed: {error.message}", file=sys.stderr)
+            return EXIT_INVALID if isinstance(error, InvalidArgument) else EXIT_UNAVAILABLE
+    if as_json:
+        # The RPC's response in the proto3 JSON mapping, as REST clients see it.
+        as_dict = json_format.MessageToDict(
+            reconcile_response(report),
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
+        print(json.dumps(as_dict, indent=2))
+    else:
+        print(_describe(merchant_id, report))
+    return EXIT_DRIFT if report.drifts else EXIT_OK
+
+
+def _describe(merchant_id: str, report: ReconcileReport) -> str:
+    lines = [
+        f"{merchant_id}: {report.days_checked} days checked, {len(report.drifts)} drifting, "
+        f"{report.undelivered_count} entries not delivered yet"
+    ]
+    for d in report.drifts:
+        lines.append(
+            f"  {d.day}  lancamentos: +{d.expected.credits_cents} -{d.expected.debits_cents} "
+            f"({d.expected.lancamentos_count})  consolidado: +{d.actual.credits_cents} "
+            f"-{d.actual.debits_cents} ({d.actual.lancamentos_count})"
+        )
+    if report.drifts and report.undelivered_count:
+        lines.append("  undelivered entries may explain the drift: re-run after delivery")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caixa-consolidado", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the gRPC services")
+    commands.add_parser("migrate", help="upgrade the database schema")
+    rebuild_parser = commands.add_parser(
+        "rebuild", help="delete the consolidated data and replay lancamentos' change feed"
+    )
+    rebuild_parser.add_argument("--merchant", help="only this merchant (default: all)")
+    reconcile_parser = commands.add_parser(
+        "reconcile",
+        help="compare with lancamentos' per-day sums; exit 1 on drift",
+        epilog="exit codes: 0 no drift, 1 drift, 2 invalid arguments, 3 a dependency is down",
+    )
+    reconcile_parser.add_argument("--merchant", required=True)
+    reconcile_parser.add_argument("--from", dest="from_date", required=True, help="YYYY-MM-DD")
+    reconcile_parser.add_argument("--to", dest="to_date", required=True, help="YYYY-MM-DD")
+    reconcile_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = ConsolidadoSettings()
+    configure_logging(settings.log_level)
+    if args.command == "migrate":
+        sys.exit(
+            migrate_command(
+                "consolidado", MIGRATIONS, settings.database_url, settings.migrate_wait_seconds
+            )
+        )
+    elif args.command == "serve":
+        runtime.run(serve(settings))
+    elif args.command == "rebuild":
+        sys.exit(asyncio.run(rebuild_command(settings, args.merchant)))
+    else:
+        code = asyncio.run(
+            reconcile_command(
+                settings, args.merchant, args.from_date, args.to_date, as_json=args.json
+            )
+        )
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

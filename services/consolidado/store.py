@@ -1,0 +1,168 @@
+"""SQL over the consolidado tables; callers own connections and transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import and_, delete, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.consolidado.balances import DayTotals, Opening
+from services.consolidado.drifts import DaySums
+from services.consolidado.entries import IngestEntry
+from services.consolidado.tables import applied_lancamentos, daily_totals
+
+# One statement, so the dedupe rows and the totals they feed commit together
+# and take their locks in one global order (dedupe rows by lancamento_id, then
+# totals by merchant and day): concurrent batches queue, they don't deadlock.
+# Only rows this statement inserted reach the totals, so a redelivered entry
+# changes nothing.
+_APPLY = text(
+    """
+WITH incoming AS (
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:merchants AS varchar[]), CAST(:dates AS date[]),
+        CAST(:kinds AS smallint[]), CAST(:amounts AS bigint[]),
+        CAST(:created AS timestamptz[])
+    ) AS t(lancamento_id, merchant_id, value_date, kind, amount_cents, created_at)
+),
+inserted AS (
+    INSERT INTO applied_lancamentos
+        (lancamento_id, merchant_id, value_date, kind, amount_cents, created_at)
+    SELECT lancamento_id, merchant_id, value_date, kind, amount_cents, created_at
+    FROM incoming
+    ORDER BY lancamento_id
+    ON CONFLICT (lancamento_id) DO NOTHING
+    RETURNING merchant_id, value_date, kind, amount_cents, created_at
+),
+day_sums AS (
+    SELECT merchant_id, value_date,
+        coalesce(sum(amount_cents) FILTER (WHERE kind = 1), 0) AS credits_cents,
+        coalesce(sum(amount_cents) FILTER (WHERE kind = 2), 0) AS debits_cents,
+        count(*) AS lancamentos_count,
+        max(created_at) AS as_of
+    FROM inserted
+    GROUP BY merchant_id, value_date
+),
+upserted AS (
+    INSERT INTO daily_totals AS d
+        (merchant_id, value_date, credits_cents, debits_cents, lancamentos_count, as_of)
+    SELECT merchant_id, value_date, credits_cents, debits_cents, lancamentos_count, as_of
+    FROM day_sums
+    ORDER BY merchant_id, value_date
+    ON CONFLICT (merchant_id, value_date) DO UPDATE SET
+        credits_cents = d.credits_cents + excluded.credits_cents,
+        debits_cents = d.debits_cents + excluded.debits_cents,
+        lancamentos_count = d.lancamentos_count + excluded.lancamentos_count,
+        as_of = greatest(d.as_of, excluded.as_of)
+    RETURNING merchant_id
+)
+SELECT
+    (SELECT count(*) FROM inserted) AS applied,
+    ARRAY(SELECT DISTINCT merchant_id FROM upserted) AS merchants
+"""
+)
+
+
+async def apply_entries(
+    conn: AsyncConnection, entries: Sequence[IngestEntry]
+) -> tuple[int, frozenset[str]]:
+    """Applies entries not applied before; returns how many and their merchants."""
+    row = (
+        await conn.execute(
+            _APPLY,
+            {
+                "ids": [e.lancamento_id for e in entries],
+                "merchants": [e.merchant_id for e in entries],
+                "dates": [e.value_date for e in entries],
+                "kinds": [int(e.kind) for e in entries],
+                "amounts": [e.amount_cents for e in entries],
+                "created": [e.created_at for e in entries],
+            },
+        )
+    ).one()
+    return int(row.applied), frozenset(row.merchants)
+
+
+# The opening aggregate (value_date NULL) and the stored days of the range.
+_BALANCE_INPUTS = text(
+    """
+SELECT NULL::date AS value_date,
+    coalesce(sum(credits_cents - debits_cents), 0) AS opening_cents,
+    NULL::bigint AS credits_cents,
+    NULL::bigint AS debits_cents,
+    NULL::bigint AS lancamentos_count,
+    max(as_of) AS as_of
+FROM daily_totals
+WHERE merchant_id = :merchant_id AND value_date < :start
+UNION ALL
+SELECT value_date, NULL, credits_cents, debits_cents, lancamentos_count, as_of
+FROM daily_totals
+WHERE merchant_id = :merchant_id AND value_date BETWEEN :start AND :end
+"""
+)
+
+
+async def balance_inputs(
+    conn: AsyncConnection, merchant_id: str, start: date, end: date
+) -> tuple[Opening, list[DayTotals]]:
+    """The opening aggregate before `start` and the stored days in range, read in
+    one statement so both come from the same snapshot."""
+    rows = (
+        await conn.execute(
+            _BALANCE_INPUTS, {"merchant_id": merchant_id, "start": start, "end": end}
+        )
+    ).all()
+    opening = Opening()
+    days: list[DayTotals] = []
+    for row in rows:
+        if row.value_date is None:
+            # A sum comes back as numeric (Decimal).
+            opening = Opening(int(row.opening_cents), row.as_of)
+        else:
+            days.append(
+                DayTotals(
+                    row.value_date,
+                    row.credits_cents,
+                    row.debits_cents,
+                    row.lancamentos_count,
+                    row.as_of,
+                )
+            )
+    days.sort(key=lambda d: d.day)
+    return opening, days
+
+
+async def day_sums(
+    conn: AsyncConnection, merchant_id: str, start: date, end: date
+) -> dict[date, DaySums]:
+    t = daily_totals.c
+    rows = await conn.execute(
+        select(t.value_date, t.credits_cents, t.debits_cents, t.lancamentos_count).where(
+            and_(t.merchant_id == merchant_id, t.value_date.between(start, end))
+        )
+    )
+    return {
+        row.value_date: DaySums(row.credits_cents, row.debits_cents, row.lancamentos_count)
+        for row in rows
+    }
+
+
+async def consolidated_merchants(conn: AsyncConnection) -> set[str]:
+    rows = await conn.execute(select(daily_totals.c.merchant_id).distinct())
+    return {row.merchant_id for row in rows}
+
+
+async def delete_consolidated(conn: AsyncConnection, merchant_id: str | None) -> None:
+    """Forgets applied entries and totals (of one merchant, or all)."""
+    if merchant_id is None:
+        await conn.execute(text("TRUNCATE applied_lancamentos, daily_totals"))
+        return
+    # Waits for in-flight ingests and holds new ones off until commit, so no
+    # dedupe row can survive without the totals it fed.
+    await conn.execute(text("LOCK TABLE applied_lancamentos, daily_totals IN EXCLUSIVE MODE"))
+    await conn.execute(
+        delete(applied_lancamentos).where(applied_lancamentos.c.merchant_id == merchant_id)
+    )
+    await conn.execute(delete(daily_totals).where(daily_totals.c.merchant_id == merchant_id))

@@ -1,0 +1,3 @@
+from services.lancamentos.main import main
+
+main()

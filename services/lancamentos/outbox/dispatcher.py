@@ -1,0 +1,159 @@
+"""Delivers the outbox to consolidado's ApplyLancamentos.
+
+Rows are claimed with FOR UPDATE SKIP LOCKED, so several dispatchers share the
+work, and deleted in the same transaction only after consolidado acknowledged
+them. A dispatcher that dies mid-batch releases its claim with its connection;
+the rows are sent again and consolidado's dedupe makes that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+
+import grpc
+from consolidado.v1 import consolidado_pb2 as cpb
+from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
+from prometheus_client import Counter, Gauge
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.lancamentos import store
+from services.lancamentos.conversions import record_to_proto
+from services.lancamentos.notifier import CommitNotifier
+from services.lancamentos.outbox.backoff import full_jitter_delay
+from services.lancamentos.settings import LancamentosSettings
+
+log = logging.getLogger(__name__)
+
+DELIVERED = Counter("caixa_outbox_delivered_total", "Entries acknowledged by consolidado")
+FAILURES = Counter("caixa_outbox_delivery_failures_total", "Batches consolidado did not ack")
+BACKING_OFF = Gauge("caixa_outbox_consecutive_failures", "Failed batches since the last ack")
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        notifier: CommitNotifier,
+        settings: LancamentosSettings,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._engine = engine
+        self._notifier = notifier
+        self._settings = settings
+        self._rng = rng or random.Random()
+        self._channel = grpc.aio.insecure_channel(
+            settings.consolidado_target,
+            options=[
+                ("grpc.lb_policy_name", "round_robin"),
+                ("grpc.enable_retries", 0),  # this loop owns retrying, with backoff
+            ],
+        )
+        self._stub = cpb_grpc.ConsolidadoIngestServiceStub(self._channel)
+        self.consecutive_failures = 0
+        self.delivered = 0
+        self._since_vacuum = 0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+
+    async def dispatch_once(self) -> int:
+        """Delivers one batch; returns its size (0: nothing to send)."""
+        async with self._engine.connect() as conn:
+            driver = await store.driver_connection(conn)
+            async with driver.transaction():
+                items = await store.claim_outbox(driver, self._settings.dispatch_batch_size)
+                if not items:
+                    return 0
+                request = cpb.ApplyLancamentosRequest(
+                    lancamentos=[record_to_proto(item) for item in items]
+                )
+                await self._stub.ApplyLancamentos(
+                    request, timeout=self._settings.dispatch_timeout_seconds
+                )
+                await store.delete_outbox(driver, [item["outbox_id"] for item in items])
+        DELIVERED.inc(len(items))
+        self.delivered += len(items)
+        self._since_vacuum += len(items)
+        every = self._settings.dispatch_vacuum_every
+        if every and self._since_vacuum >= every:
+            self._since_vacuum = 0
+            await self._vacuum()
+        return len(items)
+
+    async def _vacuum(self) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                await store.vacuum_outbox(await store.driver_connection(conn))
+        except Exception as exc:  # best effort: autovacuum remains the backstop
+            log.warning("outbox vacuum failed: %s", _describe(exc))
+
+    async def _run(self) -> None:
+        settings = self._settings
+        while not self._stopping.is_set():
+            try:
+                sent = await self.dispatch_once()
+            except Exception as exc:
+                self.consecutive_failures += 1
+                FAILURES.inc()
+                BACKING_OFF.set(self.consecutive_failures)
+                delay = full_jitter_delay(
+                    self.consecutive_failures,
+                    base=settings.dispatch_backoff_base_seconds,
+                    cap=settings.dispatch_backoff_max_seconds,
+                    rng=self._rng,
+                )
+                log.warning(
+                    "outbox delivery failed; backing off",
+                    extra={
+                        "error": _describe(exc),
+                        "consecutive_failures": self.consecutive_failures,
+                        "delay_seconds": round(delay, 3),
+                    },
+                )
+                await self._sleep(delay)
+                continue
+            if self.consecutive_failures:
+                log.info("outbox delivery recovered", extra={"after": self.consecutive_failures})
+            self.consecutive_failures = 0
+            BACKING_OFF.set(0)
+            if sent < settings.dispatch_batch_size:
+                await self._notifier.wait(settings.dispatch_poll_seconds)
+                # Per-batch costs dominate at small batches; a short linger
+                # trades a little consolidation lag for much less CPU.
+                await self._sleep(settings.dispatch_linger_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Stops the loop, then keeps delivering for up to `drain_seconds`
+        so a rolling restart leaves little behind (what's left stays safe
+        in the outbox for the next dispatcher)."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        deadline = time.monotonic() + drain_seconds
+        while time.monotonic() < deadline:
+            try:
+                if await self.dispatch_once() == 0:
+                    break
+            except Exception as exc:
+                log.warning("drain stopped: %s", _describe(exc))
+                break
+        await self._channel.close(None)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,60 @@
+"""Opaque keyset page tokens (AIP-158) for ListLancamentos.
+
+A token holds the position after the last entry of a page, (value_date,
+sequence), and a digest of the query it belongs to, so a token replayed with
+other filters is rejected instead of silently skipping entries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+
+from services.domain.errors import ViolationCollector
+
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PagePosition:
+    value_date: date
+    sequence: int
+
+
+def query_digest(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def encode(position: PagePosition, digest: str) -> str:
+    raw = json.dumps(
+        {"v": _VERSION, "q": digest, "d": position.value_date.isoformat(), "s": position.sequence},
+        separators=(",", ":"),
+    )
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode(errors: ViolationCollector, field: str, token: str, digest: str) -> PagePosition | None:
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(data, dict) or data.get("v") != _VERSION:
+            raise ValueError("unknown token version")
+        position = PagePosition(date.fromisoformat(data["d"]), int(data["s"]))
+        matches = data.get("q") == digest
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        errors.add(field, "is not a page token issued by this API; omit it to start over")
+        return None
+    if not matches:
+        errors.add(
+            field,
+            "belongs to a query with other merchant_id or filters; repeat the original "
+            "filters or omit page_token to start over",
+        )
+        return None
+    return position

@@ -1,0 +1,207 @@
+"""The lancamentos use cases, independent of the transport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.domain import rules
+from services.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from services.lancamentos import page_tokens, store
+from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request, reversal_of
+from services.lancamentos.group_commit import GroupCommitter
+from services.lancamentos.notifier import CommitNotifier
+from services.lancamentos.requests import EntryRef, ListQuery, ReverseCommand, SummaryQuery
+
+FEED_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Page:
+    lancamentos: list[Lancamento]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    created: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    days: list[store.DaySums]
+    undelivered: int
+
+
+class LancamentosService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        notifier: CommitNotifier,
+        *,
+        timezone: str,
+        group_commit_max_batch: int,
+    ) -> None:
+        self._engine = engine
+        self._notifier = notifier
+        self._timezone = timezone
+        self._creates: GroupCommitter[NewLancamento, Lancamento] = GroupCommitter(
+            self._flush_creates, max_batch=group_commit_max_batch
+        )
+
+    def today(self) -> date:
+        return rules.business_today(self._timezone)
+
+    async def start(self) -> None:
+        self._creates.start()
+
+    async def stop(self) -> None:
+        await self._creates.stop()
+
+    async def create(self, entry: NewLancamento) -> Lancamento:
+        return await self._creates.submit(entry)
+
+    async def _flush_creates(
+        self, entries: Sequence[NewLancamento]
+    ) -> list[Lancamento | BaseException]:
+        # No transaction: the insert is one statement, committed on its own.
+        async with self._engine.connect() as conn:
+            inserted = await store.insert_entries(conn, entries, [None] * len(entries))
+            missing = [_key(e) for e in entries if _key(e) not in inserted]
+            existing = await store.find_by_keys(conn, missing)
+            if existing:  # replays: acknowledged only once on the standbys
+                await store.hold_until_replicated(conn, list(existing.values()))
+                await conn.commit()
+        outcomes: list[Lancamento | BaseException] = []
+        for entry in entries:
+            # A same-batch duplicate resolves against the first of its key.
+            found = inserted.get(_key(entry)) or existing[_key(entry)]
+            try:
+                outcomes.append(ensure_same_request(found, entry.fingerprint))
+            except AlreadyExists as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def get(self, ref: EntryRef) -> Lancamento:
+        async with self._engine.connect() as conn:
+            found = await store.get(conn, ref.merchant_id, ref.lancamento_id)
+        if found is None:
+            raise NotFound(
+                f"lancamento {ref.lancamento_id} not found for merchant {ref.merchant_id!r}"
+            )
+        return found
+
+    async def list(self, query: ListQuery) -> Page:
+        where = store.PageFilter(
+            merchant_id=query.merchant_id,
+            from_date=query.from_date,
+            to_date=query.to_date,
+            kind=query.kind,
+            after=(query.after.value_date, query.after.sequence) if query.after else None,
+        )
+        async with self._engine.connect() as conn:
+            rows = await store.list_page(conn, where, query.page_size + 1)
+        page, more = rows[: query.page_size], len(rows) > query.page_size
+        token = ""
+        if more:
+            last = page[-1]
+            token = page_tokens.encode(
+                page_tokens.PagePosition(last.value_date, last.sequence), query.digest
+            )
+        return Page(page, token)
+
+    async def reverse(self, command: ReverseCommand) -> Lancamento:
+        ref = command.ref
+        try:
+            async with self._engine.begin() as conn:
+                exists = await store.lock_entry(conn, ref.merchant_id, ref.lancamento_id)
+                key = (ref.merchant_id, command.request_id)
+                earlier = (await store.find_by_keys(conn, [key])).get(key)
+                if earlier is not None:
+                    # Acknowledged only once on the standbys (see hold_until_replicated).
+                    await store.hold_until_replicated(conn, [earlier])
+                    return ensure_same_request(earlier, command.fingerprint)
+                original = (
+                    await store.get(conn, ref.merchant_id, ref.lancamento_id) if exists else None
+                )
+                if original is None:
+                    raise NotFound(
+                        f"lancamento {ref.lancamento_id} not found for merchant {ref.merchant_id!r}"
+                    )
+                reversal = reversal_of(
+                    original,
+                    request_id=command.request_id,
+                    value_date=command.value_date,
+                    description=command.description,
+                    fingerprint=command.fingerprint,
+                )
+                inserted = await store.insert_entries(conn, [reversal], [None])
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "lancamentos_reversed_once":
+                raise FailedPrecondition(
+                    f"lancamento {ref.lancamento_id} was already reversed; an entry is "
+                    "reversed at most once"
+                ) from exc
+            raise
+        if key in inserted:
+            return inserted[key]
+        # The same key was committed concurrently by another request.
+        async with self._engine.connect() as conn:
+            earlier = (await store.find_by_keys(conn, [key]))[key]
+            await store.hold_until_replicated(conn, [earlier])
+            await conn.commit()
+        return ensure_same_request(earlier, command.fingerprint)
+
+    async def import_chunk(self, entries: Sequence[NewLancamento], first_row: int) -> int:
+        """Writes one chunk atomically; returns how many were new. A reused key
+        with another payload rejects the whole chunk, naming the row."""
+        async with self._engine.begin() as conn:
+            await store.lock_feed(conn)
+            inserted = await store.insert_entries(conn, entries, [None] * len(entries))
+            missing = [_key(e) for e in entries if _key(e) not in inserted]
+            existing = await store.find_by_keys(conn, missing)
+            if existing:  # replays: acknowledged only once on the standbys
+                await store.hold_until_replicated(conn, list(existing.values()))
+            for offset, entry in enumerate(entries):
+                earlier = inserted.get(_key(entry)) or existing[_key(entry)]
+                if earlier.fingerprint != entry.fingerprint:
+                    row = first_row + offset
+                    raise AlreadyExists(
+                        f"row {row}: request_id {entry.request_id!r} was already used by "
+                        f"merchant {entry.merchant_id!r} for a different request; the chunk "
+                        f"of rows {first_row}-{first_row + len(entries) - 1} was not written"
+                    )
+        return len(inserted)
+
+    async def summarize(self, query: SummaryQuery) -> Summary:
+        async with self._engine.connect() as conn:
+            days = await store.day_sums(conn, query.merchant_id, query.from_date, query.to_date)
+            undelivered = await store.undelivered_count(conn, query.merchant_id)
+        return Summary(days, undelivered)
+
+    async def feed(
+        self, after_sequence: int, merchant_id: str | None, *, follow: bool, poll: float = 1.0
+    ) -> AsyncIterator[Lancamento]:
+        cursor = after_sequence
+        while True:
+            async with self._engine.connect() as conn:
+                page = await store.feed_page(conn, cursor, merchant_id, FEED_PAGE)
+            for entry in page:
+                yield entry
+                cursor = entry.sequence
+            if len(page) == FEED_PAGE:
+                continue
+            if not follow:
+                return
+            await self._notifier.wait(poll)
+            await asyncio.sleep(0)
+
+
+def _key(entry: NewLancamento) -> tuple[str, str]:
+    return (entry.merchant_id, entry.request_id)

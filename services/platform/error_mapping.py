@@ -1,0 +1,164 @@
+"""The one place where exceptions become gRPC statuses.
+
+Every handler is wrapped, so a servicer just raises domain errors. Errors are
+sent before any response message, which makes unary failures trailers-only
+responses: Envoy sees `grpc-status` in the headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.domain.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from services.platform import rpc_metrics
+from services.platform.outages import is_dependency_outage
+
+log = logging.getLogger(__name__)
+
+_CODES: dict[type[DomainError], int] = {
+    InvalidArgument: code_pb2.INVALID_ARGUMENT,
+    NotFound: code_pb2.NOT_FOUND,
+    AlreadyExists: code_pb2.ALREADY_EXISTS,
+    FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    Unavailable: code_pb2.UNAVAILABLE,
+}
+
+
+def status_for(exc: BaseException) -> status_pb2.Status:
+    """The google.rpc.Status a caller gets for `exc`."""
+    if isinstance(exc, DomainError) and not isinstance(exc, Unavailable):
+        status = status_pb2.Status(code=_CODES[type(exc)], message=exc.message)
+        if isinstance(exc, InvalidArgument):
+            detail = any_pb2.Any()
+            detail.Pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description
+                        )
+                        for v in exc.violations
+                    ]
+                )
+            )
+            status.details.append(detail)
+        return status
+    if is_dependency_outage(exc):
+        log.warning("dependency unavailable: %s", exc, extra={"error": type(exc).__name__})
+        # A domain Unavailable says which dependency; driver errors stay generic.
+        what = exc.message if isinstance(exc, Unavailable) else "a dependency is unavailable"
+        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=f"{what}; retry with backoff")
+    reference = uuid.uuid4().hex[:12]
+    log.error("unhandled error (ref %s)", reference, exc_info=exc)
+    return status_pb2.Status(
+        code=code_pb2.INTERNAL, message=f"internal error; quote reference {reference}"
+    )
+
+
+async def abort_with(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str, started: float
+) -> None:
+    status = rpc_status.to_status(status_for(exc))
+    rpc_metrics.observe(method, status.code.name, time.perf_counter() - started)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+Behavior = Callable[..., Any]
+
+
+def _wrap_unary_response(behavior: Behavior, method: str) -> Behavior:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            response = await behavior(request, context)
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await abort_with(context, exc, method, started)
+        rpc_metrics.observe(method, "OK", time.perf_counter() - started)
+        return response
+
+    return wrapped
+
+
+def _wrap_stream_response(behavior: Behavior, method: str) -> Behavior:
+    async def wrapped(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await abort_with(context, exc, method, started)
+        rpc_metrics.observe(method, "OK", time.perf_counter() - started)
+
+    return wrapped
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Wraps every handler so raised exceptions become proper statuses."""
+
+    def __init__(self) -> None:
+        # grpc.aio asks for the handler on every call; wrapping once per method
+        # keeps the per-call cost to a dict lookup. That is only right when the
+        # continuation is the plain handler lookup: keep this interceptor last.
+        self._wrapped: dict[str, Any] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler: Any = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            wrapped = self._wrapped[method] = _wrap(handler, method)
+        return wrapped
+
+
+def _wrap(handler: Any, method: str) -> Any:
+    """The same handler, its behaviour wrapped to map errors and record metrics."""
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary_response(handler.unary_unary, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            _wrap_unary_response(handler.stream_unary, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            _wrap_stream_response(handler.unary_stream, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        _wrap_stream_response(handler.stream_stream, method),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

@@ -1,3 +1,0 @@
-from caixa.consolidado.main import main
-
-main()

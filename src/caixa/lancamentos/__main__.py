@@ -1,3 +1,0 @@
-from caixa.lancamentos.main import main
-
-main()

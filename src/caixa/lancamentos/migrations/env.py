@@ -1,4 +1,0 @@
-from caixa.lancamentos.tables import metadata
-from caixa.platform.migrations import run_migrations
-
-run_migrations(metadata)

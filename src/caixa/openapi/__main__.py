@@ -1,3 +1,0 @@
-from caixa.openapi.generate import main
-
-raise SystemExit(main())

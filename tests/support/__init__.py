@@ -1,0 +1,1 @@
+"""Helpers the test packages share; no conftest imports another's private names."""

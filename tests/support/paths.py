@@ -1,0 +1,13 @@
+"""The checkout under test: the tools take these paths as arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tooling.devstack.mesh import MeshSources
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO_ROOT / "helm" / "caixa"
+DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
+OPENAPI = REPO_ROOT / "openapi" / "caixa.openapi.json"
+MESH_SOURCES = MeshSources(REPO_ROOT)

@@ -1,0 +1,176 @@
+"""Runs the devstack's processes and stops them in order.
+
+Processes belong to tiers: the databases (tier 0), the services (tier 1), and
+whatever later fronts them (Envoy: a higher tier). Stopping goes from the
+highest tier down; a tier's processes stop together: stop signal, a grace
+period, then SIGKILL. A second Ctrl-C/SIGTERM cuts the grace period short.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from tooling.devstack.processes import ServerProcess, stop_leftover
+
+log = logging.getLogger(__name__)
+
+INFRA_TIER = 0
+SERVICE_TIER = 1
+
+
+class StopRequested(Exception):
+    """Ctrl-C, SIGTERM or SIGHUP arrived: unwind and stop everything."""
+
+
+class ChildExited(RuntimeError):
+    """A supervised process exited while it should have been running."""
+
+
+@dataclass
+class _Child:
+    process: ServerProcess
+    tier: int
+    ready: Callable[[], bool] | None
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path, *, grace: float = 15.0) -> None:
+        self.log_dir = log_dir
+        self.grace = grace
+        self._children: list[_Child] = []
+        self._stop_requested = False
+        self._stopping = False
+        self._hurry = False
+
+    @property
+    def processes(self) -> list[ServerProcess]:
+        return [child.process for child in self._children]
+
+    # -- signals -------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop_requested or self._stopping:
+            self._hurry = True
+            print("\nstopping now: killing what is left", file=sys.stderr, flush=True)
+        else:
+            self._stop_requested = True
+            name = signal.Signals(signum).name
+            print(f"\n{name}: stopping (again to kill)", file=sys.stderr, flush=True)
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def check(self) -> None:
+        """Raises StopRequested once a stop was asked for."""
+        if self._stop_requested:
+            raise StopRequested
+
+    # -- starting ------------------------------------------------------------
+
+    def stop_leftovers(self) -> None:
+        """Stops what a previous launcher, killed before it could clean up, left
+        running: every `<log_dir>/<name>.pid` names a pid and its command line."""
+        for pid_file in sorted(self.log_dir.glob("*.pid")):
+            lines = pid_file.read_text().splitlines()
+            if len(lines) >= 2:
+                stop_leftover(pid_file, lines[1], signal.SIGTERM, self.grace)
+            pid_file.unlink(missing_ok=True)
+
+    def adopt(self, process: ServerProcess, *, tier: int = INFRA_TIER) -> None:
+        """Supervises a process started elsewhere (e.g. an embedded database)."""
+        self._children.append(_Child(process, tier, None))
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        ready: Callable[[], bool] | None = None,
+        tier: int = SERVICE_TIER,
+    ) -> ServerProcess:
+        """Starts a long-running process logging to `<log_dir>/<name>.log`;
+        `ready` is polled by `wait_ready`."""
+        self.check()
+        process = ServerProcess(name, argv, log_path=self.log_dir / f"{name}.log", env=env)
+        self._children.append(_Child(process, tier, ready))
+        self._pid_file(name).write_text(f"{process.pid}\n{' '.join(process.argv)}\n")
+        log.info("started %s (pid %d)", name, process.pid)
+        return process
+
+    def run(
+        self, name: str, argv: Sequence[str], *, env: Mapping[str, str], timeout: float
+    ) -> None:
+        """Runs a command to completion (e.g. migrations); StartupError if it fails."""
+        self.check()
+        process = ServerProcess(name, argv, log_path=self.log_dir / f"{name}.log", env=env)
+        deadline = time.monotonic() + timeout
+        while process.alive():
+            if self._stop_requested or time.monotonic() > deadline:
+                process.stop(self.grace)
+                self.check()
+                raise process.failure(f"did not finish within {timeout:.0f}s")
+            time.sleep(0.05)
+        if process.returncode != 0:
+            raise process.failure("failed")
+        log.info("%s done", name)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Waits until every started process's `ready` holds."""
+        pending = [child for child in self._children if child.ready is not None]
+        deadline = time.monotonic() + timeout
+        while pending:
+            self.check()
+            for child in list(pending):
+                if not child.process.alive():
+                    raise child.process.failure("exited during startup")
+                if child.ready is not None and child.ready():
+                    log.info("%s is ready", child.process.name)
+                    pending.remove(child)
+            if pending and time.monotonic() > deadline:
+                raise pending[0].process.failure(f"was not ready within {timeout:.0f}s")
+            time.sleep(0.2)
+
+    # -- running and stopping ------------------------------------------------
+
+    def watch(self, interval: float = 0.5) -> None:
+        """Blocks until a stop is requested; ChildExited if a process dies first."""
+        while not self._stop_requested:
+            for child in self._children:
+                if not child.process.alive():
+                    error = child.process.failure("exited unexpectedly")
+                    raise ChildExited(str(error))
+            time.sleep(interval)
+
+    def stop(self) -> None:
+        """Stops every process, highest tier first. Idempotent."""
+        self._stopping = True
+        for tier in sorted({child.tier for child in self._children}, reverse=True):
+            group = [child.process for child in reversed(self._children) if child.tier == tier]
+            for process in group:
+                if process.alive():
+                    log.info("stopping %s (pid %d)", process.name, process.pid)
+                process.signal_stop()
+            deadline = time.monotonic() + self.grace
+            for process in group:
+                if not process.wait_exit(deadline, hurry=lambda: self._hurry):
+                    process.kill()
+                self._pid_file(process.name).unlink(missing_ok=True)
+
+    def _pid_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.pid"

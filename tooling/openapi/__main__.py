@@ -1,0 +1,3 @@
+from tooling.openapi.generate import main
+
+raise SystemExit(main())
