@@ -60,6 +60,7 @@ test: proto
 lint: proto
 	$(VENV)/bin/ruff check $(DISTRIBUTIONS) tests bench
 	$(VENV)/bin/ruff format --check $(DISTRIBUTIONS) tests bench
+	$(VENV)/bin/lint-imports
 
 typecheck: proto
 	$(VENV)/bin/mypy

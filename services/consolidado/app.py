@@ -11,8 +11,13 @@ from consolidado.v1 import consolidado_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.consolidado.cache import BalanceCache
+from services.consolidado.conversions import ProtoBalances
 from services.consolidado.ingest import Ingestor
-from services.consolidado.lancamentos_client import lancamentos_stub, open_channel
+from services.consolidado.lancamentos_client import (
+    LancamentosLedger,
+    lancamentos_stub,
+    open_channel,
+)
 from services.consolidado.reader import BalanceReader
 from services.consolidado.reconcile import Reconciler
 from services.consolidado.servicer import (
@@ -71,12 +76,13 @@ class ConsolidadoApp:
         self.cache = BalanceCache.from_settings(settings)
         # Lazy: no connection is made until reconcile or rebuild needs one.
         self.lancamentos_channel = open_channel(settings.lancamentos_target)
-        self.lancamentos = lancamentos_stub(self.lancamentos_channel)
-        self.reader = BalanceReader(self.engine, self.cache)
-        self.ingestor = Ingestor(self.engine, self.cache)
-        self.reconciler = Reconciler(
-            self.engine, self.lancamentos, timeout=settings.lancamentos_timeout_seconds
+        self.lancamentos = LancamentosLedger(
+            lancamentos_stub(self.lancamentos_channel),
+            timeout=settings.lancamentos_timeout_seconds,
         )
+        self.reader = BalanceReader(self.engine, self.cache, ProtoBalances())
+        self.ingestor = Ingestor(self.engine, self.cache)
+        self.reconciler = Reconciler(self.engine, self.lancamentos)
         self.server: GrpcServer | None = None
         if serve:
             schema = SchemaCheck.of(MIGRATIONS)

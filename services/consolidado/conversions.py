@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from consolidado.v1 import consolidado_pb2 as pb
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.consolidado.balances import DailyBalance
@@ -37,6 +38,25 @@ def list_response(
     return pb.ListDailyBalancesResponse(
         daily_balances=[daily_balance(merchant_id, b) for b in balances]
     )
+
+
+class ProtoBalances:
+    """The reader's codec: balances as the ListDailyBalancesResponse the servicer
+    returns, cached as its wire bytes, so a cache hit is one parse."""
+
+    def build(
+        self, merchant_id: str, balances: Iterable[DailyBalance]
+    ) -> pb.ListDailyBalancesResponse:
+        return list_response(merchant_id, balances)
+
+    def encode(self, value: pb.ListDailyBalancesResponse) -> bytes:
+        return value.SerializeToString()
+
+    def decode(self, data: bytes) -> pb.ListDailyBalancesResponse | None:
+        try:
+            return pb.ListDailyBalancesResponse.FromString(data)
+        except DecodeError:
+            return None
 
 
 def reconcile_response(report: ReconcileReport) -> pb.ReconcileResponse:

@@ -1,12 +1,23 @@
-"""The channel to lancamentos that reconcile and rebuild use."""
+"""consolidado's adapter to lancamentos: the per-day sums that reconcile checks
+and the change feed that rebuild replays, in plain types, so that the use
+cases see neither gRPC nor protobuf."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
 import grpc
+from lancamentos.v1 import lancamentos_pb2 as lpb
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
+from services.consolidado.drifts import DaySums
+from services.consolidado.entries import IngestEntry
+from services.consolidado.queries import DayRange
+from services.consolidado.requests import ingest_batch
 from services.domain.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -38,3 +49,69 @@ def unreachable(error: grpc.aio.AioRpcError, doing: str) -> Unavailable | None:
         f"lancamentos could not {doing} ({error.code().name}: {error.details()}); "
         "retry when it is reachable"
     )
+
+
+@contextlib.contextmanager
+def _unreachable_as_unavailable(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        outage = unreachable(error, doing)
+        if outage is not None:
+            raise outage from error
+        raise
+
+
+@dataclass(frozen=True)
+class LedgerSums:
+    """lancamentos' sums per day, and how many of its entries await delivery."""
+
+    days: dict[date, DaySums]
+    undelivered_count: int
+
+
+class LancamentosLedger:
+    """lancamentos as reconcile and rebuild read it."""
+
+    def __init__(self, stub: LancamentosServiceAsyncStub, *, timeout: float | None = None) -> None:
+        self._stub = stub
+        self._timeout = timeout
+
+    async def sums(self, query: DayRange) -> LedgerSums:
+        request = lpb.SummarizeLancamentosRequest(
+            merchant_id=query.merchant_id,
+            from_date=query.start.isoformat(),
+            to_date=query.end.isoformat(),
+        )
+        with _unreachable_as_unavailable("summarize its entries"):
+            summary = await self._stub.SummarizeLancamentos(request, timeout=self._timeout)
+        return LedgerSums(
+            days={
+                date.fromisoformat(day.date): DaySums(
+                    day.credits_cents, day.debits_cents, day.lancamentos_count
+                )
+                for day in summary.days
+            },
+            undelivered_count=summary.undelivered_count,
+        )
+
+    async def feed(
+        self, merchant_id: str | None, batch_size: int
+    ) -> AsyncGenerator[list[IngestEntry]]:
+        """The change feed from sequence 0 (one merchant's, or all), in validated
+        batches of up to `batch_size`; Unavailable while lancamentos can't answer."""
+        call = self._stub.StreamLancamentos(
+            lpb.StreamLancamentosRequest(after_sequence=0, merchant_id=merchant_id or "")
+        )
+        try:
+            batch: list[lpb.Lancamento] = []
+            with _unreachable_as_unavailable("stream its entries"):
+                async for entry in call:
+                    batch.append(entry)
+                    if len(batch) >= batch_size:
+                        yield ingest_batch(batch)
+                        batch = []
+            if batch:
+                yield ingest_batch(batch)
+        finally:
+            call.cancel()  # a no-op once the feed has ended

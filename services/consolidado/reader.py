@@ -2,36 +2,54 @@
 
 from __future__ import annotations
 
-from consolidado.v1 import consolidado_pb2 as pb
-from google.protobuf.message import DecodeError
+from collections.abc import Iterable
+from typing import Generic, Protocol, TypeVar
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.consolidado import store
-from services.consolidado.balances import dense_balances
+from services.consolidado.balances import DailyBalance, dense_balances
 from services.consolidado.cache import BalanceCache
-from services.consolidado.conversions import list_response
-from services.consolidado.requests import DayRange
+from services.consolidado.queries import DayRange
+
+Balances = TypeVar("Balances")
 
 
-class BalanceReader:
-    def __init__(self, engine: AsyncEngine, cache: BalanceCache) -> None:
+class BalancesCodec(Protocol[Balances]):
+    """How the transport wants balances built, and how they are cached: the
+    reader stays free of protobuf while the cache holds ready answers."""
+
+    def build(self, merchant_id: str, balances: Iterable[DailyBalance]) -> Balances: ...
+
+    def encode(self, value: Balances) -> bytes: ...
+
+    def decode(self, data: bytes) -> Balances | None:
+        """None when the bytes can't be read (the entry is recomputed)."""
+        ...
+
+
+class BalanceReader(Generic[Balances]):
+    def __init__(
+        self, engine: AsyncEngine, cache: BalanceCache, codec: BalancesCodec[Balances]
+    ) -> None:
         self._engine = engine
         self._cache = cache
+        self._codec = codec
 
-    async def balances(self, query: DayRange) -> pb.ListDailyBalancesResponse:
+    async def balances(self, query: DayRange) -> Balances:
         """Every day of the range; a single day is a one-day range."""
         # The version first: see services.consolidado.cache.
         lookup = await self._cache.lookup(query.merchant_id, query.start, query.end)
         if lookup.value is not None:
-            try:
-                return pb.ListDailyBalancesResponse.FromString(lookup.value)
-            except DecodeError:
-                pass  # Unreadable entry: recompute and overwrite it.
+            cached = self._codec.decode(lookup.value)
+            if cached is not None:
+                return cached
+            # Unreadable entry: recompute and overwrite it.
         async with self._engine.connect() as conn:
             opening, days = await store.balance_inputs(
                 conn, query.merchant_id, query.start, query.end
             )
-        response = list_response(
+        response = self._codec.build(
             query.merchant_id, dense_balances(opening, days, query.start, query.end)
         )
         if lookup.version is not None:
@@ -40,6 +58,6 @@ class BalanceReader:
                 lookup.version,
                 query.start,
                 query.end,
-                response.SerializeToString(),
+                self._codec.encode(response),
             )
         return response

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC
 from uuid import UUID
 
 from consolidado.v1 import consolidado_pb2 as pb
 from lancamentos.v1 import lancamentos_pb2 as lpb
 
 from services.consolidado.entries import IngestEntry, Kind
+from services.consolidado.queries import DayRange
 from services.domain import rules
 from services.domain.errors import ViolationCollector
 
@@ -18,19 +18,6 @@ from services.domain.errors import ViolationCollector
 MAX_BATCH = 10_000
 # A bad batch reports this many violations at most.
 MAX_REPORTED_VIOLATIONS = 100
-
-
-@dataclass(frozen=True)
-class DayRange:
-    """One merchant's inclusive range of days."""
-
-    merchant_id: str
-    start: date
-    end: date
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
 
 
 def day_range(merchant_id: str, from_date: str, to_date: str) -> DayRange:

@@ -21,7 +21,7 @@ BeforeApply = Callable[[], Awaitable[None]]
 
 
 class ConsolidadoServicer(pb_grpc.ConsolidadoServiceServicer):
-    def __init__(self, reader: BalanceReader) -> None:
+    def __init__(self, reader: BalanceReader[pb.ListDailyBalancesResponse]) -> None:
         self._reader = reader
 
     async def GetDailyBalance(

@@ -1,8 +1,8 @@
-"""Turns lancamentos.v1 requests into validated commands, naming every bad field."""
+"""Transport: turns lancamentos.v1 requests into the plain commands and queries of
+`commands`, naming every bad field."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
@@ -11,6 +11,7 @@ from lancamentos.v1 import lancamentos_pb2 as pb
 from services.domain import rules
 from services.domain.errors import ViolationCollector
 from services.lancamentos import page_tokens
+from services.lancamentos.commands import EntryRef, ListQuery, ReverseCommand, SummaryQuery
 from services.lancamentos.domain import Kind, NewLancamento, fingerprint
 
 DEFAULT_PAGE_SIZE = 50
@@ -68,27 +69,12 @@ def create_command(request: pb.CreateLancamentoRequest, today: date) -> NewLanca
     return command
 
 
-@dataclass(frozen=True)
-class EntryRef:
-    merchant_id: str
-    lancamento_id: UUID
-
-
 def entry_ref(merchant_id: str, lancamento_id: str) -> EntryRef:
     errors = ViolationCollector()
     rules.check_merchant_id(errors, "merchant_id", merchant_id)
     rules.check_uuid(errors, "lancamento_id", lancamento_id)
     errors.raise_if_any()
     return EntryRef(merchant_id, UUID(lancamento_id))
-
-
-@dataclass(frozen=True)
-class ReverseCommand:
-    ref: EntryRef
-    request_id: str
-    value_date: date
-    description: str
-    fingerprint: str
 
 
 def reverse_command(request: pb.ReverseLancamentoRequest, today: date) -> ReverseCommand:
@@ -116,17 +102,6 @@ def reverse_command(request: pb.ReverseLancamentoRequest, today: date) -> Revers
     )
 
 
-@dataclass(frozen=True)
-class ListQuery:
-    merchant_id: str
-    from_date: date | None
-    to_date: date | None
-    kind: Kind | None
-    page_size: int
-    after: page_tokens.PagePosition | None
-    digest: str
-
-
 def list_query(request: pb.ListLancamentosRequest) -> ListQuery:
     errors = ViolationCollector()
     rules.check_merchant_id(errors, "merchant_id", request.merchant_id)
@@ -151,13 +126,6 @@ def list_query(request: pb.ListLancamentosRequest) -> ListQuery:
         after=after,
         digest=digest,
     )
-
-
-@dataclass(frozen=True)
-class SummaryQuery:
-    merchant_id: str
-    from_date: date
-    to_date: date
 
 
 def summary_query(request: pb.SummarizeLancamentosRequest) -> SummaryQuery:

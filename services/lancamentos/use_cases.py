@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.domain import rules
 from services.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from services.lancamentos import page_tokens, store
+from services.lancamentos.commands import EntryRef, ListQuery, ReverseCommand, SummaryQuery
 from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request, reversal_of
 from services.lancamentos.group_commit import GroupCommitter
 from services.lancamentos.notifier import CommitNotifier
-from services.lancamentos.requests import EntryRef, ListQuery, ReverseCommand, SummaryQuery
 
 FEED_PAGE = 500
 
@@ -25,12 +25,6 @@ FEED_PAGE = 500
 class Page:
     lancamentos: list[Lancamento]
     next_page_token: str
-
-
-@dataclass(frozen=True)
-class ImportOutcome:
-    created: int
-    duplicates: int
 
 
 @dataclass(frozen=True)

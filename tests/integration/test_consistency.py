@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from services.consolidado.cache import BalanceCache
+from services.consolidado.lancamentos_client import LancamentosLedger
 from services.consolidado.rebuild import rebuild
 from services.platform.database import sqlalchemy_url
 from services.platform.migrations import upgrade
@@ -118,7 +119,7 @@ async def test_incremental_equals_rebuilt_equals_direct(
         mesh.consolidado_settings(0).model_copy(update={"redis_key_prefix": "it-rebuilt:bal"})
     )
     try:
-        await rebuild(rebuild_engine, cache, lancamentos_stub, batch_size=7)
+        await rebuild(rebuild_engine, cache, LancamentosLedger(lancamentos_stub), batch_size=7)
     finally:
         await cache.close()
     rebuilt = await consolidado_totals(rebuild_engine)

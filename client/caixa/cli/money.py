@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from services.domain.rules import MAX_AMOUNT_CENTS
+# The contract's limit (protos/lancamentos/v1: "at most 1,000,000,000,000"),
+# checked here so a typo fails before a call; the services enforce the same
+# number (services.domain.rules), and tests/client hold the two equal.
+MAX_AMOUNT_CENTS = 1_000_000_000_000
 
 # Digits with an optional '.' and decimals; the sign is allowed here only so
 # that "-1" gets the "must be positive" message rather than "not a number".

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.rpc import error_details_pb2, status_pb2
+
+# The rich status travels in this trailer (gRPC's own name), as a google.rpc.Status.
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 class CaixaError(Exception):
@@ -36,12 +38,21 @@ class CaixaError(Exception):
         return cls(code, message, _field_violations(error))
 
 
+def _rich_status(call: grpc.Call) -> status_pb2.Status | None:
+    """The call's google.rpc.Status, read as grpcio-status does, so the client
+    needs no package beyond grpcio, protobuf and googleapis-common-protos."""
+    for key, value in call.trailing_metadata() or ():
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            # A rich status that disagrees with the plain one is not trusted.
+            if status.code != call.code().value[0] or status.message != call.details():
+                return None
+            return status
+    return None
+
+
 def _field_violations(call: grpc.Call) -> list[tuple[str, str]]:
-    try:
-        status = rpc_status.from_call(call)
-    except ValueError:
-        # The rich status disagrees with the plain one; trust the plain one.
-        return []
+    status = _rich_status(call)
     if status is None:
         return []
     violations: list[tuple[str, str]] = []
