@@ -20,10 +20,6 @@ def service_of(method: str) -> str:
     return method.split("/", 1)[0]
 
 
-def short_name(method: str) -> str:
-    return method.split("/", 1)[1]
-
-
 def grpc_path(method: str) -> str:
     return f"/{method}"
 

@@ -345,12 +345,6 @@ class MeshPolicy(Strict):
                     )
         return self
 
-    def upstream_of_service(self, service: str) -> UpstreamName | None:
-        for name, upstream in self.upstreams.items():
-            if service in upstream.services:
-                return name
-        return None
-
 
 __all__ = [
     "NO_RETRIES",

@@ -313,9 +313,3 @@ async def vacuum_outbox(conn: asyncpg.Connection) -> None:
     oldest end, so after a bulk backlog the dead rows left there slow each
     batch until autovacuum's next visit (up to a minute away)."""
     await conn.execute("VACUUM (SKIP_LOCKED) outbox")
-
-
-async def oldest_undelivered_age_seconds(conn: AsyncConnection) -> float:
-    age = func.extract("epoch", func.now() - func.min(outbox.c.created_at))
-    value = (await conn.execute(select(age))).scalar_one()
-    return float(value or 0.0)

@@ -67,6 +67,9 @@ outbox = Table(
     Column("outbox_id", BigInteger, Identity(), primary_key=True),
     # No foreign key: written only with its entry, and entries are never deleted.
     Column("lancamento_id", UUID(as_uuid=True), nullable=False),
+    # W3C trace context of the request that wrote the entry, for the dispatcher
+    # to carry on. Always NULL until tracing lands (the telemetry issue fills
+    # it); kept so that change needs no migration.
     Column("traceparent", Text, nullable=True),
     Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
 )

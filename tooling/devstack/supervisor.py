@@ -71,10 +71,6 @@ class Supervisor:
     def request_stop(self) -> None:
         self._stop_requested = True
 
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop_requested
-
     def check(self) -> None:
         """Raises StopRequested once a stop was asked for."""
         if self._stop_requested:
