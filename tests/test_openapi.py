@@ -20,7 +20,7 @@ COMMITTED = REPO_ROOT / "openapi" / "caixa.openapi.json"
 SCHEMAS = "#/components/schemas/"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
-# The REST table of docs/ARCHITECTURE.md, "Public contract".
+# The REST table of the public contract (the protos' google.api.http annotations).
 EXPECTED_ROUTES = {
     ("post", "/v1/merchants/{merchant_id}/lancamentos"): "CreateLancamento",
     ("get", "/v1/merchants/{merchant_id}/lancamentos/{lancamento_id}"): "GetLancamento",
