@@ -29,6 +29,9 @@ DISTRIBUTIONS := client services mesh tooling
 
 $(VENV)/.installed: pyproject.toml $(DISTRIBUTIONS:%=%/pyproject.toml) $(GEN)/.stamp
 	$(PY) -m pip install --quiet $(DISTRIBUTIONS:%=-e ./%) --group dev
+	@# setuptools leaves the egg-info of packages found from the root there; the
+	@# installed dist-info is what counts.
+	rm -rf caixa_*.egg-info client/*.egg-info
 	touch $@
 
 venv: $(VENV)/.installed
