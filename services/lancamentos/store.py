@@ -83,7 +83,7 @@ FROM inserted
 
 
 async def insert_entries(
-    conn: AsyncConnection | asyncpg.Connection,
+    conn: AsyncConnection,
     entries: Sequence[NewLancamento],
     traceparents: Sequence[str | None],
 ) -> dict[Key, Lancamento]:
@@ -91,14 +91,17 @@ async def insert_entries(
     and wakes dispatchers at commit. Returns the inserted ones by key; an entry
     missing from the result had a key that already existed.
 
-    Takes a SQLAlchemy connection (joins its transaction) or a bare asyncpg
-    connection (the statement is then its own transaction)."""
+    Joins the connection's transaction if it has begun one; otherwise the
+    statement is its own transaction."""
     if not entries:
         return {}
-    if isinstance(conn, AsyncConnection):
-        conn = await driver_connection(conn)
+    driver = await driver_connection(conn)
+    if conn.in_transaction() and not driver.is_in_transaction():
+        # SQLAlchemy begins lazily, on its first statement; the raw insert
+        # below would run outside the transaction without one.
+        await lock_feed(conn)
     ids = [uuid4() for _ in entries]
-    rows = await conn.fetch(
+    rows = await driver.fetch(
         _INSERT,
         ids,
         [e.merchant_id for e in entries],

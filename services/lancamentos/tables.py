@@ -27,6 +27,9 @@ metadata = MetaData()
 # Values are taken under the feed lock, so sequence order is commit order.
 feed_sequence = Sequence("lancamento_feed_seq", metadata=metadata)
 
+# Named so the store can tell its violation from others.
+REVERSED_ONCE = "lancamentos_reversed_once"
+
 lancamentos = Table(
     "lancamentos",
     metadata,
@@ -54,7 +57,7 @@ lancamentos = Table(
     Index("lancamentos_by_merchant_date", "merchant_id", "value_date", "sequence"),
     # An entry is reversed at most once, even under concurrent reversals.
     Index(
-        "lancamentos_reversed_once",
+        REVERSED_ONCE,
         "reverses_lancamento_id",
         unique=True,
         postgresql_where=text("reverses_lancamento_id IS NOT NULL"),

@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.domain import rules
-from services.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from services.domain.errors import AlreadyExists, NotFound
 from services.lancamentos import page_tokens, store
 from services.lancamentos.commands import EntryRef, ListQuery, ReverseCommand, SummaryQuery
-from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request, reversal_of
+from services.lancamentos.domain import Lancamento, NewLancamento, reversal_of
 from services.lancamentos.group_commit import GroupCommitter
+from services.lancamentos.idempotent_writes import IdempotentWrites
 from services.lancamentos.notifier import CommitNotifier
 
 FEED_PAGE = 500
@@ -64,23 +64,12 @@ class LancamentosService:
     async def _flush_creates(
         self, entries: Sequence[NewLancamento]
     ) -> list[Lancamento | BaseException]:
-        # No transaction: the insert is one statement, committed on its own.
+        # No transaction: the insert is one statement, committed on its own;
+        # the commit below ends the replays' hold, if there were any.
         async with self._engine.connect() as conn:
-            inserted = await store.insert_entries(conn, entries, [None] * len(entries))
-            missing = [_key(e) for e in entries if _key(e) not in inserted]
-            existing = await store.find_by_keys(conn, missing)
-            if existing:  # replays: acknowledged only once on the standbys
-                await store.hold_until_replicated(conn, list(existing.values()))
-                await conn.commit()
-        outcomes: list[Lancamento | BaseException] = []
-        for entry in entries:
-            # A same-batch duplicate resolves against the first of its key.
-            found = inserted.get(_key(entry)) or existing[_key(entry)]
-            try:
-                outcomes.append(ensure_same_request(found, entry.fingerprint))
-            except AlreadyExists as exc:
-                outcomes.append(exc)
-        return outcomes
+            written = await IdempotentWrites(conn).write(entries)
+            await conn.commit()
+        return list(written.outcomes)
 
     async def get(self, ref: EntryRef) -> Lancamento:
         async with self._engine.connect() as conn:
@@ -112,66 +101,47 @@ class LancamentosService:
 
     async def reverse(self, command: ReverseCommand) -> Lancamento:
         ref = command.ref
-        try:
-            async with self._engine.begin() as conn:
-                exists = await store.lock_entry(conn, ref.merchant_id, ref.lancamento_id)
-                key = (ref.merchant_id, command.request_id)
-                earlier = (await store.find_by_keys(conn, [key])).get(key)
-                if earlier is not None:
-                    # Acknowledged only once on the standbys (see hold_until_replicated).
-                    await store.hold_until_replicated(conn, [earlier])
-                    return ensure_same_request(earlier, command.fingerprint)
-                original = (
-                    await store.get(conn, ref.merchant_id, ref.lancamento_id) if exists else None
+        async with self._engine.begin() as conn:
+            writes = IdempotentWrites(conn)
+            # Concurrent reversals of one entry take turns from here.
+            exists = await store.lock_entry(conn, ref.merchant_id, ref.lancamento_id)
+            # A replay first: once reversed, the original refuses a new reversal.
+            earlier = await writes.replay(
+                (ref.merchant_id, command.request_id), command.fingerprint
+            )
+            if earlier is not None:
+                return earlier
+            original = await store.get(conn, ref.merchant_id, ref.lancamento_id) if exists else None
+            if original is None:
+                raise NotFound(
+                    f"lancamento {ref.lancamento_id} not found for merchant {ref.merchant_id!r}"
                 )
-                if original is None:
-                    raise NotFound(
-                        f"lancamento {ref.lancamento_id} not found for merchant {ref.merchant_id!r}"
-                    )
-                reversal = reversal_of(
-                    original,
-                    request_id=command.request_id,
-                    value_date=command.value_date,
-                    description=command.description,
-                    fingerprint=command.fingerprint,
-                )
-                inserted = await store.insert_entries(conn, [reversal], [None])
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == "lancamentos_reversed_once":
-                raise FailedPrecondition(
-                    f"lancamento {ref.lancamento_id} was already reversed; an entry is "
-                    "reversed at most once"
-                ) from exc
-            raise
-        if key in inserted:
-            return inserted[key]
-        # The same key was committed concurrently by another request.
-        async with self._engine.connect() as conn:
-            earlier = (await store.find_by_keys(conn, [key]))[key]
-            await store.hold_until_replicated(conn, [earlier])
-            await conn.commit()
-        return ensure_same_request(earlier, command.fingerprint)
+            reversal = reversal_of(
+                original,
+                request_id=command.request_id,
+                value_date=command.value_date,
+                description=command.description,
+                fingerprint=command.fingerprint,
+            )
+            [outcome] = (await writes.write([reversal])).outcomes
+        if isinstance(outcome, AlreadyExists):
+            raise outcome
+        return outcome
 
     async def import_chunk(self, entries: Sequence[NewLancamento], first_row: int) -> int:
         """Writes one chunk atomically; returns how many were new. A reused key
         with another payload rejects the whole chunk, naming the row."""
         async with self._engine.begin() as conn:
-            await store.lock_feed(conn)
-            inserted = await store.insert_entries(conn, entries, [None] * len(entries))
-            missing = [_key(e) for e in entries if _key(e) not in inserted]
-            existing = await store.find_by_keys(conn, missing)
-            if existing:  # replays: acknowledged only once on the standbys
-                await store.hold_until_replicated(conn, list(existing.values()))
-            for offset, entry in enumerate(entries):
-                earlier = inserted.get(_key(entry)) or existing[_key(entry)]
-                if earlier.fingerprint != entry.fingerprint:
+            written = await IdempotentWrites(conn).write(entries)
+            for offset, (entry, outcome) in enumerate(zip(entries, written.outcomes, strict=True)):
+                if isinstance(outcome, AlreadyExists):
                     row = first_row + offset
                     raise AlreadyExists(
                         f"row {row}: request_id {entry.request_id!r} was already used by "
                         f"merchant {entry.merchant_id!r} for a different request; the chunk "
                         f"of rows {first_row}-{first_row + len(entries) - 1} was not written"
                     )
-        return len(inserted)
+        return written.new
 
     async def summarize(self, query: SummaryQuery) -> Summary:
         async with self._engine.connect() as conn:
@@ -195,7 +165,3 @@ class LancamentosService:
                 return
             await self._notifier.wait(poll)
             await asyncio.sleep(0)
-
-
-def _key(entry: NewLancamento) -> tuple[str, str]:
-    return (entry.merchant_id, entry.request_id)

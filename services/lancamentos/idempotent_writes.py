@@ -1,0 +1,87 @@
+"""The ledger's idempotent-write protocol, in one place. Create, import and
+reverse all write through it:
+
+1. insert the entries whose (merchant_id, request_id) is new;
+2. find the entries the other keys already name;
+3. hold those replays until they are on the standbys, as a first answer is;
+4. accept a replay only with its original's payload (fingerprint);
+5. turn the table's constraint violations into domain errors.
+
+Bound to one connection; the caller owns the transaction boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.domain.errors import AlreadyExists, FailedPrecondition
+from services.lancamentos import store
+from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request
+from services.lancamentos.tables import REVERSED_ONCE
+
+Outcome = Lancamento | AlreadyExists
+
+
+@dataclass(frozen=True)
+class Written:
+    """One outcome per entry, in order: the recorded entry (new, or the original
+    of a replay), or `AlreadyExists` for a key reused with another payload."""
+
+    outcomes: list[Outcome]
+    new: int  # how many entries this write inserted
+
+
+class IdempotentWrites:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def write(self, entries: Sequence[NewLancamento]) -> Written:
+        """Writes `entries`; a key repeated within them resolves against its first
+        occurrence."""
+        try:
+            inserted = await store.insert_entries(self._conn, entries, [None] * len(entries))
+        except asyncpg.UniqueViolationError as exc:
+            # The idempotency key never gets here (ON CONFLICT absorbs it); the
+            # reversed-once index is the backstop behind the reversal's row lock.
+            if exc.constraint_name == REVERSED_ONCE:
+                raise _reversed_twice(entries) from exc
+            raise
+        missing = [key_of(e) for e in entries if key_of(e) not in inserted]
+        existing = await self._replays(missing)
+        outcomes: list[Outcome] = []
+        for entry in entries:
+            found = inserted.get(key_of(entry)) or existing[key_of(entry)]
+            try:
+                outcomes.append(ensure_same_request(found, entry.fingerprint))
+            except AlreadyExists as exc:
+                outcomes.append(exc)
+        return Written(outcomes, new=len(inserted))
+
+    async def replay(self, key: store.Key, fingerprint: str) -> Lancamento | None:
+        """The entry `key` already names, held like a replay, or None if the key is
+        new. Raises `AlreadyExists` if it was recorded with another payload."""
+        earlier = (await self._replays([key])).get(key)
+        return None if earlier is None else ensure_same_request(earlier, fingerprint)
+
+    async def _replays(self, keys: Sequence[store.Key]) -> dict[store.Key, Lancamento]:
+        existing = await store.find_by_keys(self._conn, keys)
+        if existing:
+            await store.hold_until_replicated(self._conn, list(existing.values()))
+        return existing
+
+
+def key_of(entry: NewLancamento) -> store.Key:
+    return (entry.merchant_id, entry.request_id)
+
+
+def _reversed_twice(entries: Sequence[NewLancamento]) -> FailedPrecondition:
+    reversed_ids = sorted(
+        str(e.reverses_lancamento_id) for e in entries if e.reverses_lancamento_id
+    )
+    return FailedPrecondition(
+        f"lancamento {', '.join(reversed_ids)} was already reversed; an entry is "
+        "reversed at most once"
+    )
