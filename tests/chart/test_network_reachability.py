@@ -1,11 +1,9 @@
 """What the rendered NetworkPolicies let through, per topology.
 
-A small evaluator of Kubernetes NetworkPolicy semantics runs over the rendered objects:
-policies select pods of the release namespace by label; a connection is allowed when the
-source's egress allows it (or no egress policy selects the source) and the destination's
-ingress allows it (or no ingress policy selects it). Peers match by podSelector,
-namespaceSelector (namespaces carry kubernetes.io/metadata.name) or ipBlock; ports match
-protocol and port. Policies only constrain pods of the release namespace.
+The evaluator of Kubernetes NetworkPolicy semantics (tooling.chart.network_policy, tested
+on its own in test_network_policy_evaluator) runs over the rendered objects, applied in
+the release namespace: a connection is allowed when the source's egress and the
+destination's ingress both allow it.
 
 The pods are those the chart makes: the Deployments' and Jobs' pod templates (with the
 labels the Job controller adds), and for each CloudNativePG Cluster an instance and an
@@ -16,8 +14,8 @@ is modelled as pods in their namespaces, or as IPs taken from the topology's pee
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -26,7 +24,8 @@ import yaml
 from mesh.values import load_values
 from tests.chart.conftest import TOPOLOGIES
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Object, Rendered
+from tooling.chart.network_policy import Endpoint, Network
+from tooling.chart.render import Rendered
 
 NAMESPACE = "caixa"  # render_chart's namespace
 VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))
@@ -38,20 +37,6 @@ DATABASE_CLIENTS: dict[str, tuple[str, ...]] = {
     "lancamentos": ("lancamentos", "dispatcher", "migrations-lancamentos"),
     "consolidado": ("consolidado", "migrations-consolidado"),
 }
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A pod (namespace and labels) or, with no namespace, an address outside the cluster."""
-
-    name: str
-    namespace: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    ip: str | None = None
-
-    @property
-    def namespace_labels(self) -> dict[str, str]:
-        return {"kubernetes.io/metadata.name": self.namespace} if self.namespace else {}
 
 
 KUBE_DNS = Endpoint("kube-dns", "kube-system", {"k8s-app": "kube-dns"})
@@ -66,105 +51,6 @@ STRANGER = Endpoint("stranger", "other", {"app": "curl"})
 # A pod someone else runs in the release namespace: the chart's default-deny covers it.
 INTRUDER = Endpoint("intruder", NAMESPACE, {"app": "debug"})
 INTERNET = Endpoint("internet", ip="8.8.8.8")
-
-
-# --- The evaluator ----------------------------------------------------------------------
-
-
-def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """A Kubernetes LabelSelector; the empty selector selects everything."""
-    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
-        return False
-    for expression in selector.get("matchExpressions", []):
-        key, operator, values = expression["key"], expression["operator"], expression.get("values")
-        present = key in labels
-        if operator == "In":
-            matched = present and labels[key] in values
-        elif operator == "NotIn":
-            matched = not present or labels[key] not in values
-        elif operator == "Exists":
-            matched = present
-        elif operator == "DoesNotExist":
-            matched = not present
-        else:
-            raise AssertionError(f"unknown selector operator {operator!r}")
-        if not matched:
-            return False
-    return True
-
-
-def peer_matches(peer: Mapping[str, Any], other: Endpoint) -> bool:
-    if "ipBlock" in peer:
-        if other.ip is None:
-            return False  # pod IPs are never in the configured blocks here
-        address = ipaddress.ip_address(other.ip)
-        block = peer["ipBlock"]
-        excepted = (ipaddress.ip_network(e) for e in block.get("except", []))
-        return address in ipaddress.ip_network(block["cidr"]) and not any(
-            address in e for e in excepted
-        )
-    if other.namespace is None:
-        return False
-    if "namespaceSelector" in peer:
-        if not selects(peer["namespaceSelector"], other.namespace_labels):
-            return False
-    elif other.namespace != NAMESPACE:
-        return False  # a podSelector alone means the policy's own namespace
-    return selects(peer.get("podSelector", {}), other.labels)
-
-
-def port_matches(ports: Sequence[Mapping[str, Any]] | None, protocol: str, port: int) -> bool:
-    if not ports:
-        return True  # no ports: every port
-    for entry in ports:
-        if entry.get("protocol", "TCP") != protocol:
-            continue
-        if "port" not in entry:
-            return True
-        if not isinstance(entry["port"], int):
-            raise AssertionError(f"named port {entry['port']!r} is not modelled")
-        if entry["port"] <= port <= entry.get("endPort", entry["port"]):
-            return True
-    return False
-
-
-def policy_types(spec: Mapping[str, Any]) -> list[str]:
-    default = ["Ingress", "Egress"] if "egress" in spec else ["Ingress"]
-    types: list[str] = spec.get("policyTypes", default)
-    return types
-
-
-class Network:
-    def __init__(self, policies: Iterable[Object]) -> None:
-        self.policies = [p["spec"] for p in policies]
-
-    def admits(
-        self, pod: Endpoint, other: Endpoint, direction: str, protocol: str, port: int
-    ) -> bool:
-        """Whether `pod`'s policies let it talk to (Egress) / hear from (Ingress) `other`."""
-        if pod.namespace != NAMESPACE:
-            return True  # not ours to police
-        selecting = [
-            spec
-            for spec in self.policies
-            if direction in policy_types(spec) and selects(spec["podSelector"], pod.labels)
-        ]
-        if not selecting:
-            return True  # not isolated in this direction
-        key = "to" if direction == "Egress" else "from"
-        return any(
-            (not rule.get(key) or any(peer_matches(p, other) for p in rule[key]))
-            and port_matches(rule.get("ports"), protocol, port)
-            for spec in selecting
-            for rule in spec.get(direction.lower(), [])
-        )
-
-    def allows(
-        self, source: Endpoint, destination: Endpoint, port: int, protocol: str = "TCP"
-    ) -> bool:
-        return self.admits(source, destination, "Egress", protocol, port) and self.admits(
-            destination, source, "Ingress", protocol, port
-        )
 
 
 # --- The topologies ---------------------------------------------------------------------
@@ -258,7 +144,7 @@ def topologies(renders: dict[str, Rendered]) -> dict[str, Topology]:
             name,
             rendered,
             topology_values(name),
-            Network(rendered.of_kind("NetworkPolicy")),
+            Network(rendered.of_kind("NetworkPolicy"), namespace=NAMESPACE),
             chart_pods(rendered),
         )
         for name, rendered in renders.items()
@@ -276,57 +162,6 @@ def denied(t: Topology, flows: Iterable[tuple[Endpoint, Endpoint, int]]) -> list
 
 def blocked(t: Topology, flows: Iterable[tuple[Endpoint, Endpoint, int]]) -> list[str]:
     return [f"{s.name} -> {d.name}:{p}" for s, d, p in flows if not t.network.allows(s, d, p)]
-
-
-# --- The evaluator itself ---------------------------------------------------------------
-
-
-def policy(spec: dict[str, Any]) -> Object:
-    return {"kind": "NetworkPolicy", "metadata": {"name": "p"}, "spec": spec}
-
-
-def test_the_evaluator_follows_kubernetes_semantics() -> None:
-    web = Endpoint("web", NAMESPACE, {"app": "web"})
-    db = Endpoint("db", NAMESPACE, {"app": "db"})
-    outside = Endpoint("outside", "other", {"app": "web"})
-    # No policy: everything flows.
-    assert Network([]).allows(web, db, 5432)
-    deny = policy({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
-    assert not Network([deny]).allows(web, db, 5432)
-    # Egress alone is not enough while the destination is isolated for ingress.
-    out = policy(
-        {
-            "podSelector": {"matchLabels": {"app": "web"}},
-            "policyTypes": ["Egress"],
-            "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}]}],
-        }
-    )
-    assert not Network([deny, out]).allows(web, db, 5432)
-    into = policy(
-        {
-            "podSelector": {
-                "matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]
-            },
-            "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 5432}]}],
-        }
-    )
-    assert Network([deny, out, into]).allows(web, db, 5432)
-    assert not Network([deny, out, into]).allows(web, db, 5433)
-    # A podSelector alone means this namespace; the outsider's egress is not ours.
-    assert not Network([deny, into]).allows(outside, db, 5432)
-    # An empty `to` means every destination.
-    anywhere = policy({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": []}]})
-    assert Network([anywhere]).allows(web, INTERNET, 443)
-    block = policy(
-        {
-            "podSelector": {},
-            "policyTypes": ["Egress"],
-            "egress": [{"to": [{"ipBlock": {"cidr": "8.8.0.0/16", "except": ["8.8.8.0/24"]}}]}],
-        }
-    )
-    assert not Network([block]).allows(web, INTERNET, 443)
-    assert Network([block]).allows(web, Endpoint("dns", ip="8.8.4.4"), 443)
-    assert not Network([block]).allows(web, db, 5432)  # pods are not in ipBlocks here
 
 
 def test_every_topology_models_its_pods(net: Topology) -> None:
