@@ -17,7 +17,7 @@ from typing import Any
 from bench import scenarios
 from bench.stack import Stack, sql_scalar
 from tooling.devstack.infra import ensure_postgres, ensure_redis
-from tooling.devstack.mesh import MeshSources
+from tooling.stack.sources import MeshSources
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -22,7 +22,7 @@ from mesh.explain import explain
 from mesh.istio_specs import istio_objects
 from mesh.lint import lint
 from mesh.methods import MethodShape, load_method_shapes
-from mesh.policy import MeshPolicy
+from mesh.policy import MeshPolicy, NoLocalTopology
 from mesh.render import render_local_mesh
 from mesh.values import PolicyError, load_values, policy_from_values, replica_counts
 
@@ -54,7 +54,8 @@ def _descriptor_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--descriptor",
         type=Path,
-        help="FileDescriptorSet of the protos (default: mesh.localTopology.descriptor)",
+        help="FileDescriptorSet of the protos (default: mesh.localTopology.descriptor, "
+        "else build/caixa.pb)",
     )
 
 
@@ -92,8 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Where `make proto` writes it; values-local.yaml names the same file for the local mesh.
+DEFAULT_DESCRIPTOR = Path("build/caixa.pb")
+
+
 def _descriptor(args: argparse.Namespace, policy: MeshPolicy) -> Path:
-    return args.descriptor or Path(policy.local_topology.descriptor)
+    if args.descriptor:
+        return Path(args.descriptor)
+    topology = policy.local_topology
+    return Path(topology.descriptor) if topology else DEFAULT_DESCRIPTOR
 
 
 def _shapes(path: Path) -> dict[str, MethodShape] | None:
@@ -171,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolicyError as error:
         for path, message in error.problems:
             print(f"{path}: {message}")
+        return FINDINGS
+    except NoLocalTopology as error:
+        print(error, file=sys.stderr)
         return FINDINGS
     except FileNotFoundError as error:
         print(f"{error.filename}: no such file", file=sys.stderr)

@@ -274,33 +274,17 @@ class LocalService(Strict):
     replicas: Annotated[tuple[ReplicaPorts, ...], Field(min_length=1)]
 
 
-def _replica(app: int, inbound: int, admin: int) -> ReplicaPorts:
-    return ReplicaPorts.model_validate(
-        {"appPort": app, "inboundPort": inbound, "inboundAdminPort": admin}
-    )
-
-
-def _default_services() -> dict[UpstreamName, LocalService]:
-    return {
-        "lancamentos": LocalService(replicas=(_replica(50051, 15051, 15151),)),
-        "consolidado": LocalService(
-            replicas=(_replica(50052, 15052, 15152), _replica(50053, 15053, 15153))
-        ),
-    }
-
-
 class LocalTopology(Strict):
-    """Where the local mesh's processes listen; admin ports are bound to loopback."""
+    """Where the local mesh's processes listen; admin ports are bound to loopback.
 
-    address: str = "127.0.0.1"
-    descriptor: str = "build/caixa.pb"
-    gateway: ListenerPorts = ListenerPorts.model_validate({"port": 8080, "adminPort": 9901})
-    services: dict[UpstreamName, LocalService] = Field(default_factory=_default_services)
-    egress: tuple[EgressSidecar, ...] = (
-        EgressSidecar.model_validate(
-            {"name": "dispatcher", "upstreams": ["consolidado"], "port": 15001, "adminPort": 15000}
-        ),
-    )
+    Set in helm/caixa/values-local.yaml alone: the devstack, the tests, the bench
+    and the OpenAPI document take their ports from there."""
+
+    address: str
+    descriptor: str
+    gateway: ListenerPorts
+    services: dict[UpstreamName, LocalService]
+    egress: tuple[EgressSidecar, ...]
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> LocalTopology:
@@ -316,12 +300,26 @@ class LocalTopology(Strict):
         return self
 
 
+class NoLocalTopology(ValueError):
+    """A local render was asked of values without `mesh.localTopology`."""
+
+
 class MeshPolicy(Strict):
     """The root: `mesh:` in helm/caixa/values.yaml (+ per-environment overrides)."""
 
     gateway: GatewayPolicy
     upstreams: dict[UpstreamName, UpstreamPolicy]
-    local_topology: LocalTopology = LocalTopology()
+    local_topology: LocalTopology | None = None
+
+    @property
+    def topology(self) -> LocalTopology:
+        """The local topology, which only the local mesh's renders need."""
+        if self.local_topology is None:
+            raise NoLocalTopology(
+                "mesh.localTopology is not set: the local mesh is rendered from "
+                "helm/caixa/values-local.yaml too (-f values.yaml -f values-local.yaml)"
+            )
+        return self.local_topology
 
     @model_validator(mode="after")
     def _services_resolve(self) -> MeshPolicy:
@@ -337,7 +335,8 @@ class MeshPolicy(Strict):
                     f"gateway.publicServices names {service}, which no upstream serves; "
                     "add it to an upstream's services"
                 )
-        for sidecar in self.local_topology.egress:
+        egress = self.local_topology.egress if self.local_topology else ()
+        for sidecar in egress:
             for name in sidecar.upstreams:
                 if name not in self.upstreams:
                     raise ValueError(
@@ -359,6 +358,7 @@ __all__ = [
     "LocalTopology",
     "LocalityFailover",
     "MeshPolicy",
+    "NoLocalTopology",
     "OutlierDetection",
     "RateLimit",
     "Retries",

@@ -114,7 +114,8 @@ def replica_counts(values: Mapping[str, Any], policy: MeshPolicy) -> dict[str, i
     counts: dict[str, int] = {}
     for name in policy.upstreams:
         candidates: list[int] = []
-        local = policy.local_topology.services.get(name)
+        topology = policy.local_topology
+        local = topology.services.get(name) if topology else None
         if local is not None:
             candidates.append(len(local.replicas))
         chart = values.get(name)

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from google.protobuf import descriptor_pb2
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import MESH_SOURCES, REPO_ROOT
 from tooling.openapi import descriptors, document
 from tooling.openapi.generate import COMMAND, generate, main
 from tooling.openapi.paths import bindings
 
 DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
 COMMITTED = REPO_ROOT / "openapi" / "caixa.openapi.json"
+VALUES = MESH_SOURCES.values
 SCHEMAS = "#/components/schemas/"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -36,7 +37,7 @@ EXPECTED_ROUTES = {
 
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(generate(DESCRIPTOR))
+    loaded: dict[str, Any] = json.loads(generate(DESCRIPTOR, VALUES))
     return loaded
 
 
@@ -64,7 +65,7 @@ def _refs(node: Any) -> list[str]:
 
 def test_committed_document_is_fresh() -> None:
     assert COMMITTED.exists(), f"{COMMITTED} is missing; run `{COMMAND}`"
-    assert COMMITTED.read_text(encoding="utf-8") == generate(DESCRIPTOR), (
+    assert COMMITTED.read_text(encoding="utf-8") == generate(DESCRIPTOR, VALUES), (
         f"{COMMITTED.relative_to(REPO_ROOT)} is stale; run `{COMMAND}`"
     )
 
@@ -74,6 +75,7 @@ def test_check_flag_reports_a_stale_file(
 ) -> None:
     out = tmp_path / "caixa.openapi.json"
     args = ["--descriptor", str(DESCRIPTOR), "--out", str(out)]
+    args += [arg for path in VALUES for arg in ("-f", str(path))]
     assert main([*args, "--check"]) == 1, "a missing file is stale"
     assert main(args) == 0
     assert main([*args, "--check"]) == 0
@@ -86,9 +88,17 @@ def test_check_flag_reports_a_stale_file(
     assert '-    "title": "Kaixa",' in err and '+    "title": "Caixa",' in err
 
 
+def test_the_server_is_the_local_gateway_of_the_values(tmp_path: Path) -> None:
+    overlay = tmp_path / "ports.yaml"
+    overlay.write_text("mesh: {localTopology: {gateway: {port: 18080}}}\n", encoding="utf-8")
+    assert json.loads(generate(DESCRIPTOR, VALUES))["servers"] == [{"url": "http://localhost:8080"}]
+    moved = json.loads(generate(DESCRIPTOR, (*VALUES, overlay)))
+    assert moved["servers"] == [{"url": "http://localhost:18080"}]
+
+
 def test_rendering_is_deterministic(doc: dict[str, Any]) -> None:
-    text = generate(DESCRIPTOR)
-    assert text == generate(DESCRIPTOR)
+    text = generate(DESCRIPTOR, VALUES)
+    assert text == generate(DESCRIPTOR, VALUES)
     assert text.endswith("}\n") and not text.endswith("\n\n")
     assert text == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 

@@ -37,7 +37,7 @@ def local_envoys(
     """`descriptor` is what the gateway's transcoder loads (build/caixa.pb);
     `openapi`, when given, is served by the gateway at /openapi.json."""
     shapes: dict[str, object] = dict(load_method_shapes(descriptor))
-    topology = policy.local_topology
+    topology = policy.topology
     envoys = [
         LocalEnvoy(
             "gateway",

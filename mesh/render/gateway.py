@@ -81,7 +81,7 @@ def gateway_routes_config(policy: MeshPolicy, openapi: Path | None = None) -> li
 
 def gateway_clusters(policy: MeshPolicy) -> list[JSON]:
     """The gateway reaches each replica through its inbound sidecar, as in Istio."""
-    topology = policy.local_topology
+    topology = policy.topology
     used = dict.fromkeys(r.upstream for r in gateway_routes(policy))
     return [
         common.outbound_cluster(
@@ -99,7 +99,7 @@ def render_gateway(
 ) -> JSON:
     """`methods`: the public methods to count per grpc-status (see grpc_stats_filter);
     `openapi`: the document to serve at /openapi.json."""
-    topology = policy.local_topology
+    topology = policy.topology
     # Order matters: the transcoder rewrites REST into a gRPC path first, so the route
     # (and its rate limit) is chosen by method; grpc_stats then sees every answer,
     # local rate-limit replies included.

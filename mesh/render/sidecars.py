@@ -33,7 +33,7 @@ def inbound_cluster_name(replica: ReplicaPorts) -> str:
 
 
 def render_egress(policy: MeshPolicy, sidecar: EgressSidecar, methods: Sequence[str]) -> JSON:
-    topology = policy.local_topology
+    topology = policy.topology
     routes: list[JSON] = []
     clusters: list[JSON] = []
     for name in sidecar.upstreams:
@@ -60,7 +60,7 @@ def render_egress(policy: MeshPolicy, sidecar: EgressSidecar, methods: Sequence[
 
 
 def render_inbound(policy: MeshPolicy, service: UpstreamName, index: int) -> JSON:
-    topology = policy.local_topology
+    topology = policy.topology
     replica = topology.services[service].replicas[index]
     cluster = inbound_cluster_name(replica)
     # Istio's inbound route: 0s timeouts (the caller's sidecar owns them), no retries.

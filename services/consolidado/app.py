@@ -75,7 +75,7 @@ class ConsolidadoApp:
         )
         self.cache = BalanceCache.from_settings(settings)
         # Lazy: no connection is made until reconcile or rebuild needs one.
-        self.lancamentos_channel = open_channel(settings.lancamentos_target)
+        self.lancamentos_channel = open_channel(settings.require("lancamentos_target"))
         self.lancamentos = LancamentosLedger(
             lancamentos_stub(self.lancamentos_channel),
             timeout=settings.lancamentos_timeout_seconds,

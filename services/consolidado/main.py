@@ -21,6 +21,7 @@ from services.platform import runtime
 from services.platform.grpc_server import wait_for_termination_signal
 from services.platform.logging import configure_logging
 from services.platform.migrations import migrate_command
+from services.platform.settings import MissingSetting
 
 log = logging.getLogger("services.consolidado")
 
@@ -127,9 +128,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     settings = ConsolidadoSettings()
     configure_logging(settings.log_level)
+    try:
+        if args.command != "migrate":
+            settings.require("lancamentos_target")
+    except MissingSetting as error:
+        parser.exit(2, f"{parser.prog}: {error}\n")
     if args.command == "migrate":
         sys.exit(
             migrate_command(

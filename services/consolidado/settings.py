@@ -23,8 +23,9 @@ class ConsolidadoSettings(ServiceSettings):
     cache_ttl_seconds: int = Field(
         300, ge=1, description="lifetime of a cached balance: the backstop bound on staleness"
     )
+    # No default: the chart and the local stack (values-local.yaml) both set it.
     lancamentos_target: str = Field(
-        "127.0.0.1:50051", description="gRPC target of lancamentos, for reconcile and rebuild"
+        "", description="gRPC target of lancamentos; to serve (reconcile), rebuild, reconcile"
     )
     lancamentos_timeout_seconds: float = Field(
         10.0, gt=0, description="deadline of a SummarizeLancamentos call"

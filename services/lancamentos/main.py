@@ -12,6 +12,7 @@ from services.platform import runtime
 from services.platform.grpc_server import wait_for_termination_signal
 from services.platform.logging import configure_logging
 from services.platform.migrations import migrate_command
+from services.platform.settings import MissingSetting
 
 log = logging.getLogger("services.lancamentos")
 
@@ -32,6 +33,12 @@ def main() -> None:
     args = parser.parse_args()
     settings = LancamentosSettings()
     configure_logging(settings.log_level)
+    dispatches = args.command == "dispatch" or (args.command == "serve" and settings.run_dispatcher)
+    try:
+        if dispatches:
+            settings.require("consolidado_target")
+    except MissingSetting as error:
+        parser.exit(2, f"{parser.prog}: {error}\n")
     if args.command == "migrate":
         sys.exit(
             migrate_command(

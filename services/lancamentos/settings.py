@@ -8,9 +8,9 @@ from services.platform.settings import ServiceSettings
 
 
 class LancamentosSettings(ServiceSettings):
+    # No default: the chart and the local stack (values-local.yaml) both set it.
     consolidado_target: str = Field(
-        "ipv4:127.0.0.1:50052,127.0.0.1:50053",
-        description="gRPC target of consolidado's ingest (its Envoy sidecar in the mesh)",
+        "", description="gRPC target of consolidado's ingest (its Envoy sidecar); to dispatch"
     )
     run_dispatcher: bool = Field(True, description="run the outbox dispatcher in-process")
     group_commit_max_batch: int = Field(256, ge=1, le=5000)

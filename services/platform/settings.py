@@ -6,6 +6,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class MissingSetting(ValueError):
+    """A setting the command needs has no value (it has no default on purpose)."""
+
+
 class ServiceSettings(BaseSettings):
     """Process-wide settings shared by every Caixa service."""
 
@@ -28,3 +32,10 @@ class ServiceSettings(BaseSettings):
     )
     health_probe_interval_seconds: float = Field(2.0, gt=0)
     business_timezone: str = "America/Sao_Paulo"
+
+    def require(self, name: str) -> str:
+        """The value of setting `name`, or MissingSetting naming its variable."""
+        value = getattr(self, name)
+        if not value:
+            raise MissingSetting(f"{name.upper()} is not set; this command needs it")
+        return str(value)

@@ -16,9 +16,9 @@ import yaml
 from mesh.cli import main
 from mesh.render.bundle import local_envoys
 from mesh.render.rate_limit import LOCAL_RATE_LIMIT
-from mesh.values import load_values, policy_from_values
 from tests.istio_pilot import pilot_cluster, pilot_route, without_local_only
 from tests.support.chart import render_chart
+from tests.support.mesh import on_local_ports
 from tests.support.paths import CHART_DIR
 from tooling.chart.render import Object, Rendered
 
@@ -97,8 +97,9 @@ POLICY_CLUSTER_KEYS = (
 
 
 def _local(topology: str) -> dict[str, dict[str, Any]]:
-    values = load_values([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]])
-    envoys = local_envoys(policy_from_values(values), DESCRIPTOR)
+    envoys = local_envoys(
+        on_local_ports([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]]), DESCRIPTOR
+    )
     return {envoy.name: envoy.config for envoy in envoys}
 
 

@@ -12,8 +12,8 @@ from google.protobuf import descriptor_pb2
 
 from mesh.render.bundle import local_envoys
 from mesh.render.gateway import TRANSCODER
-from mesh.values import load_values, policy_from_values
 from tests.istio_pilot import apply_gateway_envoy_filters
+from tests.support.mesh import on_local_ports
 from tests.support.paths import CHART_DIR
 from tooling.chart.render import Rendered
 
@@ -56,7 +56,7 @@ def test_envoy_filter_embeds_the_descriptor(rendered: Rendered) -> None:
 
 
 def test_options_equal_the_local_gateway(topology: str, rendered: Rendered) -> None:
-    policy = policy_from_values(load_values([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]]))
+    policy = on_local_ports([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]])
     gateway = local_envoys(policy, BUILT)[0].config
     hcm = gateway["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     [local] = [f for f in hcm["typed_config"]["http_filters"] if f["name"] == TRANSCODER]
@@ -70,7 +70,7 @@ def test_options_equal_the_local_gateway(topology: str, rendered: Rendered) -> N
 def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered: Rendered) -> None:
     """The rate limit must see the gRPC route, so it runs after the transcoder, whatever
     order the EnvoyFilters were created in."""
-    policy = policy_from_values(load_values([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]]))
+    policy = on_local_ports([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]])
     gateway = local_envoys(policy, BUILT)[0].config
     hcm = gateway["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     local = [f["name"] for f in hcm["typed_config"]["http_filters"]]

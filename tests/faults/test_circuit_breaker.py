@@ -20,7 +20,7 @@ from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 from lancamentos.v1 import lancamentos_pb2 as lpb
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
-from tests.faults.conftest import CONSOLIDADO, StackFactory
+from tests.support.stack import CONSOLIDADO, StackFactory
 
 if TYPE_CHECKING:
     from consolidado.v1.consolidado_pb2_grpc import (

@@ -17,9 +17,9 @@ import pytest
 from lancamentos.v1 import lancamentos_pb2 as lpb
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
-from tests.faults.conftest import StackFactory
 from tests.faults.load import Outcomes, steady
-from tests.integration.conftest import assert_sum_invariant
+from tests.support.services import assert_sum_invariant
+from tests.support.stack import StackFactory
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Lancamentos

@@ -15,8 +15,8 @@ import pytest
 from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 
-from tests.faults.conftest import StackFactory
 from tests.faults.load import steady
+from tests.support.stack import StackFactory
 
 if TYPE_CHECKING:
     from consolidado.v1.consolidado_pb2_grpc import ConsolidadoServiceAsyncStub as Consolidado

@@ -18,7 +18,7 @@ import pytest
 from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 
-from tests.faults.conftest import StackFactory
+from tests.support.stack import StackFactory
 
 if TYPE_CHECKING:
     from consolidado.v1.consolidado_pb2_grpc import (

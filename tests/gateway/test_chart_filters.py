@@ -17,13 +17,13 @@ from typing import Any
 from mesh.render.bundle import LocalEnvoy
 from mesh.render.gateway import TRANSCODER
 from mesh.render.rate_limit import LOCAL_RATE_LIMIT
-from tests.envoys import start_all, stop_all, wait_membership
 from tests.istio_pilot import apply_gateway_envoy_filters
 from tests.support.chart import render_chart
+from tests.support.rest import http_request
+from tests.support.stack import LocalStack
 from tooling.devstack.envoy import stats
 from tooling.devstack.processes import free_port
-
-from .conftest import Gateway, http_request
+from tooling.stack.envoys import start_all, stop_all, wait_membership
 
 READS = "mesh.upstreams.consolidado.routeClasses.reads.rateLimit"
 
@@ -51,7 +51,7 @@ def chart_gateway(
 
 
 async def test_the_charts_transcoder_and_rate_limit_work_in_envoy(
-    gateway: Gateway, merchant: str, tmp_path: Path
+    gateway: LocalStack, merchant: str, tmp_path: Path
 ) -> None:
     # One token a second and a burst of two: the third read in a row is refused.
     rendered = render_chart(sets=[f"{READS}.tokensPerSecond=1", f"{READS}.burst=2"])

@@ -13,9 +13,9 @@ from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 from lancamentos.v1 import lancamentos_pb2 as lpb
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
-from tests.gateway.conftest import Gateway
 from tests.gateway.raw_h2 import shape, unary_frames
 from tests.helpers import expect_error, field_violations
+from tests.support.stack import LocalStack
 
 if TYPE_CHECKING:
     # Only in the generated .pyi: what the stubs are over a grpc.aio channel.
@@ -28,7 +28,7 @@ INGEST = "consolidado.v1.ConsolidadoIngestService"
 
 
 @pytest.fixture(scope="module")
-async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
+async def channel(gateway: LocalStack) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(gateway.grpc_target) as channel:
         yield channel
 
@@ -56,13 +56,13 @@ def create_request(merchant: str, **overrides: object) -> lpb.CreateLancamentoRe
     return lpb.CreateLancamentoRequest(**values)  # type: ignore[arg-type]
 
 
-def grpc_counter(gateway: Gateway, cluster: str, method: str, status: str) -> int:
+def grpc_counter(gateway: LocalStack, cluster: str, method: str, status: str) -> int:
     name = f"cluster.{cluster}.grpc.{method.replace('/', '.')}.{status}"
     return gateway.stats(name).get(name, 0)
 
 
 async def test_create_get_list_reverse(
-    gateway: Gateway, lancamentos: Lancamentos, merchant: str
+    gateway: LocalStack, lancamentos: Lancamentos, merchant: str
 ) -> None:
     method = "lancamentos.v1.LancamentosService/CreateLancamento"
     before = grpc_counter(gateway, "lancamentos", method, "success")
@@ -175,7 +175,7 @@ async def test_invalid_argument_carries_field_violations(
     assert list(field_violations(error)) == ["from_date"]
 
 
-async def test_not_found(gateway: Gateway, lancamentos: Lancamentos, merchant: str) -> None:
+async def test_not_found(gateway: LocalStack, lancamentos: Lancamentos, merchant: str) -> None:
     method = "lancamentos.v1.LancamentosService/GetLancamento"
     before = grpc_counter(gateway, "lancamentos", method, "5")
     unknown = str(uuid.uuid4())
@@ -219,7 +219,7 @@ async def test_failed_precondition(lancamentos: Lancamentos, merchant: str) -> N
 
 
 async def test_balances_after_delivery(
-    gateway: Gateway, lancamentos: Lancamentos, consolidado: Consolidado, merchant: str
+    gateway: LocalStack, lancamentos: Lancamentos, consolidado: Consolidado, merchant: str
 ) -> None:
     await lancamentos.CreateLancamento(
         create_request(merchant, value_date="2026-05-02", amount_cents=1000)
@@ -260,7 +260,7 @@ async def test_ingest_service_is_not_routed(channel: grpc.aio.Channel, method: s
     await expect_error(call(b"", timeout=5), grpc.StatusCode.UNIMPLEMENTED)
 
 
-async def test_service_errors_arrive_trailers_only(gateway: Gateway, merchant: str) -> None:
+async def test_service_errors_arrive_trailers_only(gateway: LocalStack, merchant: str) -> None:
     """The services send an error before any message, so Envoy sees grpc-status in the
     response headers (what the transcoder and grpc_stats read first) and passes the
     trailers-only response on unchanged."""

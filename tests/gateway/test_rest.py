@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.conftest import Gateway, Reply, rest
+from tests.support.rest import Reply, rest
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ def new_entry(**overrides: object) -> dict[str, object]:
     return body
 
 
-async def create(gateway: Gateway, merchant: str, **overrides: object) -> dict[str, Any]:
+async def create(gateway: LocalStack, merchant: str, **overrides: object) -> dict[str, Any]:
     reply = await rest(gateway, "POST", lancamentos(merchant), new_entry(**overrides))
     assert reply.status == 200, reply.body
     body: dict[str, Any] = reply.body
@@ -96,7 +97,7 @@ def violations(reply: Reply) -> dict[str, str]:
 
 
 async def test_create_prints_int64_as_strings_and_enums_by_name(
-    gateway: Gateway, merchant: str
+    gateway: LocalStack, merchant: str
 ) -> None:
     request_id = str(uuid.uuid4())
     reply = await rest(
@@ -125,14 +126,14 @@ async def test_create_prints_int64_as_strings_and_enums_by_name(
     assert entry["reverses_lancamento_id"] == entry["reversed_by_lancamento_id"] == ""
 
 
-async def test_create_debit_with_int64_string_amount(gateway: Gateway, merchant: str) -> None:
+async def test_create_debit_with_int64_string_amount(gateway: LocalStack, merchant: str) -> None:
     entry = await create(
         gateway, merchant, kind="KIND_DEBIT", amount_cents="1000000000000", currency="BRL"
     )
     assert (entry["kind"], entry["amount_cents"]) == ("KIND_DEBIT", "1000000000000")
 
 
-async def test_same_post_twice_returns_the_same_entry(gateway: Gateway, merchant: str) -> None:
+async def test_same_post_twice_returns_the_same_entry(gateway: LocalStack, merchant: str) -> None:
     body = new_entry()
     first = await rest(gateway, "POST", lancamentos(merchant), body)
     again = await rest(gateway, "POST", lancamentos(merchant), body)
@@ -144,7 +145,7 @@ async def test_same_post_twice_returns_the_same_entry(gateway: Gateway, merchant
 
 
 async def test_reused_request_id_with_another_payload_is_409(
-    gateway: Gateway, merchant: str
+    gateway: LocalStack, merchant: str
 ) -> None:
     first = await create(gateway, merchant, request_id="key-1")
     reply = await rest(
@@ -156,7 +157,7 @@ async def test_reused_request_id_with_another_payload_is_409(
     assert body["details"] == []
 
 
-async def test_every_bad_field_is_named(gateway: Gateway, merchant: str) -> None:
+async def test_every_bad_field_is_named(gateway: LocalStack, merchant: str) -> None:
     reply = await rest(
         gateway,
         "POST",
@@ -192,19 +193,19 @@ async def test_every_bad_field_is_named(gateway: Gateway, merchant: str) -> None
     assert listed.body["lancamentos"] == []
 
 
-async def test_unknown_kind_number_is_a_field_violation(gateway: Gateway, merchant: str) -> None:
+async def test_unknown_kind_number_is_a_field_violation(gateway: LocalStack, merchant: str) -> None:
     reply = await rest(gateway, "POST", lancamentos(merchant), new_entry(kind=7))
     assert list(violations(reply)) == ["kind"]
 
 
-async def test_bad_merchant_in_the_path_is_a_field_violation(gateway: Gateway) -> None:
+async def test_bad_merchant_in_the_path_is_a_field_violation(gateway: LocalStack) -> None:
     reply = await rest(gateway, "POST", lancamentos("has%20space"), new_entry())
     assert list(violations(reply)) == ["merchant_id"]
     reply = await rest(gateway, "GET", lancamentos("x" * 65))
     assert list(violations(reply)) == ["merchant_id"]
 
 
-async def test_json_the_transcoder_cannot_read_is_400(gateway: Gateway, merchant: str) -> None:
+async def test_json_the_transcoder_cannot_read_is_400(gateway: LocalStack, merchant: str) -> None:
     """Envoy answers these itself: google.rpc.Status JSON, code 3, no details."""
     reply = await rest(gateway, "POST", lancamentos(merchant), new_entry(kind="KIND_BOGUS"))
     body = assert_error(reply, 400, 3)
@@ -218,7 +219,7 @@ async def test_json_the_transcoder_cannot_read_is_400(gateway: Gateway, merchant
     assert listed.body["lancamentos"] == []
 
 
-async def test_the_path_names_the_merchant_not_the_body(gateway: Gateway, merchant: str) -> None:
+async def test_the_path_names_the_merchant_not_the_body(gateway: LocalStack, merchant: str) -> None:
     """A body field that contradicts a path binding must not silently replace it: the
     URL is what a client (and any path-based authorization) addressed."""
     other = f"{merchant}-other"
@@ -235,7 +236,7 @@ async def test_the_path_names_the_merchant_not_the_body(gateway: Gateway, mercha
     assert same["merchant_id"] == merchant
 
 
-async def test_reverse_body_cannot_retarget_the_entry(gateway: Gateway, merchant: str) -> None:
+async def test_reverse_body_cannot_retarget_the_entry(gateway: LocalStack, merchant: str) -> None:
     target = await create(gateway, merchant)
     bystander = await create(gateway, merchant)
     reply = await rest(
@@ -253,14 +254,14 @@ async def test_reverse_body_cannot_retarget_the_entry(gateway: Gateway, merchant
 # --- get ----------------------------------------------------------------------------------
 
 
-async def test_get_returns_the_created_entry(gateway: Gateway, merchant: str) -> None:
+async def test_get_returns_the_created_entry(gateway: LocalStack, merchant: str) -> None:
     created = await create(gateway, merchant)
     reply = await rest(gateway, "GET", f"{lancamentos(merchant)}/{created['lancamento_id']}")
     assert reply.status == 200
     assert reply.body == created
 
 
-async def test_get_unknown_is_404(gateway: Gateway, merchant: str) -> None:
+async def test_get_unknown_is_404(gateway: LocalStack, merchant: str) -> None:
     unknown = str(uuid.uuid4())
     reply = await rest(gateway, "GET", f"{lancamentos(merchant)}/{unknown}")
     body = assert_error(reply, 404, 5)  # NOT_FOUND
@@ -272,7 +273,7 @@ async def test_get_unknown_is_404(gateway: Gateway, merchant: str) -> None:
     assert_error(reply, 404, 5)
 
 
-async def test_get_malformed_id_is_a_field_violation(gateway: Gateway, merchant: str) -> None:
+async def test_get_malformed_id_is_a_field_violation(gateway: LocalStack, merchant: str) -> None:
     reply = await rest(gateway, "GET", f"{lancamentos(merchant)}/not-a-uuid")
     assert list(violations(reply)) == ["lancamento_id"]
 
@@ -280,7 +281,7 @@ async def test_get_malformed_id_is_a_field_violation(gateway: Gateway, merchant:
 # --- list ---------------------------------------------------------------------------------
 
 
-async def test_list_filters_and_pages(gateway: Gateway, merchant: str) -> None:
+async def test_list_filters_and_pages(gateway: LocalStack, merchant: str) -> None:
     made = [
         await create(gateway, merchant, value_date=day, kind=kind, amount_cents=str(cents))
         for day, kind, cents in [
@@ -341,7 +342,7 @@ async def test_list_filters_and_pages(gateway: Gateway, merchant: str) -> None:
     assert none.body == {"lancamentos": [], "next_page_token": ""}
 
 
-async def test_list_bad_query_values(gateway: Gateway, merchant: str) -> None:
+async def test_list_bad_query_values(gateway: LocalStack, merchant: str) -> None:
     reply = await rest(
         gateway, "GET", query(lancamentos(merchant), page_size=1001, from_date="2026-13-01")
     )
@@ -355,7 +356,7 @@ async def test_list_bad_query_values(gateway: Gateway, merchant: str) -> None:
     assert "page_size" in assert_error(reply, 400, 3)["message"]
 
 
-async def test_page_token_of_other_filters_is_rejected(gateway: Gateway, merchant: str) -> None:
+async def test_page_token_of_other_filters_is_rejected(gateway: LocalStack, merchant: str) -> None:
     for _ in range(3):
         await create(gateway, merchant)
     first = await rest(gateway, "GET", query(lancamentos(merchant), page_size=1))
@@ -373,7 +374,7 @@ async def test_page_token_of_other_filters_is_rejected(gateway: Gateway, merchan
 
 
 async def test_reverse_links_both_entries_and_retries_idempotently(
-    gateway: Gateway, merchant: str
+    gateway: LocalStack, merchant: str
 ) -> None:
     original = await create(gateway, merchant, amount_cents="700")
     path = f"{lancamentos(merchant)}/{original['lancamento_id']}:reverse"
@@ -398,7 +399,7 @@ async def test_reverse_links_both_entries_and_retries_idempotently(
     assert got.body == {**original, "reversed_by_lancamento_id": reversal["lancamento_id"]}
 
 
-async def test_second_reversal_is_failed_precondition(gateway: Gateway, merchant: str) -> None:
+async def test_second_reversal_is_failed_precondition(gateway: LocalStack, merchant: str) -> None:
     original = await create(gateway, merchant)
     path = f"{lancamentos(merchant)}/{original['lancamento_id']}:reverse"
     first = await rest(gateway, "POST", path, {"request_id": "rev-a"})
@@ -413,7 +414,7 @@ async def test_second_reversal_is_failed_precondition(gateway: Gateway, merchant
     assert_error(reply, 400, 9)
 
 
-async def test_reverse_errors(gateway: Gateway, merchant: str) -> None:
+async def test_reverse_errors(gateway: LocalStack, merchant: str) -> None:
     unknown = str(uuid.uuid4())
     reply = await rest(
         gateway, "POST", f"{lancamentos(merchant)}/{unknown}:reverse", {"request_id": "r"}
@@ -452,7 +453,7 @@ def zero_day(merchant: str, day: str, opening: int) -> dict[str, Any]:
     }
 
 
-async def test_daily_balances_after_delivery(gateway: Gateway, merchant: str) -> None:
+async def test_daily_balances_after_delivery(gateway: LocalStack, merchant: str) -> None:
     credit = await create(gateway, merchant, value_date="2026-04-10", amount_cents="1000")
     debit = await create(
         gateway, merchant, value_date="2026-04-10", amount_cents="300", kind="KIND_DEBIT"
@@ -500,13 +501,13 @@ async def test_daily_balances_after_delivery(gateway: Gateway, merchant: str) ->
 
 
 async def test_balance_of_a_merchant_without_entries_is_zero(
-    gateway: Gateway, merchant: str
+    gateway: LocalStack, merchant: str
 ) -> None:
     reply = await rest(gateway, "GET", f"{balances(merchant)}/2026-04-10")
     assert (reply.status, reply.body) == (200, zero_day(merchant, "2026-04-10", 0))
 
 
-async def test_balance_errors_name_each_field(gateway: Gateway, merchant: str) -> None:
+async def test_balance_errors_name_each_field(gateway: LocalStack, merchant: str) -> None:
     reply = await rest(gateway, "GET", f"{balances(merchant)}/2026-02-30")
     assert list(violations(reply)) == ["date"]
     reply = await rest(gateway, "GET", f"{balances('bad%20merchant')}/2026-13-01")
@@ -541,7 +542,7 @@ async def test_balance_errors_name_each_field(gateway: Gateway, merchant: str) -
         ("GET", "/v2/merchants/m1/lancamentos"),
     ],
 )
-async def test_unknown_paths_are_404(gateway: Gateway, method: str, path: str) -> None:
+async def test_unknown_paths_are_404(gateway: LocalStack, method: str, path: str) -> None:
     reply = await rest(gateway, method, path, {} if method in ("POST", "PUT") else None)
     body = assert_error(reply, 404, 5)
     assert body["details"] == []
@@ -557,14 +558,14 @@ async def test_unknown_paths_are_404(gateway: Gateway, method: str, path: str) -
         "/v1/merchants/m1/daily-balances?from_date=2026-04-01&to_date=2026-04-02&colour=red",
     ],
 )
-async def test_unknown_query_parameters_are_400(gateway: Gateway, path: str) -> None:
+async def test_unknown_query_parameters_are_400(gateway: LocalStack, path: str) -> None:
     reply = await rest(gateway, "GET", path)
     body = assert_error(reply, 400, 3)
     assert "colour" in body["message"]
     assert body["details"] == []
 
 
-async def test_unknown_query_parameter_on_a_post_is_400(gateway: Gateway, merchant: str) -> None:
+async def test_unknown_query_parameter_on_a_post_is_400(gateway: LocalStack, merchant: str) -> None:
     reply = await rest(gateway, "POST", f"{lancamentos(merchant)}?colour=red", new_entry())
     assert "colour" in assert_error(reply, 400, 3)["message"]
     listed = await rest(gateway, "GET", lancamentos(merchant))
@@ -578,6 +579,6 @@ async def test_unknown_query_parameter_on_a_post_is_400(gateway: Gateway, mercha
         "/consolidado.v1.ConsolidadoIngestService/Reconcile",
     ],
 )
-async def test_ingest_service_has_no_rest_route(gateway: Gateway, path: str) -> None:
+async def test_ingest_service_has_no_rest_route(gateway: LocalStack, path: str) -> None:
     reply = await rest(gateway, "POST", path, {"lancamentos": []})
     assert_error(reply, 404, 5)

@@ -10,7 +10,7 @@ from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
 from caixa.cli.main import main as cli
 from caixa.client import CaixaError, ConsolidadoClient
-from tests.integration.conftest import Mesh
+from tests.support.services import Mesh
 
 
 async def run_cli(

@@ -28,11 +28,11 @@ from services.consolidado.lancamentos_client import LancamentosLedger
 from services.consolidado.rebuild import rebuild
 from services.platform.database import sqlalchemy_url
 from services.platform.migrations import upgrade
-from tests.integration.conftest import (
+from tests.support.services import (
     Mesh,
-    _truncate,
     consolidado_totals,
     lancamentos_totals,
+    truncate,
 )
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ async def test_incremental_equals_rebuilt_equals_direct(
     rebuild_engine: AsyncEngine,
     ops: list[tuple],  # type: ignore[type-arg]
 ) -> None:
-    await _truncate(mesh)
+    await truncate(mesh)
     await apply_operations(lancamentos_stub, ops)
     await mesh.wait_delivered()
     consolidado = mesh.consolidados[0]

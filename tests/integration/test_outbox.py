@@ -21,7 +21,7 @@ from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.platform.database import sqlalchemy_url
-from tests.integration.conftest import Mesh, assert_sum_invariant, scalar
+from tests.support.services import Mesh, assert_sum_invariant, scalar
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Stub

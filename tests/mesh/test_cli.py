@@ -36,10 +36,27 @@ def test_schema_errors_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_explain_one_service(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["explain", "-f", str(VALUES), "--service", "lancamentos"]) == 0
+    assert main(["explain", *FILES[:4], "--service", "lancamentos"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("lancamentos (Istio host 'lancamentos', 1 replica(s))")
     assert "consolidado (" not in out
+
+
+def test_explain_counts_the_replicas_of_the_values_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Without values-local.yaml there is no local topology: the chart's count stands.
+    assert main(["explain", "-f", str(VALUES), "--service", "lancamentos"]) == 0
+    assert capsys.readouterr().out.startswith("lancamentos (Istio host 'lancamentos', 2 replica")
+
+
+def test_a_local_render_without_the_local_topology_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["render", "envoy", "-f", str(VALUES), "--descriptor", str(DESCRIPTOR)]
+    assert main([*args, "--out", str(tmp_path)]) == 1
+    assert "mesh.localTopology is not set" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", [["render", "istio"], ["render", "--istio"]])

@@ -9,13 +9,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from mesh.policy import MeshPolicy
 from mesh.render import render_local_mesh
 from mesh.values import load_policy
+from tests.support.mesh import on_local_ports
 
 from .conftest import OPENAPI, VALUES, VALUES_LOCAL
 
@@ -39,10 +41,12 @@ EDGE_CASES = [
     "mesh.upstreams.consolidado.routeClasses.reads.rateLimit.tokensPerSecond=7",
     "mesh.upstreams.consolidado.routeClasses.reads.rateLimit.burst=7",
 ]
-VARIANTS = {
-    "local": ([VALUES, VALUES_LOCAL], []),
-    "cloud-values": ([VALUES], []),
-    "edge-cases": ([VALUES, VALUES_LOCAL], EDGE_CASES),
+
+
+VARIANTS: dict[str, Callable[[], MeshPolicy]] = {
+    "local": lambda: load_policy([VALUES, VALUES_LOCAL]),
+    "cloud-values": lambda: on_local_ports([VALUES]),
+    "edge-cases": lambda: load_policy([VALUES, VALUES_LOCAL], EDGE_CASES),
 }
 # Istio's own choice (route.go setTimeout); Envoy flags it but still honours it.
 KNOWN_WARNING = "RouteAction.max_grpc_timeout"
@@ -61,9 +65,9 @@ def validations(
 ) -> Iterator[dict[tuple[str, str], tuple[int, str]]]:
     envoy = envoy_binary()
     running: dict[tuple[str, str], subprocess.Popen[str]] = {}
-    for variant, (files, sets) in VARIANTS.items():
+    for variant, policy in VARIANTS.items():
         out = tmp_path_factory.mktemp(variant)
-        for path in render_local_mesh(load_policy(files, sets), descriptor, out, OPENAPI):
+        for path in render_local_mesh(policy(), descriptor, out, OPENAPI):
             running[(variant, path.stem)] = subprocess.Popen(
                 [envoy, "--mode", "validate", "-c", str(path), "--log-level", "warn"],
                 stdout=subprocess.PIPE,

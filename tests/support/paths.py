@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tooling.devstack.mesh import MeshSources
+from tooling.stack.sources import MeshSources
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "helm" / "caixa"

@@ -2,59 +2,61 @@
 
 1. PostgreSQL and Redis: `DATABASE_URL` / `REDIS_URL` when set and reachable,
    else real embedded servers with their files in `./.devstack/`.
-2. Databases `caixa_lancamentos` and `caixa_consolidado`, migrated.
-3. lancamentos on `LANCAMENTOS_PORT` (50051) and consolidado replicas on
-   `CONSOLIDADO_PORTS` (50052,50053), each waited for through gRPC health.
-4. The local mesh, rendered from helm/caixa/values.yaml + values-local.yaml:
-   the gateway on :8080 (gRPC and REST), an inbound sidecar per replica, and
-   the egress sidecar through which lancamentos' dispatcher reaches consolidado.
-Ctrl-C or SIGTERM stops everything in dependency order (see devstack.mesh).
+2. Databases `caixa_lancamentos` and `caixa_consolidado` (`--database-prefix`), migrated.
+3. The stack of helm/caixa/values.yaml + values-local.yaml, which sets every
+   port: lancamentos, the consolidado replicas, the gateway (gRPC and REST),
+   an inbound sidecar per replica, and the egress sidecar through which
+   lancamentos' dispatcher reaches consolidado (see tooling.stack).
+Ctrl-C or SIGTERM stops everything in dependency order (see tooling.stack.supervised).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from mesh.render.bundle import LocalEnvoy
-from tooling.devstack import envoy, mesh
-from tooling.devstack.health import grpc_serving
+from caixa.client.targets import DEFAULT_LANCAMENTOS_TARGET
+from mesh.values import PolicyError
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
-from tooling.devstack.processes import LOOPBACK, StartupError, port_open
+from tooling.devstack.processes import StartupError, port_open
 from tooling.devstack.supervisor import ChildExited, StopRequested, Supervisor
 from tooling.devstack.urls import redact
+from tooling.stack.bring_up import bring_up
+from tooling.stack.envoys import NotHealthy
+from tooling.stack.plan import ServicePlan, StackPlan
+from tooling.stack.sources import MeshSources
+from tooling.stack.supervised import Supervised, service_argv
 
 log = logging.getLogger("tooling.devstack")
 
 SERVICES = ("lancamentos", "consolidado")
 MIGRATE_TIMEOUT = 120.0
 READY_TIMEOUT = 60.0
-CLI_DEFAULT_GATEWAY_PORT = 8080  # where `caixa` connects without flags
+# Where `caixa` connects without flags.
+CLI_DEFAULT_GATEWAY_PORT = urlsplit(f"//{DEFAULT_LANCAMENTOS_TARGET}").port
 
 
-@dataclass(frozen=True)
-class Ports:
-    lancamentos: int = 50051
-    consolidado: tuple[int, ...] = (50052, 50053)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Ports:
-        """`LANCAMENTOS_PORT` and `CONSOLIDADO_PORTS` ("50052,50053"), else defaults."""
-        lancamentos = _port(env.get("LANCAMENTOS_PORT") or str(cls.lancamentos))
-        raw = env.get("CONSOLIDADO_PORTS") or ",".join(map(str, cls.consolidado))
-        consolidado = tuple(_port(p) for p in raw.split(",") if p.strip())
-        if not consolidado:
+def port_sets(env: Mapping[str, str]) -> list[str]:
+    """`--set` lines for `LANCAMENTOS_PORT` and `CONSOLIDADO_PORTS` ("50052,50053"),
+    shortcuts for the app ports of values-local.yaml."""
+    sets: list[str] = []
+    replicas = "mesh.localTopology.services.{}.replicas[{}].appPort={}"
+    if env.get("LANCAMENTOS_PORT"):
+        sets.append(replicas.format("lancamentos", 0, _port(env["LANCAMENTOS_PORT"])))
+    if env.get("CONSOLIDADO_PORTS"):
+        ports = [_port(p) for p in env["CONSOLIDADO_PORTS"].split(",") if p.strip()]
+        if not ports:
             raise ValueError("CONSOLIDADO_PORTS names no port")
-        if len({lancamentos, *consolidado}) != 1 + len(consolidado):
-            raise ValueError("LANCAMENTOS_PORT and CONSOLIDADO_PORTS must all differ")
-        return cls(lancamentos, consolidado)
+        sets += [replicas.format("consolidado", i, port) for i, port in enumerate(ports)]
+    return sets
 
 
 def _port(raw: str) -> int:
@@ -64,6 +66,12 @@ def _port(raw: str) -> int:
     return port
 
 
+def _database_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", raw):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a database name prefix ([a-z][a-z0-9_]*)")
+    return raw
+
+
 def _child_env(base: Mapping[str, str], **values: str) -> dict[str, str]:
     env = {k: v for k, v in base.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -71,18 +79,13 @@ def _child_env(base: Mapping[str, str], **values: str) -> dict[str, str]:
     return env
 
 
-def _module(service: str, command: str) -> list[str]:
-    return [sys.executable, "-m", f"services.{service}", command]
-
-
-def _check_ports_free(ports: Ports, proxies: list[LocalEnvoy]) -> None:
-    proxy_ports = [p for proxy in proxies for p in (proxy.listen_port, proxy.admin_port)]
-    for port in (ports.lancamentos, *ports.consolidado, *proxy_ports):
-        if port_open(LOOPBACK, port, timeout=0.3):
+def _check_ports_free(plan: StackPlan) -> None:
+    for port in plan.ports:
+        if port_open(plan.lancamentos.host, port, timeout=0.3):
             raise StartupError(
-                f"port {port} is already in use (another `make run`?); "
-                "choose others with LANCAMENTOS_PORT / CONSOLIDADO_PORTS, or the "
-                "mesh ports in helm/caixa/values-local.yaml"
+                f"port {port} is already in use (another `make run`?); choose others "
+                "in helm/caixa/values-local.yaml, with --set, or with LANCAMENTOS_PORT / "
+                "CONSOLIDADO_PORTS"
             )
 
 
@@ -98,29 +101,24 @@ def _cli_command() -> str:
     return f"{sys.executable} -m caixa.cli"
 
 
-def banner(
-    ports: Ports,
-    gateway: LocalEnvoy,
-    postgres: ServerHandle,
-    redis: ServerHandle,
-    log_dir: Path,
-) -> str:
+def banner(plan: StackPlan, postgres: ServerHandle, redis: ServerHandle, log_dir: Path) -> str:
     def where(handle: ServerHandle) -> str:
         kind = f"embedded, files in {handle.data_dir}" if handle.embedded else "external"
         return f"{redact(handle.url)}  ({kind})"
 
+    gateway = plan.gateway
     cli = _cli_command()
-    front = f"{LOOPBACK}:{gateway.listen_port}"
+    front = f"{plan.lancamentos.host}:{gateway.listen_port}"
     if gateway.listen_port != CLI_DEFAULT_GATEWAY_PORT:
         cli += f" --lancamentos-target {front} --consolidado-target {front}"
     rest = f"http://localhost:{gateway.listen_port}"
-    replicas = ", ".join(f"{LOOPBACK}:{port}" for port in ports.consolidado)
+    replicas = ", ".join(replica.address for replica in plan.consolidado)
     return "\n".join(
         [
             "",
             "Caixa is running.",
             f"  gateway      {front}  (gRPC and REST/JSON; Envoy admin :{gateway.admin_port})",
-            f"  lancamentos  {LOOPBACK}:{ports.lancamentos}  (direct, behind its sidecar)",
+            f"  lancamentos  {plan.lancamentos.address}  (direct, behind its sidecar)",
             f"  consolidado  {replicas}",
             f"  PostgreSQL   {where(postgres)}",
             f"  Redis        {where(redis)}",
@@ -139,7 +137,7 @@ def banner(
 
 
 def run(
-    state_dir: Path, sources: mesh.MeshSources, ports: Ports, environ: Mapping[str, str]
+    state_dir: Path, plan: StackPlan, environ: Mapping[str, str], *, database_prefix: str = "caixa"
 ) -> int:
     """Brings the stack up and keeps it up until a signal; the exit status."""
     supervisor = Supervisor(state_dir / "logs")
@@ -147,10 +145,7 @@ def run(
     handles: list[ServerHandle] = []
     try:
         supervisor.stop_leftovers()
-        sets = mesh.port_overrides(ports.lancamentos, ports.consolidado)
-        proxies = mesh.local_mesh(sources, sets)
-        by_name = {proxy.name: proxy for proxy in proxies}
-        _check_ports_free(ports, proxies)
+        _check_ports_free(plan)
         postgres = ensure_postgres(environ.get("DATABASE_URL") or None, state_dir / "postgres")
         handles.append(postgres)
         redis = ensure_redis(environ.get("REDIS_URL") or None, state_dir / "redis")
@@ -160,67 +155,35 @@ def run(
                 supervisor.adopt(handle.process)
         supervisor.check()
 
-        databases = {s: create_database(postgres.url, f"caixa_{s}") for s in SERVICES}
+        databases = {s: create_database(postgres.url, f"{database_prefix}_{s}") for s in SERVICES}
         for service in SERVICES:
             env = _child_env(environ, DATABASE_URL=databases[service])
             supervisor.run(
-                f"{service}-migrate", _module(service, "migrate"), env=env, timeout=MIGRATE_TIMEOUT
-            )
-
-        lancamentos = f"{LOOPBACK}:{ports.lancamentos}"
-        egress = by_name["egress-dispatcher"]
-        env = _child_env(
-            environ,
-            DATABASE_URL=databases["lancamentos"],
-            GRPC_PORT=str(ports.lancamentos),
-            # The dispatcher reaches consolidado only through its sidecar.
-            CONSOLIDADO_TARGET=f"{LOOPBACK}:{egress.listen_port}",
-        )
-        ready = partial(grpc_serving, lancamentos)
-        supervisor.start(
-            "lancamentos",
-            _module("lancamentos", "serve"),
-            env=env,
-            ready=ready,
-            tier=mesh.LANCAMENTOS_TIER,
-        )
-        for port in ports.consolidado:
-            env = _child_env(
-                environ,
-                DATABASE_URL=databases["consolidado"],
-                REDIS_URL=redis.url,
-                GRPC_PORT=str(port),
-                LANCAMENTOS_TARGET=lancamentos,
-            )
-            ready = partial(grpc_serving, f"{LOOPBACK}:{port}")
-            name = f"consolidado-{port}"
-            supervisor.start(
-                name,
-                _module("consolidado", "serve"),
+                f"{service}-migrate",
+                service_argv(service, "migrate"),
                 env=env,
-                ready=ready,
-                tier=mesh.CONSOLIDADO_TIER,
+                timeout=MIGRATE_TIMEOUT,
             )
-        supervisor.wait_ready(READY_TIMEOUT)
 
-        config_dir = state_dir / "envoy"
-        for proxy in proxies:
-            supervisor.start(
-                proxy.name,
-                envoy.envoy_argv(mesh.write(proxy, config_dir)),
-                env=dict(environ),
-                ready=partial(envoy.envoy_ready, proxy.admin_port),
-                tier=mesh.tier_of(proxy.name),
-            )
-        supervisor.wait_ready(READY_TIMEOUT)
+        def env_of(service: ServicePlan) -> dict[str, str]:
+            if service.service == "lancamentos":
+                return _child_env(environ, DATABASE_URL=databases["lancamentos"])
+            return _child_env(environ, DATABASE_URL=databases["consolidado"], REDIS_URL=redis.url)
 
-        gateway = by_name["gateway"]
-        print(banner(ports, gateway, postgres, redis, supervisor.log_dir), flush=True)
+        launcher = Supervised(
+            supervisor,
+            state_dir / "envoy",
+            env_of,
+            envoy_env=dict(environ),
+            ready_timeout=READY_TIMEOUT,
+        )
+        asyncio.run(bring_up(plan, launcher, within=READY_TIMEOUT))
+        print(banner(plan, postgres, redis, supervisor.log_dir), flush=True)
         supervisor.watch()
         return 0
     except StopRequested:
         return 0
-    except (StartupError, ChildExited) as error:
+    except (StartupError, ChildExited, NotHealthy) as error:
         log.error("%s", error)
         return 1
     finally:
@@ -235,19 +198,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--repo", type=Path, default=Path("."), help="the Caixa checkout (default: this folder)"
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="logs, Envoy configs, embedded databases (default: <repo>/.devstack)",
+    )
+    parser.add_argument(
+        "--database-prefix",
+        default="caixa",
+        type=_database_prefix,
+        help="the databases are <prefix>_lancamentos and <prefix>_consolidado (default: caixa)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override one value, e.g. mesh.localTopology.gateway.port=18080",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    sources = MeshSources(args.repo.resolve())
     try:
-        ports = Ports.from_env(os.environ)
-    except ValueError as error:
+        plan = StackPlan.render(sources, [*port_sets(os.environ), *args.sets])
+    except (ValueError, PolicyError) as error:
         log.error("%s", error)
         sys.exit(2)
-    sources = mesh.MeshSources(args.repo.resolve())
-    sys.exit(run(sources.root / ".devstack", sources, ports, os.environ))
+    except FileNotFoundError as error:
+        log.error("%s is missing: run `make proto` first", error.filename)
+        sys.exit(2)
+    state_dir = args.state_dir.resolve() if args.state_dir else sources.root / ".devstack"
+    sys.exit(run(state_dir, plan, os.environ, database_prefix=args.database_prefix))
 
 
 if __name__ == "__main__":

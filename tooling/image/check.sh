@@ -130,6 +130,7 @@ print(*(s.getsockname()[1] for s in socks))
 ')
 
 crun consolidado 300 "GRPC_PORT=$PORT_C" "DATABASE_URL=$URL_C" "REDIS_URL=$REDIS" \
+    "LANCAMENTOS_TARGET=127.0.0.1:$PORT_L" \
     "REDIS_KEY_PREFIX=$KEY_PREFIX" -- caixa-consolidado serve &
 pids+=($!)
 # As the chart runs them: the dispatcher in a process of its own.

@@ -12,7 +12,6 @@ from tooling.openapi.schemas import Schema, SchemaBuilder
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "v1"
 TITLE = "Caixa"
-SERVERS = [{"url": "http://localhost:8080"}]
 # The services the gateway's transcoder serves; consolidado's ingest service is internal.
 PUBLIC_SERVICES = ("lancamentos.v1.LancamentosService", "consolidado.v1.ConsolidadoService")
 
@@ -24,7 +23,10 @@ _DESCRIPTION = (
 )
 
 
-def build(index: ProtoIndex, services: tuple[str, ...] = PUBLIC_SERVICES) -> Schema:
+def build(
+    index: ProtoIndex, server_url: str, services: tuple[str, ...] = PUBLIC_SERVICES
+) -> Schema:
+    """The document for `services`, served at `server_url` (the local gateway)."""
     schemas = SchemaBuilder(index)
     operations = OperationBuilder(index, schemas)
     paths: dict[str, Schema] = {}
@@ -47,7 +49,7 @@ def build(index: ProtoIndex, services: tuple[str, ...] = PUBLIC_SERVICES) -> Sch
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": TITLE, "version": API_VERSION, "description": _DESCRIPTION},
-        "servers": SERVERS,
+        "servers": [{"url": server_url}],
         "tags": tags,
         "paths": paths,
         "components": {

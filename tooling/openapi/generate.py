@@ -8,17 +8,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mesh.values import load_policy
 from tooling.openapi import descriptors, document
 
 DEFAULT_DESCRIPTOR = Path("build/caixa.pb")
+# Where the local gateway's port is set, which the document names as its server.
+DEFAULT_VALUES = (Path("helm/caixa/values.yaml"), Path("helm/caixa/values-local.yaml"))
 DEFAULT_OUT = Path("openapi/caixa.openapi.json")
 COMMAND = "python -m tooling.openapi --descriptor build/caixa.pb --out openapi/caixa.openapi.json"
 _DIFF_LINES = 60
 
 
-def generate(descriptor: Path) -> str:
-    """The OpenAPI document, as text, for the services in `descriptor`."""
-    return document.render(document.build(descriptors.load(descriptor)))
+def generate(descriptor: Path, values: Sequence[Path] = DEFAULT_VALUES) -> str:
+    """The OpenAPI document, as text, for the services in `descriptor`, served by
+    the local gateway of `values`."""
+    gateway = load_policy(values).topology.gateway
+    server = f"http://localhost:{gateway.port}"
+    return document.render(document.build(descriptors.load(descriptor), server))
 
 
 def stale_diff(current: str, fresh: str, name: str) -> str:
@@ -41,10 +47,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--descriptor", type=Path, default=DEFAULT_DESCRIPTOR)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
+        "-f",
+        "--values",
+        dest="values",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="Helm values naming the local gateway's port (default: the chart's "
+        "values.yaml and values-local.yaml)",
+    )
+    parser.add_argument(
         "--check", action="store_true", help="exit 1 if --out differs from what would be written"
     )
     args = parser.parse_args(argv)
-    fresh = generate(args.descriptor)
+    fresh = generate(args.descriptor, args.values or DEFAULT_VALUES)
     if args.check:
         current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
         if current == fresh:

@@ -47,7 +47,7 @@ class OutboxDispatcher:
         self._settings = settings
         self._rng = rng or random.Random()
         self._channel = grpc.aio.insecure_channel(
-            settings.consolidado_target,
+            settings.require("consolidado_target"),
             options=[
                 ("grpc.lb_policy_name", "round_robin"),
                 ("grpc.enable_retries", 0),  # this loop owns retrying, with backoff

@@ -1,9 +1,10 @@
-"""Starting and stopping a set of rendered local Envoys from async tests."""
+"""Starting, stopping and waiting on rendered local Envoys from async code."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mesh.render.bundle import LocalEnvoy
@@ -16,7 +17,7 @@ def _start(envoy: LocalEnvoy, out: Path) -> ServerProcess:
     return start_envoy(envoy.name, config, envoy.admin_port, log_path=out / f"{envoy.name}.log")
 
 
-async def start_all(envoys: list[LocalEnvoy], out: Path) -> dict[str, ServerProcess]:
+async def start_all(envoys: Sequence[LocalEnvoy], out: Path) -> dict[str, ServerProcess]:
     """Starts them concurrently, each waited for; if one fails, stops the others."""
     processes = await asyncio.gather(
         *(asyncio.to_thread(_start, envoy, out) for envoy in envoys), return_exceptions=True
@@ -36,13 +37,25 @@ def stop_all(processes: dict[str, ServerProcess]) -> None:
         process.stop(grace=5)
 
 
-async def wait_membership(admin_port: int, expected: dict[str, int], within: float) -> None:
-    """Until that Envoy's active health checks count `expected` healthy hosts per cluster."""
+class NotHealthy(RuntimeError):
+    """An Envoy's health checks did not count the hosts expected in time."""
+
+
+async def wait_membership(
+    admin_port: int,
+    expected: dict[str, int],
+    within: float,
+    check: Callable[[], None] = lambda: None,
+) -> None:
+    """Until that Envoy's active health checks count `expected` healthy hosts per
+    cluster; `check` runs on every poll (it may raise to give up early)."""
     deadline = time.monotonic() + within
     while True:
+        check()
         found = await asyncio.to_thread(stats, admin_port, "membership_healthy")
         healthy = {c: found.get(f"cluster.{c}.membership_healthy", 0) for c in expected}
         if healthy == expected:
             return
-        assert time.monotonic() < deadline, f"healthy hosts {healthy}, expected {expected}"
+        if time.monotonic() > deadline:
+            raise NotHealthy(f"Envoy :{admin_port} counts healthy hosts {healthy}, not {expected}")
         await asyncio.sleep(0.1)

@@ -1,0 +1,47 @@
+"""REST/JSON calls through a running gateway, as a plain HTTP/1.1 client sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tests.support.stack import LocalStack
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One REST answer: status, parsed JSON body (or the raw text), content type."""
+
+    status: int
+    body: Any
+    content_type: str
+
+
+def http_request(base_url: str, method: str, path: str, body: object | None) -> Reply:
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        headers = {"accept": "application/json"}
+        payload = None
+        if body is not None:
+            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            headers["content-type"] = "application/json"
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        raw = response.read().decode()
+        content_type = response.getheader("content-type", "")
+        parsed: Any = raw
+        if content_type.startswith("application/json"):
+            parsed = json.loads(raw)
+        return Reply(response.status, parsed, content_type)
+    finally:
+        connection.close()
+
+
+async def rest(gateway: LocalStack, method: str, path: str, body: object | None = None) -> Reply:
+    """A REST call through the gateway. In a thread: the services share this event loop.
+    `body` is sent as JSON; a str is sent as it is (for malformed JSON)."""
+    return await asyncio.to_thread(http_request, gateway.rest_url, method, path, body)

@@ -1,0 +1,158 @@
+"""What the local stack runs, on which ports, wired to what, in which order.
+
+Every port comes from the policy's `mesh.localTopology` (values-local.yaml plus
+`--set` overrides): the services listen on their replicas' app ports, the
+dispatcher reaches consolidado through its egress sidecar, and consolidado's
+reconcile and rebuild reach lancamentos directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mesh.policy import LocalTopology, MeshPolicy
+from mesh.render.bundle import LocalEnvoy, local_envoys
+from mesh.values import load_policy
+from tooling.devstack.processes import free_port
+from tooling.stack.sources import MeshSources
+
+DISPATCHER_EGRESS = "egress-dispatcher"
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """One service process: where it listens and the settings that wire it in."""
+
+    service: str  # "lancamentos" or "consolidado"
+    index: int
+    host: str
+    port: int
+    env: Mapping[str, str]  # settings as environment variables (GRPC_PORT, ..._TARGET)
+
+    @property
+    def name(self) -> str:
+        return self.service if self.service == "lancamentos" else f"{self.service}-{self.index}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    lancamentos: ServicePlan
+    consolidado: tuple[ServicePlan, ...]
+    envoys: tuple[LocalEnvoy, ...]
+
+    @classmethod
+    def of(cls, policy: MeshPolicy, descriptor: Path, openapi: Path | None = None) -> StackPlan:
+        topology = policy.topology
+        envoys = tuple(local_envoys(policy, descriptor, openapi))
+        by_name = {envoy.name: envoy for envoy in envoys}
+        host = topology.address
+        [lancamentos_port] = [r.app_port for r in topology.services["lancamentos"].replicas]
+        dispatcher_egress = by_name[DISPATCHER_EGRESS]
+        lancamentos = ServicePlan(
+            "lancamentos",
+            0,
+            host,
+            lancamentos_port,
+            {
+                "GRPC_HOST": host,
+                "GRPC_PORT": str(lancamentos_port),
+                # The dispatcher reaches consolidado only through its sidecar.
+                "CONSOLIDADO_TARGET": f"{host}:{dispatcher_egress.listen_port}",
+            },
+        )
+        consolidado = tuple(
+            ServicePlan(
+                "consolidado",
+                index,
+                host,
+                replica.app_port,
+                {
+                    "GRPC_HOST": host,
+                    "GRPC_PORT": str(replica.app_port),
+                    "LANCAMENTOS_TARGET": lancamentos.address,
+                },
+            )
+            for index, replica in enumerate(topology.services["consolidado"].replicas)
+        )
+        return cls(lancamentos, consolidado, envoys)
+
+    @classmethod
+    def render(
+        cls, sources: MeshSources, sets: Sequence[str] = (), *, openapi: bool = True
+    ) -> StackPlan:
+        """The plan of values.yaml + values-local.yaml with `sets` applied."""
+        policy = load_policy(sources.values, sets)
+        return cls.of(policy, sources.descriptor, sources.openapi if openapi else None)
+
+    def envoy(self, name: str) -> LocalEnvoy:
+        [found] = [envoy for envoy in self.envoys if envoy.name == name]
+        return found
+
+    @property
+    def gateway(self) -> LocalEnvoy:
+        return self.envoy("gateway")
+
+    @property
+    def dispatcher_egress(self) -> LocalEnvoy:
+        return self.envoy(DISPATCHER_EGRESS)
+
+    @property
+    def sidecars(self) -> tuple[LocalEnvoy, ...]:
+        """The inbound sidecars: the front Envoys' health checks go through them."""
+        return tuple(e for e in self.envoys if e.name.startswith("inbound-"))
+
+    @property
+    def front(self) -> tuple[LocalEnvoy, ...]:
+        """The gateway and the egress sidecars."""
+        return tuple(e for e in self.envoys if not e.name.startswith("inbound-"))
+
+    @property
+    def services(self) -> tuple[ServicePlan, ...]:
+        return (self.lancamentos, *self.consolidado)
+
+    @property
+    def membership(self) -> dict[int, dict[str, int]]:
+        """Per Envoy admin port, the healthy hosts each cluster has once all is up."""
+        hosts = {"lancamentos": 1, "consolidado": len(self.consolidado)}
+        return {
+            self.gateway.admin_port: hosts,
+            self.dispatcher_egress.admin_port: {"consolidado": hosts["consolidado"]},
+        }
+
+    @property
+    def ports(self) -> list[int]:
+        return [
+            *(s.port for s in self.services),
+            *(p for e in self.envoys for p in (e.listen_port, e.admin_port)),
+        ]
+
+
+def free_port_sets(sources: MeshSources) -> list[str]:
+    """`--set` lines moving every port of the local topology to a free one, for
+    stacks that run beside `make run` (the tests, the bench)."""
+    topology = load_policy(sources.values).topology
+    paths = _port_paths(topology)
+    ports: list[int] = []
+    while len(ports) < len(paths):
+        port = free_port()  # may repeat one: keep them distinct
+        if port not in ports:
+            ports.append(port)
+    return [f"{path}={port}" for path, port in zip(paths, ports, strict=True)]
+
+
+def _port_paths(topology: LocalTopology) -> list[str]:
+    root = "mesh.localTopology"
+    paths = [f"{root}.gateway.port", f"{root}.gateway.adminPort"]
+    for index in range(len(topology.egress)):
+        paths += [f"{root}.egress[{index}].port", f"{root}.egress[{index}].adminPort"]
+    for service, local in topology.services.items():
+        for index in range(len(local.replicas)):
+            replica = f"{root}.services.{service}.replicas[{index}]"
+            paths += [f"{replica}.appPort", f"{replica}.inboundPort", f"{replica}.inboundAdminPort"]
+    return paths
