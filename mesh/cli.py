@@ -3,7 +3,7 @@
     caixa-mesh lint    -f helm/caixa/values.yaml [-f values-local.yaml] [--set k=v]
     caixa-mesh explain -f ... [--service consolidado]
     caixa-mesh render envoy -f ... --out DIR
-    caixa-mesh render istio -f ... [--namespace caixa] [--release caixa]
+    caixa-mesh render istio [-f ...] [--chart helm/caixa] [--namespace caixa] [--release caixa]
     caixa-mesh render --istio -f ...   (the same)
 
 Exit status: 0 clean, 1 findings or invalid values, 2 bad usage.
@@ -16,27 +16,37 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import helm_python as helm
 import yaml
 
+from mesh.chart import render_chart
 from mesh.explain import explain
-from mesh.istio_specs import istio_objects
 from mesh.lint import lint
 from mesh.methods import MethodShape, load_method_shapes
 from mesh.policy import MeshPolicy, NoLocalTopology
 from mesh.render import render_local_mesh
-from mesh.values import PolicyError, load_values, policy_from_values, replica_counts
+from mesh.values import (
+    PolicyError,
+    deep_merge,
+    load_values,
+    policy_from_values,
+    read_values,
+    replica_counts,
+)
 
 OK, FINDINGS, USAGE = 0, 1, 2
+TRAFFIC_KINDS = ("DestinationRule", "VirtualService")
 
 
-def _values_arguments(parser: argparse.ArgumentParser) -> None:
+def _values_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument(
         "-f",
         "--values",
         dest="files",
         action="append",
+        default=[],
         type=Path,
-        required=True,
+        required=required,
         metavar="FILE",
         help="Helm values file; repeat to overlay, later files win (like helm -f)",
     )
@@ -84,10 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="document the gateway serves at /openapi.json (skipped if missing)",
     )
     istio = targets.add_parser(
-        "istio", help="DestinationRule/VirtualService objects as YAML, as the chart renders them"
+        "istio", help="the chart's DestinationRules and VirtualServices, as YAML"
     )
-    _values_arguments(istio)
-    istio.add_argument("--gateway", default="caixa-gateway", help="Istio Gateway name")
+    _values_arguments(istio, required=False)
+    istio.add_argument(
+        "--chart",
+        type=Path,
+        default=Path("helm/caixa"),
+        help="the Helm chart (default: %(default)s)",
+    )
     istio.add_argument("--namespace", default="caixa", help="the release's namespace")
     istio.add_argument("--release", default="caixa", help="the Helm release name")
     return parser
@@ -144,17 +159,21 @@ def run_render_envoy(args: argparse.Namespace) -> int:
 
 
 def run_render_istio(args: argparse.Namespace) -> int:
-    values = load_values(args.files, args.sets)
-    policy = policy_from_values(values)
-    # The gateway VirtualService serves the chart's istio.gateway.hosts.
-    hosts = values.get("istio", {}).get("gateway", {}).get("hosts") or ["*"]
-    documents = istio_objects(
-        policy,
-        namespace=args.namespace,
-        release=args.release,
-        gateway=args.gateway,
-        hosts=tuple(hosts),
-    )
+    """The chart is the one Istio renderer: this prints its traffic objects."""
+    # The mesh policy is checked first, for the messages lint and explain give.
+    chart_defaults = read_values(args.chart / "values.yaml")
+    policy_from_values(deep_merge(chart_defaults, load_values(args.files, args.sets)))
+    try:
+        rendered = render_chart(
+            args.chart, args.files, args.sets, release=args.release, namespace=args.namespace
+        )
+    except (helm.HelmValuesError, helm.HelmRenderError) as error:
+        print(error, file=sys.stderr)
+        return FINDINGS
+    documents = [o for o in rendered if o["kind"] in TRAFFIC_KINDS]
+    if not documents:
+        print("istio.enabled is false in these values: no Istio objects", file=sys.stderr)
+        return FINDINGS
     print(yaml.safe_dump_all(documents, sort_keys=False), end="")
     return OK
 

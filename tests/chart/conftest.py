@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mesh.chart import Rendered
 from tests.support.chart import render_chart
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Rendered
 
 # name → the values files layered over the chart's values.yaml, like `helm -f`.
 TOPOLOGIES: dict[str, tuple[Path, ...]] = {

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from mesh.chart import Object, Rendered
 from tests.support.chart import render_chart
-from tooling.chart.render import Object, Rendered
 
 from .conftest import TOPOLOGIES
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from mesh.chart import Rendered
 from mesh.methods import load_method_shapes
 from tests.support.paths import CHART_DIR
 from tooling.chart.authorization_policy import Request as IstioRequest
 from tooling.chart.authorization_policy import allowed
-from tooling.chart.render import Rendered
 
 from .istio_render import render_with
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mesh.chart import Object
 from tooling.chart.authorization_policy import (
     ROOT_NAMESPACE,
     Request,
@@ -23,7 +24,6 @@ from tooling.chart.authorization_policy import (
     source_matches,
     string_match,
 )
-from tooling.chart.render import Object
 
 NAMESPACE = "caixa"
 LABELS = {"app": "x"}

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from mesh.chart import Rendered
 from tests.chart.test_kubernetes_schemas import kubernetes_errors
 from tests.chart.test_security import pod_specs, security_problems
 from tests.support.chart import render_chart
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Rendered
 
 DIGEST = "sha256:" + "ab" * 32
 VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))

@@ -7,10 +7,10 @@ from typing import Any
 import helm_python
 import pytest
 
+from mesh.chart import user_values
 from tests.chart.conftest import TOPOLOGIES
 from tests.chart.test_kubernetes_schemas import KUBERNETES_VERSION
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import user_values
 
 WARNING = 2  # Helm's support.WarningSev; 1 is informational (e.g. "icon is recommended")
 

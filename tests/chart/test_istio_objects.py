@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from helm_python.errors import HelmRenderError, HelmValuesError
 
+from mesh.chart import Rendered
 from mesh.lint import lint
 from mesh.methods import load_method_shapes
 from mesh.values import load_values, policy_from_values, replica_counts
 from tests.istio_crds import object_errors
 from tests.support.chart import render_chart
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Rendered
 
 from .conftest import TOPOLOGIES
 from .istio_render import istio_objects, render_with

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mesh.chart import Object, Rendered
 from mesh.cli import main
 from mesh.render.bundle import local_envoys
 from mesh.render.rate_limit import LOCAL_RATE_LIMIT
@@ -20,7 +21,6 @@ from tests.istio_pilot import pilot_cluster, pilot_route, without_local_only
 from tests.support.chart import render_chart
 from tests.support.mesh import on_local_ports
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Object, Rendered
 
 from .conftest import TOPOLOGIES
 from .istio_render import render_with
@@ -38,7 +38,7 @@ def _cli_objects(
 ) -> list[Object]:
     args = [a for path in (CHART_DIR / "values.yaml", *files) for a in ("-f", str(path))]
     capsys.readouterr()
-    assert main(["render", "istio", *args, *options]) == 0
+    assert main(["render", "istio", "--chart", str(CHART_DIR), *args, *options]) == 0
     return list(yaml.safe_load_all(capsys.readouterr().out))
 
 

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from helm_python.errors import HelmValuesError
 
+from mesh.chart import Object, Rendered
 from tests.support.chart import render_chart
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Object, Rendered
 
 # The Kubernetes release whose OpenAPI schemas the objects must satisfy.
 KUBERNETES_VERSION = "1.33.0"

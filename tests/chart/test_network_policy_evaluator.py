@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mesh.chart import Object
 from tooling.chart.network_policy import (
     Endpoint,
     Network,
@@ -19,7 +20,6 @@ from tooling.chart.network_policy import (
     port_matches,
     selects,
 )
-from tooling.chart.render import Object
 
 NAMESPACE = "shop"
 WEB = Endpoint("web", NAMESPACE, {"app": "web", "tier": "front"})

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 import yaml
 
+from mesh.chart import Rendered
 from mesh.values import load_values
 from tests.chart.conftest import TOPOLOGIES
 from tests.support.paths import CHART_DIR
 from tooling.chart.network_policy import Endpoint, Network
-from tooling.chart.render import Rendered
 
 NAMESPACE = "caixa"  # render_chart's namespace
 VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))

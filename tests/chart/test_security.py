@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from mesh.chart import Object, Rendered
 from tests.support.chart import render_chart
-from tooling.chart.render import Object, Rendered
 
 WORKLOAD_KINDS = ("Deployment", "Job")
 # Every optional part switched on, so no workload escapes the checks.

@@ -10,12 +10,12 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
+from mesh.chart import Rendered
 from mesh.render.bundle import local_envoys
 from mesh.render.gateway import TRANSCODER
 from tests.istio_pilot import apply_gateway_envoy_filters
 from tests.support.mesh import on_local_ports
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Rendered
 
 from .conftest import TOPOLOGIES
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from helm_python.errors import HelmRenderError
 
+from mesh.chart import Object, Rendered
 from tests.support.chart import render_chart
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Object, Rendered
 
 VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))
 GRPC_PORT: int = VALUES["ports"]["grpc"]

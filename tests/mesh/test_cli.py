@@ -14,6 +14,7 @@ from .conftest import DESCRIPTOR, VALUES, VALUES_LOCAL
 
 FILES = ["-f", str(VALUES), "-f", str(VALUES_LOCAL), "--descriptor", str(DESCRIPTOR)]
 UNSAFE = Path(__file__).parent / "unsafe"
+CHART = VALUES.parent
 
 
 def test_lint_clean(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,23 +61,37 @@ def test_a_local_render_without_the_local_topology_says_so(
 
 
 @pytest.mark.parametrize("command", [["render", "istio"], ["render", "--istio"]])
-def test_render_istio_prints_objects(
+def test_render_istio_prints_the_charts_objects(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([*command, "-f", str(VALUES), "--gateway", "edge", "--namespace", "ns1"]) == 0
+    args = ["-f", str(VALUES), "--chart", str(CHART), "--namespace", "ns1"]
+    assert main([*command, *args]) == 0
     documents = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = [(d["kind"], d["metadata"]["name"]) for d in documents]
     assert kinds == [
+        ("VirtualService", "caixa-gateway"),
         ("DestinationRule", "consolidado"),
         ("VirtualService", "consolidado"),
         ("DestinationRule", "lancamentos"),
         ("VirtualService", "lancamentos"),
-        ("VirtualService", "edge"),
     ]
     assert all(d["apiVersion"] == "networking.istio.io/v1" for d in documents)
     assert {d["metadata"]["namespace"] for d in documents} == {"ns1"}
     # The gateway VirtualService serves the chart's istio.gateway.hosts.
-    assert documents[-1]["spec"]["hosts"] == ["caixa.example.com"]
+    assert documents[0]["spec"]["hosts"] == ["caixa.example.com"]
+
+
+def test_render_istio_says_when_istio_is_off(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--chart", str(CHART), "--set", "istio.enabled=false"]
+    assert main(["render", "istio", *args]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "istio.enabled is false" in captured.err
+
+
+def test_render_istio_names_a_bad_policy_value(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--chart", str(CHART), "--set", "mesh.upstreams.consolidado.timeout=2"]
+    assert main(["render", "istio", *args]) == 1
+    assert "mesh.upstreams.consolidado.timeout: a duration is a string" in capsys.readouterr().out
 
 
 def test_render_envoy_with_set_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mesh.chart import Rendered
+from mesh.chart import render_chart as render_any_chart
 from tests.support.paths import CHART_DIR
-from tooling.chart.render import Rendered
-from tooling.chart.render import render_chart as render_any_chart
 
 
 def render_chart(

@@ -1,2 +1,3 @@
-"""The Helm chart in `helm/caixa`: render it with the real Helm engine, and keep its values
-schema in step with the mesh policy model."""
+"""Checks of the Helm chart in `helm/caixa` (rendered by `mesh.chart`): its values
+schema kept in step with the mesh policy model, and evaluators of the NetworkPolicies
+and AuthorizationPolicies it renders."""
