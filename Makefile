@@ -19,7 +19,7 @@ $(VENV)/.tools:
 	$(PY) -m pip install --quiet 'grpcio-tools>=1.66' 'mypy-protobuf>=3.6' 'googleapis-common-protos>=1.65'
 	touch $@
 
-# Stubs are regenerated from protos, never committed; tests/test_protos.py
+# Stubs are regenerated from protos, never committed; tests/tooling/test_protos.py
 # fails when the installed stubs differ from what the protos produce.
 $(GEN)/.stamp: $(PROTOS) tooling/gen_protos.py $(VENV)/.tools
 	$(PY) tooling/gen_protos.py --out $(GEN) --descriptor $(DESCRIPTOR) --third-party $(THIRD_PARTY)
@@ -41,13 +41,13 @@ proto: $(VENV)/.installed
 descriptor: proto
 
 # The chart's transcoder EnvoyFilter embeds the descriptor set. It is committed;
-# tests/chart/test_transcoder_descriptor.py fails when it differs from build/caixa.pb.
+# tests/helm/test_transcoder_descriptor.py fails when it differs from build/caixa.pb.
 CHART_DESCRIPTOR := helm/caixa/files/caixa.pb
 
 chart-descriptor: proto
 	cp $(DESCRIPTOR) $(CHART_DESCRIPTOR)
 
-# The REST surface's OpenAPI document is committed; tests/test_openapi.py
+# The REST surface's OpenAPI document is committed; tests/tooling/test_openapi.py
 # fails when it differs from what the protos produce.
 OPENAPI := openapi/caixa.openapi.json
 

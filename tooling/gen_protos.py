@@ -1,6 +1,6 @@
 """Generate Python stubs, type stubs and the transcoder descriptor set from protos/.
 
-Run by `make proto`; tests/test_protos.py runs it into a temporary directory and
+Run by `make proto`; tests/tooling/test_protos.py runs it into a temporary directory and
 fails when the installed stubs differ from what the protos produce now.
 """
 

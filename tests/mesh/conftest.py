@@ -11,12 +11,7 @@ import pytest
 from mesh.methods import MethodShape, load_method_shapes
 from mesh.policy import MeshPolicy
 from mesh.values import Values, apply_set, load_values, policy_from_values
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VALUES = REPO_ROOT / "helm" / "caixa" / "values.yaml"
-VALUES_LOCAL = REPO_ROOT / "helm" / "caixa" / "values-local.yaml"
-DESCRIPTOR = REPO_ROOT / "build" / "caixa.pb"
-OPENAPI = REPO_ROOT / "openapi" / "caixa.openapi.json"
+from tests.support.paths import DESCRIPTOR, VALUES, VALUES_LOCAL
 
 
 @pytest.fixture(scope="session")

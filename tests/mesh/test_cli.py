@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from mesh.cli import main
-
-from .conftest import DESCRIPTOR, VALUES, VALUES_LOCAL
+from tests.support.paths import DESCRIPTOR, VALUES, VALUES_LOCAL
 
 FILES = ["-f", str(VALUES), "-f", str(VALUES_LOCAL), "--descriptor", str(DESCRIPTOR)]
 UNSAFE = Path(__file__).parent / "unsafe"

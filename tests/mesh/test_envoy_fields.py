@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from mesh import envoy_fields
 from mesh.durations import Duration
 from mesh.policy import ConnectionPool, OutlierDetection, Retries
+from tests.support.paths import REPO_ROOT
 
 POOL = ConnectionPool.model_validate(
     {
@@ -151,7 +151,7 @@ def _keys(tree: Any) -> set[str]:
 
 
 def test_readme_table_names_every_mapped_field() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "mesh" / "README.md").read_text()
+    readme = (REPO_ROOT / "mesh" / "README.md").read_text()
     full_retries = retries(
         perTryTimeout="1s",
         backoff={"baseInterval": "25ms", "maxInterval": "250ms"},

@@ -18,8 +18,7 @@ from mesh.policy import MeshPolicy
 from mesh.render import render_local_mesh
 from mesh.values import load_policy
 from tests.support.mesh import on_local_ports
-
-from .conftest import OPENAPI, VALUES, VALUES_LOCAL
+from tests.support.paths import OPENAPI, VALUES, VALUES_LOCAL
 
 CONFIGS = (
     "gateway",

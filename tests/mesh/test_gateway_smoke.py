@@ -23,8 +23,8 @@ import pytest
 
 from mesh.render import render_local_mesh
 from mesh.values import load_policy
+from tests.support.paths import OPENAPI, VALUES, VALUES_LOCAL
 
-from .conftest import OPENAPI, VALUES, VALUES_LOCAL
 from .test_envoy_validate import envoy_binary
 
 

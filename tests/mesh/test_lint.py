@@ -16,8 +16,7 @@ from mesh.lint import (
 from mesh.methods import MethodShape
 from mesh.policy import Backoff, MeshPolicy
 from mesh.values import load_values, policy_from_values, replica_counts
-
-from .conftest import VALUES, VALUES_LOCAL
+from tests.support.paths import VALUES, VALUES_LOCAL
 
 UNSAFE = Path(__file__).parent / "unsafe"
 

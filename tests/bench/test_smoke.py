@@ -1,0 +1,56 @@
+"""The benchmark harness, run at toy size: it proves the code works (stack,
+native load generators, grpc-status accounting), not how fast anything is."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import REPO_ROOT
+
+NATIVE_TOOLS = ("h2load", "wrk")
+
+
+def _require_tools() -> None:
+    missing = [tool for tool in NATIVE_TOOLS if shutil.which(tool) is None]
+    if not missing:
+        return
+    message = f"native load generators missing: {missing} (apt-get install nghttp2-client wrk)"
+    if os.environ.get("CAIXA_REQUIRE_LOADGEN"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.mark.slow
+def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
+    _require_tools()
+    out = tmp_path / "smoke.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--scale", "smoke", "--out", str(out)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DATABASE_URL": pg_admin_url, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = {row["scenario"].split(" ")[0]: row for row in report["results"]}
+    assert set(rows) >= {"ImportLancamentos", "GetDailyBalance", "CreateLancamento", "Envoy"}
+    imported = rows["ImportLancamentos"]
+    assert imported["entries_stored"] == imported["entries"] == 5 * 8
+    for row in report["results"]:
+        if "grpc_codes" in row:
+            assert row["grpc_codes"].get("OK", 0) > 0, row
+            assert row["error_pct"] == 0, row
+    lag = next(r for r in report["results"] if r["scenario"].startswith("consolidation lag"))
+    assert lag["lag_p99_ms"] > 0
+    assert report["durability"]["synchronous_commit"] == "on"
+    assert report["durability"]["fsync"] == "on"

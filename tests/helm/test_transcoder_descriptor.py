@@ -1,0 +1,91 @@
+"""The gateway's transcoder in the cluster is the local one: same options, and a
+descriptor set (committed in the chart, embedded in the EnvoyFilter) that is the one the
+protos build (`make proto` → build/caixa.pb; `make chart-descriptor` copies it)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from typing import Any
+
+from google.protobuf import descriptor_pb2
+
+from mesh.chart import Rendered
+from mesh.render.bundle import local_envoys
+from mesh.render.gateway import TRANSCODER
+from tests.support.chart import TOPOLOGIES
+from tests.support.istio_pilot import apply_gateway_envoy_filters
+from tests.support.mesh import on_local_ports
+from tests.support.paths import CHART_DIR, DESCRIPTOR
+
+BUILT = DESCRIPTOR
+COMMITTED = CHART_DIR / "files" / "caixa.pb"
+
+
+def _files(data: bytes) -> dict[str, descriptor_pb2.FileDescriptorProto]:
+    """By file name: robust to the order and the byte encoding of the set."""
+    descriptor_set = descriptor_pb2.FileDescriptorSet.FromString(data)
+    return {f.name: f for f in descriptor_set.file}
+
+
+def _transcoder(rendered: Rendered) -> dict[str, Any]:
+    envoy_filter = rendered.get("EnvoyFilter", "caixa-grpc-json-transcoder")
+    [patch] = envoy_filter["spec"]["configPatches"]
+    assert patch["match"]["context"] == "GATEWAY"
+    assert patch["patch"]["operation"] == "INSERT_BEFORE"
+    subfilter = patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]
+    assert subfilter == {"name": "envoy.filters.http.router"}
+    value: dict[str, Any] = patch["patch"]["value"]
+    assert value["name"] == TRANSCODER
+    return value
+
+
+def test_committed_descriptor_is_fresh() -> None:
+    assert BUILT.exists(), "run `make proto`"
+    committed, built = _files(COMMITTED.read_bytes()), _files(BUILT.read_bytes())
+    assert sorted(committed) == sorted(built), "run `make chart-descriptor`"
+    for name, proto in built.items():
+        assert committed[name] == proto, f"{name} changed: run `make chart-descriptor`"
+
+
+def test_envoy_filter_embeds_the_descriptor(rendered: Rendered) -> None:
+    embedded = base64.b64decode(_transcoder(rendered)["typed_config"]["proto_descriptor_bin"])
+    assert embedded == COMMITTED.read_bytes()
+    assert _files(embedded) == _files(BUILT.read_bytes())
+
+
+def test_options_equal_the_local_gateway(topology: str, rendered: Rendered) -> None:
+    policy = on_local_ports([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]])
+    gateway = local_envoys(policy, BUILT)[0].config
+    hcm = gateway["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    [local] = [f for f in hcm["typed_config"]["http_filters"] if f["name"] == TRANSCODER]
+    local_config = dict(local["typed_config"])
+    del local_config["proto_descriptor"]
+    chart_config = dict(_transcoder(rendered)["typed_config"])
+    del chart_config["proto_descriptor_bin"]
+    assert chart_config == local_config
+
+
+def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered: Rendered) -> None:
+    """The rate limit must see the gRPC route, so it runs after the transcoder, whatever
+    order the EnvoyFilters were created in."""
+    policy = on_local_ports([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]])
+    gateway = local_envoys(policy, BUILT)[0].config
+    hcm = gateway["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    local = [f["name"] for f in hcm["typed_config"]["http_filters"]]
+    # Istio's gateway has its own stats filters; compare the ones the chart inserts.
+    ours = {
+        f["patch"]["value"]["name"]
+        for o in rendered.of_kind("EnvoyFilter")
+        for f in o["spec"]["configPatches"]
+        if f["applyTo"] == "HTTP_FILTER"
+    }
+    filters: list[dict[str, Any]] = [{"name": "envoy.filters.http.router"}]
+    # The chart's rate-limited routes must exist under the same names locally; Istio names
+    # the gateway's virtual host "<host>:443".
+    [virtual_host] = copy.deepcopy(hcm["typed_config"]["route_config"]["virtual_hosts"])
+    virtual_host["name"] = "caixa.example.com:443"
+    apply_gateway_envoy_filters(rendered.of_kind("EnvoyFilter"), filters, [virtual_host])
+    chain = [f["name"] for f in filters]
+    assert chain == [name for name in local if name in ours or name == chain[-1]]
+    assert len(ours) == 2
