@@ -1,60 +1,133 @@
-"""Channel setup and lifetime shared by the service clients."""
+"""Channels and the client base classes: what the blocking and the asyncio
+clients share (constructor, options, deadlines, metadata, how a call from
+`caixa.client.calls` is sent), and what each kind does differently."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import grpc
+import grpc.aio
 
-from caixa.client.service_config import service_config_json
+from caixa.client.calls import Feed, Rpc
+from caixa.client.errors import raising_caixa_errors
+from caixa.client.service_config import (
+    CONSOLIDADO_SERVICE,
+    LANCAMENTOS_SERVICE,
+    service_config_json,
+)
+from caixa.client.targets import default_consolidado_target, default_lancamentos_target
 
 Metadata = Sequence[tuple[str, str]]
+Response = TypeVar("Response")
+
+_DEFAULT_TARGETS: dict[str, Callable[[], str]] = {
+    LANCAMENTOS_SERVICE: default_lancamentos_target,
+    CONSOLIDADO_SERVICE: default_consolidado_target,
+}
+
+
+def channel_options(service: str) -> list[tuple[str, int | str]]:
+    """The options of every channel to `service`: retries of its idempotent methods."""
+    return [
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", service_config_json(service)),
+    ]
 
 
 def open_channel(
     target: str, service: str, credentials: grpc.ChannelCredentials | None = None
 ) -> grpc.Channel:
     """A blocking channel to `target` that retries `service`'s idempotent methods."""
-    options = [
-        ("grpc.enable_retries", 1),
-        ("grpc.service_config", service_config_json(service)),
-    ]
+    options = channel_options(service)
     if credentials is None:
         return grpc.insecure_channel(target, options=options)
     return grpc.secure_channel(target, credentials, options=options)
 
 
-class ServiceClient:
-    """Owns one channel, a default deadline and the metadata sent on every call."""
+def open_aio_channel(
+    target: str, service: str, credentials: grpc.ChannelCredentials | None = None
+) -> grpc.aio.Channel:
+    """An asyncio channel to `target` that retries `service`'s idempotent methods."""
+    options = channel_options(service)
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=options)
+
+
+class ClientBase:
+    """One channel to one service, a default deadline and the metadata sent on
+    every call. Subclasses name the service (`_service`) and its stub class
+    (`_stub_type`); the blocking and asyncio bases open the channel."""
+
+    _service: ClassVar[str]
+    _stub_type: ClassVar[type[Any]]
 
     def __init__(
         self,
-        target: str,
-        service: str,
+        target: str | None = None,
         *,
-        timeout: float,
-        channel_credentials: grpc.ChannelCredentials | None,
-        metadata: Metadata,
+        timeout: float = 5.0,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        metadata: Metadata = (),
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        self.target = target
+        self.target = target or _DEFAULT_TARGETS[self._service]()
         self.timeout = timeout
         self._metadata = tuple(metadata)
-        self._channel = open_channel(target, service, channel_credentials)
+        # The stub class makes a blocking or an asyncio stub, after the channel.
+        self._stub: Any = self._stub_type(self._connect(channel_credentials))
+
+    def _connect(self, credentials: grpc.ChannelCredentials | None) -> object:
+        """Opens and keeps the channel; returns it."""
+        raise NotImplementedError
+
+    def _deadline(self, timeout: float | None, *, bounded: bool = True) -> float | None:
+        """The caller's `timeout`, else the client's default, except that an
+        unbounded call (a `follow` feed) then has no deadline at all."""
+        if timeout is not None:
+            return timeout
+        return self.timeout if bounded else None
+
+    def _invoke(self, rpc: Rpc[Any]) -> Any:
+        """Starts `rpc` on the stub; what it returns depends on the stub's kind."""
+        method = getattr(self._stub, rpc.method)
+        return method(
+            rpc.request,
+            timeout=self._deadline(rpc.timeout, bounded=rpc.bounded),
+            metadata=self._metadata,
+        )
+
+
+class ServiceClient(ClientBase):
+    """The blocking client base: owns a `grpc.Channel`; `with` closes it."""
+
+    _channel: grpc.Channel
+
+    def _connect(self, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+        self._channel = open_channel(self.target, self._service, credentials)
+        return self._channel
 
     @property
     def channel(self) -> grpc.Channel:
         return self._channel
 
-    def _deadline(self, timeout: float | None) -> float:
-        return self.timeout if timeout is None else timeout
+    def _run(self, rpc: Rpc[Response]) -> Response:
+        with raising_caixa_errors():
+            response: Response = self._invoke(rpc)
+            return response
 
-    @property
-    def _call_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
+    def _feed(self, feed: Feed[Response]) -> Iterator[Response]:
+        with raising_caixa_errors():
+            call = self._invoke(feed)
+            try:
+                yield from call
+            finally:
+                # Stops the server side when the caller abandons the generator.
+                call.cancel()
 
     def close(self) -> None:
         self._channel.close()
@@ -69,3 +142,44 @@ class ServiceClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncServiceClient(ClientBase):
+    """The asyncio client base: owns a `grpc.aio.Channel`; `async with` closes it.
+    Make it inside a running event loop, the one that will await its calls."""
+
+    _channel: grpc.aio.Channel
+
+    def _connect(self, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+        self._channel = open_aio_channel(self.target, self._service, credentials)
+        return self._channel
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        return self._channel
+
+    async def _run(self, rpc: Rpc[Response]) -> Response:
+        with raising_caixa_errors():
+            response: Response = await self._invoke(rpc)
+            return response
+
+    async def _feed(self, feed: Feed[Response]) -> AsyncGenerator[Response, None]:
+        with raising_caixa_errors():
+            call = self._invoke(feed)
+            try:
+                async for item in call:
+                    yield item
+            finally:
+                # Stops the server side when the caller abandons the iterator:
+                # at once with `aclose()`, else when it is garbage-collected.
+                call.cancel()
+
+    async def close(self) -> None:
+        """Closes the channel, cancelling the calls still in flight."""
+        await self._channel.close(None)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Protocol, cast
 
 import grpc
+import grpc.aio
 from google.rpc import error_details_pb2, status_pb2
 
 # The rich status travels in this trailer (gRPC's own name), as a google.rpc.Status.
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class FinishedCall(Protocol):
+    """What a failed call tells: a blocking `grpc.Call`, or a `grpc.aio.AioRpcError`
+    (no `grpc.Call`; its trailers are a `grpc.aio.Metadata`, which iterates as the
+    same `(key, value)` pairs)."""
+
+    def code(self) -> grpc.StatusCode: ...
+    def details(self) -> str | None: ...
+    def trailing_metadata(self) -> Iterable[tuple[str, str | bytes]] | None: ...
 
 
 class CaixaError(Exception):
@@ -29,16 +41,21 @@ class CaixaError(Exception):
 
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> CaixaError:
-        """Decodes the status, and any `google.rpc.BadRequest` detail, of a failed call."""
-        if not isinstance(error, grpc.Call):
+        """Decodes the status, and any `google.rpc.BadRequest` detail, of a failed
+        call, blocking or asyncio."""
+        call: FinishedCall
+        if isinstance(error, grpc.aio.AioRpcError):
+            # grpc-stubs types its trailers as the plain RpcError's, which they are not.
+            call = cast(FinishedCall, error)
+        elif isinstance(error, grpc.Call):
+            call = error
+        else:
             # Not a finished call (e.g. an interceptor raised): nothing to decode.
             return cls(grpc.StatusCode.UNKNOWN, str(error))
-        code = error.code()
-        message = error.details() or ""
-        return cls(code, message, _field_violations(error))
+        return cls(call.code(), call.details() or "", _field_violations(call))
 
 
-def _rich_status(call: grpc.Call) -> status_pb2.Status | None:
+def _rich_status(call: FinishedCall) -> status_pb2.Status | None:
     """The call's google.rpc.Status, read as grpcio-status does, so the client
     needs no package beyond grpcio, protobuf and googleapis-common-protos."""
     for key, value in call.trailing_metadata() or ():
@@ -51,7 +68,7 @@ def _rich_status(call: grpc.Call) -> status_pb2.Status | None:
     return None
 
 
-def _field_violations(call: grpc.Call) -> list[tuple[str, str]]:
+def _field_violations(call: FinishedCall) -> list[tuple[str, str]]:
     status = _rich_status(call)
     if status is None:
         return []
@@ -66,7 +83,8 @@ def _field_violations(call: grpc.Call) -> list[tuple[str, str]]:
 
 @contextmanager
 def raising_caixa_errors() -> Iterator[None]:
-    """Turns any `grpc.RpcError` raised inside into a `CaixaError`."""
+    """Turns any `grpc.RpcError` raised inside into a `CaixaError`; works around
+    `await` too, so the asyncio clients use it as well."""
     try:
         yield
     except grpc.RpcError as error:

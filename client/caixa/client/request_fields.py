@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -91,15 +91,46 @@ def import_row(row: ImportRow) -> lancamentos_pb2.CreateLancamentoRequest:
     return lancamentos_pb2.CreateLancamentoRequest(**fields)
 
 
+class ImportBatches:
+    """Groups import rows into stream messages: rows in order, `batch_rows` per message."""
+
+    def __init__(self, batch_rows: int = IMPORT_BATCH_ROWS) -> None:
+        self._batch_rows = batch_rows
+        self._batch: list[lancamentos_pb2.CreateLancamentoRequest] = []
+
+    def add(self, row: ImportRow) -> lancamentos_pb2.ImportLancamentosRequest | None:
+        """Adds `row`; returns the message it fills, if it fills one."""
+        self._batch.append(import_row(row))
+        return self.rest() if len(self._batch) == self._batch_rows else None
+
+    def rest(self) -> lancamentos_pb2.ImportLancamentosRequest | None:
+        """The message of the rows added since the last one returned, if any."""
+        if not self._batch:
+            return None
+        message = lancamentos_pb2.ImportLancamentosRequest(lancamentos=self._batch)
+        self._batch = []
+        return message
+
+
 def import_requests(
     rows: Iterable[ImportRow], batch_rows: int = IMPORT_BATCH_ROWS
 ) -> Iterator[lancamentos_pb2.ImportLancamentosRequest]:
     """The stream messages of an import: rows in order, `batch_rows` per message."""
-    batch: list[lancamentos_pb2.CreateLancamentoRequest] = []
+    batches = ImportBatches(batch_rows)
     for row in rows:
-        batch.append(import_row(row))
-        if len(batch) == batch_rows:
-            yield lancamentos_pb2.ImportLancamentosRequest(lancamentos=batch)
-            batch = []
-    if batch:
-        yield lancamentos_pb2.ImportLancamentosRequest(lancamentos=batch)
+        if (message := batches.add(row)) is not None:
+            yield message
+    if (message := batches.rest()) is not None:
+        yield message
+
+
+async def async_import_requests(
+    rows: AsyncIterable[ImportRow], batch_rows: int = IMPORT_BATCH_ROWS
+) -> AsyncIterator[lancamentos_pb2.ImportLancamentosRequest]:
+    """`import_requests` of rows that arrive asynchronously."""
+    batches = ImportBatches(batch_rows)
+    async for row in rows:
+        if (message := batches.add(row)) is not None:
+            yield message
+    if (message := batches.rest()) is not None:
+        yield message
