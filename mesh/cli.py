@@ -50,6 +50,11 @@ def _values_arguments(parser: argparse.ArgumentParser, *, required: bool = True)
         metavar="FILE",
         help="Helm values file; repeat to overlay, later files win (like helm -f)",
     )
+    add_set_option(parser)
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """`--set PATH=VALUE` (repeatable, into `sets`), Helm's override of one value."""
     parser.add_argument(
         "--set",
         dest="sets",

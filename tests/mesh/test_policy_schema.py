@@ -22,7 +22,7 @@ def test_default_values_load(policy: MeshPolicy) -> None:
     assert consolidado.timeout == Duration(2000)
     assert consolidado.retries.per_try_timeout == Duration(500)
     assert list(consolidado.route_classes) == ["reads", "ingest", "reconcile"]
-    assert len(policy.local_topology.services["consolidado"].replicas) == 2
+    assert len(policy.topology.services["consolidado"].replicas) == 2
 
 
 def test_unknown_key_is_an_error(values_with: Callable[..., Values]) -> None:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -34,10 +35,11 @@ class Output:
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
         assert process.stdout is not None
-        stdout = process.stdout
-        threading.Thread(
-            target=lambda: [self._queue.put(line) for line in stdout], daemon=True
-        ).start()
+        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self._queue.put(line)
 
     def wait_for(self, text: str, within: float) -> None:
         deadline = time.monotonic() + within

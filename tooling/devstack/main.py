@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from caixa.client.targets import DEFAULT_LANCAMENTOS_TARGET
+from mesh.cli import add_set_option
 from mesh.values import PolicyError
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
 from tooling.devstack.processes import StartupError, port_open
@@ -209,14 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         type=_database_prefix,
         help="the databases are <prefix>_lancamentos and <prefix>_consolidado (default: caixa)",
     )
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override one value, e.g. mesh.localTopology.gateway.port=18080",
-    )
+    add_set_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

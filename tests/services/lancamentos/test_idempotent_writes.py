@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -15,8 +16,8 @@ from services.lancamentos.domain import Kind, Lancamento, NewLancamento, fingerp
 from services.lancamentos.idempotent_writes import IdempotentWrites
 
 
-def entry(request_id: str, amount_cents: int = 100, **overrides: object) -> NewLancamento:
-    values: dict[str, object] = {
+def entry(request_id: str, amount_cents: int = 100, **overrides: Any) -> NewLancamento:
+    values: dict[str, Any] = {
         "merchant_id": "m1",
         "kind": Kind.CREDIT,
         "amount_cents": amount_cents,
@@ -27,7 +28,7 @@ def entry(request_id: str, amount_cents: int = 100, **overrides: object) -> NewL
         "fingerprint": fingerprint("create", {"amount": amount_cents, "key": request_id}),
         **overrides,
     }
-    return NewLancamento(**values)  # type: ignore[arg-type]
+    return NewLancamento(**values)
 
 
 async def count(engine: AsyncEngine, sql: str) -> int:
@@ -78,7 +79,10 @@ async def test_a_second_reversal_past_the_row_lock_is_a_failed_precondition(
 ) -> None:
     [original] = await write(engine, [entry("original")])
     assert isinstance(original, Lancamento)
-    reverses = {"reverses_lancamento_id": original.lancamento_id, "kind": Kind.DEBIT}
+    reverses: dict[str, Any] = {
+        "reverses_lancamento_id": original.lancamento_id,
+        "kind": Kind.DEBIT,
+    }
     await write(engine, [entry("r1", **reverses)])
     # The use case's row lock is skipped here: the unique index must still hold.
     with pytest.raises(FailedPrecondition, match=str(original.lancamento_id)):
