@@ -35,6 +35,10 @@ class InvalidArgument(DomainError):
         self.violations = violations
 
 
+class Unstorable(InvalidArgument):
+    """The database refused an entry that passed validation (a rule it alone knows)."""
+
+
 class NotFound(DomainError):
     """The addressed resource does not exist (for this merchant)."""
 

@@ -19,10 +19,15 @@ MIN_YEAR = 1970
 MAX_YEAR = 2199
 MAX_RANGE_DAYS = 366
 
-_MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_PRINTABLE_ASCII_RE = re.compile(r"^[\x21-\x7e]+$")
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Matched with fullmatch: `$` would also match before a trailing newline.
+_MERCHANT_RE = re.compile(r"[A-Za-z0-9_-]+")
+_PRINTABLE_ASCII_RE = re.compile(r"[\x21-\x7e]+")
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A description is one line of printable text: no C0/C1 controls (NUL, which
+# PostgreSQL text cannot hold, ESC, which would replay into a terminal, tabs,
+# newlines), no DEL, no Unicode line or paragraph separators.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def check_merchant_id(errors: ViolationCollector, field: str, value: str) -> None:
@@ -30,7 +35,7 @@ def check_merchant_id(errors: ViolationCollector, field: str, value: str) -> Non
         errors.add(field, "is required")
     elif len(value) > MERCHANT_ID_MAX:
         errors.add(field, f"must be at most {MERCHANT_ID_MAX} characters, got {len(value)}")
-    elif not _MERCHANT_RE.match(value):
+    elif not _MERCHANT_RE.fullmatch(value):
         errors.add(field, "may contain only letters, digits, '-' and '_'")
 
 
@@ -39,14 +44,14 @@ def check_request_id(errors: ViolationCollector, field: str, value: str) -> None
         errors.add(field, "is required: it is the idempotency key that makes retries safe")
     elif len(value) > REQUEST_ID_MAX:
         errors.add(field, f"must be at most {REQUEST_ID_MAX} characters, got {len(value)}")
-    elif not _PRINTABLE_ASCII_RE.match(value):
+    elif not _PRINTABLE_ASCII_RE.fullmatch(value):
         errors.add(field, "must be printable ASCII without spaces")
 
 
 def check_uuid(errors: ViolationCollector, field: str, value: str) -> None:
     if not value:
         errors.add(field, "is required")
-    elif not _UUID_RE.match(value):
+    elif not _UUID_RE.fullmatch(value):
         errors.add(field, "must be a lowercase UUID such as 0b7e9c3a-5d1f-4e8a-9c2b-6f1d2e3a4b5c")
 
 
@@ -71,6 +76,12 @@ def normalize_currency(errors: ViolationCollector, field: str, value: str) -> st
 def check_description(errors: ViolationCollector, field: str, value: str) -> None:
     if len(value) > DESCRIPTION_MAX:
         errors.add(field, f"must be at most {DESCRIPTION_MAX} characters, got {len(value)}")
+    elif found := _CONTROL_RE.search(value):
+        errors.add(
+            field,
+            f"must be one line of printable text; found the control character "
+            f"U+{ord(found.group()):04X} at position {found.start()}",
+        )
 
 
 def parse_date(errors: ViolationCollector, field: str, value: str) -> date | None:
@@ -78,7 +89,7 @@ def parse_date(errors: ViolationCollector, field: str, value: str) -> date | Non
     if not value:
         errors.add(field, "is required, as YYYY-MM-DD")
         return None
-    if not _DATE_RE.match(value):
+    if not _DATE_RE.fullmatch(value):
         errors.add(field, f"must be a date as YYYY-MM-DD, got {value!r}")
         return None
     try:

@@ -5,7 +5,7 @@ reverse all write through it:
 2. find the entries the other keys already name;
 3. hold those replays until they are on the standbys, as a first answer is;
 4. accept a replay only with its original's payload (fingerprint);
-5. turn the table's constraint violations into domain errors.
+5. turn the table's constraint violations and data errors into domain errors.
 
 Bound to one connection; the caller owns the transaction boundary."""
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.domain.errors import AlreadyExists, FailedPrecondition
+from services.domain.errors import AlreadyExists, FailedPrecondition, FieldViolation, Unstorable
 from services.lancamentos import store
 from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request
 from services.lancamentos.tables import REVERSED_ONCE
@@ -49,6 +49,8 @@ class IdempotentWrites:
             if exc.constraint_name == REVERSED_ONCE:
                 raise _reversed_twice(entries) from exc
             raise
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+            raise _unstorable(exc) from exc
         missing = [key_of(e) for e in entries if key_of(e) not in inserted]
         existing = await self._replays(missing)
         outcomes: list[Outcome] = []
@@ -85,3 +87,17 @@ def _reversed_twice(entries: Sequence[NewLancamento]) -> FailedPrecondition:
         f"lancamento {', '.join(reversed_ids)} was already reversed; an entry is "
         "reversed at most once"
     )
+
+
+# The constraints that guard one field, for a violation that names it.
+_FIELD_OF_CONSTRAINT = {
+    "lancamentos_kind_valid": "kind",
+    "lancamentos_amount_positive": "amount_cents",
+    "lancamentos_currency_brl": "currency",
+}
+
+
+def _unstorable(exc: asyncpg.PostgresError) -> Unstorable:
+    field = _FIELD_OF_CONSTRAINT.get(getattr(exc, "constraint_name", None) or "", "lancamento")
+    reason = f"the database cannot store this entry: {exc.message} (SQLSTATE {exc.sqlstate})"
+    return Unstorable([FieldViolation(field, reason)], reason)

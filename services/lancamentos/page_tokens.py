@@ -17,6 +17,8 @@ from datetime import date
 from services.domain.errors import ViolationCollector
 
 _VERSION = 1
+# Sequences are PostgreSQL bigints; a token is only ever made from a stored one.
+_MAX_SEQUENCE = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,13 @@ def decode(errors: ViolationCollector, field: str, token: str, digest: str) -> P
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(data, dict) or data.get("v") != _VERSION:
             raise ValueError("unknown token version")
-        position = PagePosition(date.fromisoformat(data["d"]), int(data["s"]))
+        sequence, value_date = data["s"], data["d"]
+        # JSON has no int type of its own: 1.5, true, 1e999 and 10**20 all parse.
+        if type(sequence) is not int or not 0 <= sequence <= _MAX_SEQUENCE:
+            raise ValueError("sequence out of range")
+        if not isinstance(value_date, str):
+            raise ValueError("no date")
+        position = PagePosition(date.fromisoformat(value_date), sequence)
         matches = data.get("q") == digest
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         errors.add(field, "is not a page token issued by this API; omit it to start over")

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.domain import rules
-from services.domain.errors import AlreadyExists, NotFound
+from services.domain.errors import AlreadyExists, NotFound, Unstorable
 from services.lancamentos import page_tokens, store
 from services.lancamentos.commands import EntryRef, ListQuery, ReverseCommand, SummaryQuery
 from services.lancamentos.domain import Lancamento, NewLancamento, reversal_of
@@ -62,6 +62,24 @@ class LancamentosService:
         return await self._creates.submit(entry)
 
     async def _flush_creates(
+        self, entries: Sequence[NewLancamento]
+    ) -> list[Lancamento | BaseException]:
+        try:
+            return await self._write_creates(entries)
+        except Unstorable:
+            if len(entries) == 1:
+                raise
+        # One entry the database refuses fails the whole statement, which then
+        # wrote nothing: each entry alone, so only that one fails.
+        outcomes: list[Lancamento | BaseException] = []
+        for entry in entries:
+            try:
+                outcomes += await self._write_creates([entry])
+            except Unstorable as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _write_creates(
         self, entries: Sequence[NewLancamento]
     ) -> list[Lancamento | BaseException]:
         # No transaction: the insert is one statement, committed on its own;

@@ -43,7 +43,8 @@ _CODES: dict[type[DomainError], int] = {
 def status_for(exc: BaseException) -> status_pb2.Status:
     """The google.rpc.Status a caller gets for `exc`."""
     if isinstance(exc, DomainError) and not isinstance(exc, Unavailable):
-        status = status_pb2.Status(code=_CODES[type(exc)], message=exc.message)
+        code = next(code for kind, code in _CODES.items() if isinstance(exc, kind))
+        status = status_pb2.Status(code=code, message=exc.message)
         if isinstance(exc, InvalidArgument):
             detail = any_pb2.Any()
             detail.Pack(

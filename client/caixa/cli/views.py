@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from lancamentos.v1 import lancamentos_pb2
 
 from caixa.cli.money import format_brl
-from caixa.cli.table import render_fields, render_table
+from caixa.cli.table import render_fields, render_table, terminal_safe
 from caixa.client import CaixaError
 
 _KIND_LABELS: dict[int, str] = {
@@ -139,4 +139,4 @@ def error_lines(error: CaixaError) -> list[str]:
     """`error: CODE: message`, then one indented line per bad field."""
     lines = [f"error: {error.code.name}: {error.message}"]
     lines += [f"  {field}: {description}" for field, description in error.field_violations]
-    return lines
+    return [terminal_safe(line) for line in lines]
