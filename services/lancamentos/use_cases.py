@@ -17,6 +17,7 @@ from services.lancamentos.domain import Lancamento, NewLancamento, reversal_of
 from services.lancamentos.group_commit import GroupCommitter
 from services.lancamentos.idempotent_writes import IdempotentWrites
 from services.lancamentos.notifier import CommitNotifier
+from services.platform.conflicts import retrying_conflicts
 
 FEED_PAGE = 500
 
@@ -84,10 +85,13 @@ class LancamentosService:
     ) -> list[Lancamento | BaseException]:
         # No transaction: the insert is one statement, committed on its own;
         # the commit below ends the replays' hold, if there were any.
-        async with self._engine.connect() as conn:
-            written = await IdempotentWrites(conn).write(entries)
-            await conn.commit()
-        return list(written.outcomes)
+        async def transaction() -> list[Lancamento | BaseException]:
+            async with self._engine.connect() as conn:
+                written = await IdempotentWrites(conn).write(entries)
+                await conn.commit()
+            return list(written.outcomes)
+
+        return await retrying_conflicts(transaction, "create")
 
     async def get(self, ref: EntryRef) -> Lancamento:
         async with self._engine.connect() as conn:
@@ -118,9 +122,15 @@ class LancamentosService:
         return Page(page, token)
 
     async def reverse(self, command: ReverseCommand) -> Lancamento:
+        return await retrying_conflicts(lambda: self._reverse(command), "reverse")
+
+    async def _reverse(self, command: ReverseCommand) -> Lancamento:
         ref = command.ref
         async with self._engine.begin() as conn:
             writes = IdempotentWrites(conn)
+            # Lock order, as every writer: the feed lock, then rows. An import that
+            # replays this entry holds the feed lock while it locks the entry.
+            await store.lock_feed(conn)
             # Concurrent reversals of one entry take turns from here.
             exists = await store.lock_entry(conn, ref.merchant_id, ref.lancamento_id)
             # A replay first: once reversed, the original refuses a new reversal.
@@ -149,6 +159,9 @@ class LancamentosService:
     async def import_chunk(self, entries: Sequence[NewLancamento], first_row: int) -> int:
         """Writes one chunk atomically; returns how many were new. A reused key
         with another payload rejects the whole chunk, naming the row."""
+        return await retrying_conflicts(lambda: self._import_chunk(entries, first_row), "import")
+
+    async def _import_chunk(self, entries: Sequence[NewLancamento], first_row: int) -> int:
         async with self._engine.begin() as conn:
             written = await IdempotentWrites(conn).write(entries)
             for offset, (entry, outcome) in enumerate(zip(entries, written.outcomes, strict=True)):

@@ -14,8 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.consolidado.app import ConsolidadoApp
-from services.consolidado.ingest import is_transient_conflict
 from services.domain.errors import Unavailable
+from services.platform.conflicts import is_transient_conflict
 from tests.support.consolidado import (
     batch,
     consolidado_settings,
