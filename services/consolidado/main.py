@@ -21,7 +21,7 @@ from services.platform import runtime
 from services.platform.grpc_server import wait_for_termination_signal
 from services.platform.logging import configure_logging
 from services.platform.migrations import migrate_command
-from services.platform.settings import MissingSetting
+from services.platform.settings import MissingSetting, settings_or_exit
 
 log = logging.getLogger("services.consolidado")
 
@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = ConsolidadoSettings()
+    settings = settings_or_exit(ConsolidadoSettings, parser.prog)
     configure_logging(settings.log_level)
     try:
         if args.command != "migrate":

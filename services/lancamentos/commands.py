@@ -25,6 +25,7 @@ class ReverseCommand:
     value_date: date
     description: str
     fingerprint: str
+    requested_value_date: date | None  # None: the request let it default to today
 
 
 @dataclass(frozen=True)

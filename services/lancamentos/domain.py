@@ -35,6 +35,8 @@ class NewLancamento:
     request_id: str
     fingerprint: str
     reverses_lancamento_id: UUID | None = None
+    # The date the request named; None when it let value_date default to today.
+    requested_value_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,20 @@ class Lancamento:
 
 
 def fingerprint(operation: str, payload: dict[str, object]) -> str:
-    """A stable digest of a mutation as the caller sent it (before defaults),
-    so a retry that omits a defaulted field still matches its original."""
+    """A stable digest of a mutation's payload, defaults applied, value_date
+    aside: `ensure_same_request` compares that one itself."""
     canonical = json.dumps([operation, payload], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def ensure_same_request(existing: Lancamento, incoming_fingerprint: str) -> Lancamento:
-    """The idempotency rule: same key + same payload → the original result."""
-    if existing.fingerprint != incoming_fingerprint:
+def ensure_same_request(
+    existing: Lancamento, incoming_fingerprint: str, requested_value_date: date | None
+) -> Lancamento:
+    """The idempotency rule: same key + same payload → the original result. A
+    request that names no value_date matches its original's, whatever day it
+    was booked on (a retry after midnight); one that names a date must name that one."""
+    other_day = requested_value_date not in (None, existing.value_date)
+    if existing.fingerprint != incoming_fingerprint or other_day:
         raise AlreadyExists(
             f"request_id {existing.request_id!r} was already used by merchant "
             f"{existing.merchant_id!r} for a different request (lancamento "
@@ -94,6 +101,7 @@ def reversal_of(
     value_date: date,
     description: str,
     fingerprint: str,
+    requested_value_date: date | None,
 ) -> NewLancamento:
     """The estorno: same amount, opposite kind, referencing the original."""
     ensure_reversible(original)
@@ -107,4 +115,5 @@ def reversal_of(
         request_id=request_id,
         fingerprint=fingerprint,
         reverses_lancamento_id=original.lancamento_id,
+        requested_value_date=requested_value_date,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -57,16 +58,22 @@ class IdempotentWrites:
         for entry in entries:
             found = inserted.get(key_of(entry)) or existing[key_of(entry)]
             try:
-                outcomes.append(ensure_same_request(found, entry.fingerprint))
+                outcomes.append(
+                    ensure_same_request(found, entry.fingerprint, entry.requested_value_date)
+                )
             except AlreadyExists as exc:
                 outcomes.append(exc)
         return Written(outcomes, new=len(inserted))
 
-    async def replay(self, key: store.Key, fingerprint: str) -> Lancamento | None:
+    async def replay(
+        self, key: store.Key, fingerprint: str, requested_value_date: date | None
+    ) -> Lancamento | None:
         """The entry `key` already names, held like a replay, or None if the key is
         new. Raises `AlreadyExists` if it was recorded with another payload."""
         earlier = (await self._replays([key])).get(key)
-        return None if earlier is None else ensure_same_request(earlier, fingerprint)
+        if earlier is None:
+            return None
+        return ensure_same_request(earlier, fingerprint, requested_value_date)
 
     async def _replays(self, keys: Sequence[store.Key]) -> dict[store.Key, Lancamento]:
         existing = await store.find_by_keys(self._conn, keys)

@@ -12,7 +12,7 @@ from services.platform import runtime
 from services.platform.grpc_server import wait_for_termination_signal
 from services.platform.logging import configure_logging
 from services.platform.migrations import migrate_command
-from services.platform.settings import MissingSetting
+from services.platform.settings import MissingSetting, settings_or_exit
 
 log = logging.getLogger("services.lancamentos")
 
@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="caixa-lancamentos", description=__doc__)
     parser.add_argument("command", choices=["serve", "dispatch", "migrate"])
     args = parser.parse_args()
-    settings = LancamentosSettings()
+    settings = settings_or_exit(LancamentosSettings, parser.prog)
     configure_logging(settings.log_level)
     dispatches = args.command == "dispatch" or (args.command == "serve" and settings.run_dispatcher)
     try:

@@ -45,7 +45,6 @@ def new_lancamento(
             "kind": int(kind),
             "amount_cents": request.amount_cents,
             "currency": currency,
-            "value_date": request.value_date,
             "description": request.description,
         },
     )
@@ -58,6 +57,7 @@ def new_lancamento(
         description=request.description,
         request_id=request.request_id,
         fingerprint=digest,
+        requested_value_date=value_date,
     )
 
 
@@ -89,7 +89,6 @@ def reverse_command(request: pb.ReverseLancamentoRequest, today: date) -> Revers
         "reverse",
         {
             "lancamento_id": request.lancamento_id,
-            "value_date": request.value_date,
             "description": request.description,
         },
     )
@@ -99,6 +98,7 @@ def reverse_command(request: pb.ReverseLancamentoRequest, today: date) -> Revers
         value_date=value_date or today,
         description=request.description,
         fingerprint=digest,
+        requested_value_date=value_date,
     )
 
 

@@ -135,7 +135,9 @@ class LancamentosService:
             exists = await store.lock_entry(conn, ref.merchant_id, ref.lancamento_id)
             # A replay first: once reversed, the original refuses a new reversal.
             earlier = await writes.replay(
-                (ref.merchant_id, command.request_id), command.fingerprint
+                (ref.merchant_id, command.request_id),
+                command.fingerprint,
+                command.requested_value_date,
             )
             if earlier is not None:
                 return earlier
@@ -150,6 +152,7 @@ class LancamentosService:
                 value_date=command.value_date,
                 description=command.description,
                 fingerprint=command.fingerprint,
+                requested_value_date=command.requested_value_date,
             )
             [outcome] = (await writes.write([reversal])).outcomes
         if isinstance(outcome, AlreadyExists):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import sys
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound="ServiceSettings")
 
 
 class MissingSetting(ValueError):
@@ -33,9 +39,34 @@ class ServiceSettings(BaseSettings):
     health_probe_interval_seconds: float = Field(2.0, gt=0)
     business_timezone: str = "America/Sao_Paulo"
 
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Checked here, not at the first create: every create would fail while
+        # health said SERVING. tzdata (a dependency) supplies the zones.
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone, e.g. America/Sao_Paulo"
+            ) from None
+        return value
+
     def require(self, name: str) -> str:
         """The value of setting `name`, or MissingSetting naming its variable."""
         value = getattr(self, name)
         if not value:
             raise MissingSetting(f"{name.upper()} is not set; this command needs it")
         return str(value)
+
+
+def settings_or_exit(cls: type[S], prog: str) -> S:
+    """`cls` read from the environment; on a bad value, one line per variable on
+    stderr and exit status 2, as for a usage error."""
+    try:
+        return cls()
+    except ValidationError as error:
+        for problem in error.errors():
+            variable = "_".join(str(part) for part in problem["loc"]).upper()
+            print(f"{prog}: {variable}: {problem['msg']}", file=sys.stderr)
+        sys.exit(2)

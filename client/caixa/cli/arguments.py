@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import TypeVar
 
-from caixa.cli.dates import parse_iso_date
+from caixa.cli.dates import parse_iso_date, parse_timezone
 from caixa.cli.money import check_amount_cents, parse_brl_amount
 
 T = TypeVar("T")
@@ -59,3 +59,4 @@ amount_cents: Callable[[str], int] = _usage_error_on_value_error(_parse_cents)
 iso_date: Callable[[str], date] = _usage_error_on_value_error(parse_iso_date)
 non_negative_int: Callable[[str], int] = _usage_error_on_value_error(_parse_non_negative_int)
 timeout_seconds: Callable[[str], float] = _usage_error_on_value_error(_parse_timeout)
+time_zone: Callable[[str], str] = _usage_error_on_value_error(parse_timezone)

@@ -82,7 +82,7 @@ def reverse(args: argparse.Namespace, connections: Connections) -> str:
 
 
 def balance(args: argparse.Namespace, connections: Connections) -> str:
-    day = args.date or business_today()
+    day = args.date or business_today(args.timezone)
     daily = connections.consolidado.get_daily_balance(args.merchant, day)
     return views.to_json(daily) if args.json else views.balance_detail(daily)
 

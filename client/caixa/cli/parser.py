@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from caixa.cli import arguments
+from caixa.cli.dates import TIMEZONE_ENV, default_timezone
 from caixa.client.targets import (
     CONSOLIDADO_TARGET_ENV,
     LANCAMENTOS_TARGET_ENV,
@@ -44,6 +45,15 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
         metavar="HOST:PORT",
         default=default(consolidado_target),
         help=f"consolidado address (env {CONSOLIDADO_TARGET_ENV}; default {consolidado_target})",
+    )
+    zone = default_timezone()
+    parser.add_argument(
+        "--timezone",
+        type=arguments.time_zone,
+        metavar="ZONE",
+        default=default(zone),
+        help=f"the services' BUSINESS_TIMEZONE, which says what day 'today' is "
+        f"(env {TIMEZONE_ENV}; default {zone})",
     )
     parser.add_argument(
         "--timeout",
@@ -124,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     balance = command("balance", "show the consolidated balance of one day")
     balance.add_argument(
-        "--date", type=arguments.iso_date, help="the day (default today in America/Sao_Paulo)"
+        "--date", type=arguments.iso_date, help="the day (default today in --timezone)"
     )
 
     report = command("report", "daily balances of a date range as a table")

@@ -147,7 +147,12 @@ def _entry(**overrides: object) -> Lancamento:
 def test_reversal_is_opposite_kind_same_amount() -> None:
     original = _entry()
     reversal = reversal_of(
-        original, request_id="x", value_date=date(2026, 1, 2), description="", fingerprint="f"
+        original,
+        request_id="x",
+        value_date=date(2026, 1, 2),
+        description="",
+        fingerprint="f",
+        requested_value_date=None,
     )
     assert reversal.kind is Kind.DEBIT
     assert reversal.amount_cents == original.amount_cents
@@ -162,6 +167,7 @@ def test_reversal_rules() -> None:
             value_date=date(2026, 1, 2),
             description="",
             fingerprint="f",
+            requested_value_date=None,
         )
     with pytest.raises(FailedPrecondition, match="itself a reversal"):
         reversal_of(
@@ -170,14 +176,18 @@ def test_reversal_rules() -> None:
             value_date=date(2026, 1, 2),
             description="",
             fingerprint="f",
+            requested_value_date=None,
         )
 
 
 def test_idempotency_rule() -> None:
     entry = _entry(fingerprint="same")
-    assert ensure_same_request(entry, "same") is entry
+    assert ensure_same_request(entry, "same", None) is entry
+    assert ensure_same_request(entry, "same", entry.value_date) is entry
     with pytest.raises(AlreadyExists, match="'r'"):
-        ensure_same_request(entry, "other")
+        ensure_same_request(entry, "other", None)
+    with pytest.raises(AlreadyExists, match="'r'"):
+        ensure_same_request(entry, "same", date(1999, 1, 1))
 
 
 @given(st.integers(1, 100))

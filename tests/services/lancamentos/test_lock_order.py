@@ -47,6 +47,7 @@ async def test_an_import_replay_and_a_reversal_of_one_entry_both_finish(
         value_date=service.today(),
         description="",
         fingerprint=fingerprint("reverse", {"id": created.lancamento_id}),
+        requested_value_date=None,
     )
     async with engine.connect() as holder:
         await holder.begin()

@@ -1,5 +1,6 @@
-"""The peers' targets have no default (values-local.yaml and the chart set them): a
-command that needs one refuses to start without it, naming the variable."""
+"""Settings a service cannot start without. A malformed value, such as an unknown
+time zone, stops start-up with one line naming the variable; so does a missing
+peer target (values-local.yaml and the chart set them; they have no default)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,23 @@ def test_serving_without_the_dispatcher_needs_no_consolidado_target() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("module", ["services.lancamentos", "services.consolidado"])
+def test_an_unknown_business_time_zone_stops_start_up_with_its_name(module: str) -> None:
+    result = run(
+        module,
+        "serve",
+        BUSINESS_TIMEZONE="Mars/Olympus_Mons",
+        LANCAMENTOS_TARGET="x:1",
+        CONSOLIDADO_TARGET="x:1",
+    )
+    assert result.returncode == 2, result.stderr
+    assert "BUSINESS_TIMEZONE" in result.stderr and "Mars/Olympus_Mons" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_setting_is_a_one_line_error() -> None:
+    result = run("services.lancamentos", "migrate", GRPC_PORT="not-a-port")
+    assert result.returncode == 2, result.stderr
+    assert "GRPC_PORT" in result.stderr and "Traceback" not in result.stderr
