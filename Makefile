@@ -69,8 +69,14 @@ typecheck: proto
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy tests
 
+# The protos as first published (nothing is released yet): a wire- or
+# JSON-breaking change against this baseline fails. A deliberate break is a new
+# package version (v2), never an edit of this file.
+API_BASELINE := protos/v1-baseline.json
+
 buflint: proto
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf breaking --against $(API_BASELINE)
 
 ci: lint typecheck buflint test
 
