@@ -46,6 +46,12 @@ class Rpc(Generic[Response]):
         """Whether the call gets the client's default deadline when `timeout` is None."""
         return True
 
+    @property
+    def request_id(self) -> str | None:
+        """The idempotency key a mutation is sent with, which its errors carry."""
+        key = getattr(self.request, "request_id", "")
+        return key if isinstance(key, str) and key else None
+
 
 @dataclass(frozen=True)
 class Feed(Rpc[Response]):

@@ -116,7 +116,7 @@ class ServiceClient(ClientBase):
         return self._channel
 
     def _run(self, rpc: Rpc[Response]) -> Response:
-        with raising_caixa_errors():
+        with raising_caixa_errors(rpc.request_id):
             response: Response = self._invoke(rpc)
             return response
 
@@ -159,7 +159,7 @@ class AsyncServiceClient(ClientBase):
         return self._channel
 
     async def _run(self, rpc: Rpc[Response]) -> Response:
-        with raising_caixa_errors():
+        with raising_caixa_errors(rpc.request_id):
             response: Response = await self._invoke(rpc)
             return response
 

@@ -25,22 +25,29 @@ class FinishedCall(Protocol):
 
 
 class CaixaError(Exception):
-    """A call failed: its canonical `code`, the server's `message`, and for
-    `INVALID_ARGUMENT` the `(field, description)` pairs of every bad field."""
+    """A call failed: its canonical `code`, the server's `message`, for
+    `INVALID_ARGUMENT` the `(field, description)` pairs of every bad field, and
+    for a create or a reversal the `request_id` it was sent with. Resending with
+    that key is safe: the service replays the first outcome, never books twice."""
 
     def __init__(
         self,
         code: grpc.StatusCode,
         message: str,
         field_violations: list[tuple[str, str]] | None = None,
+        request_id: str | None = None,
     ) -> None:
-        super().__init__(f"{code.name}: {message}")
+        text = f"{code.name}: {message}"
+        if request_id:
+            text += f" (request_id {request_id!r}: resend with it to retry safely)"
+        super().__init__(text)
         self.code = code
         self.message = message
         self.field_violations: list[tuple[str, str]] = list(field_violations or [])
+        self.request_id = request_id
 
     @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError) -> CaixaError:
+    def from_rpc_error(cls, error: grpc.RpcError, request_id: str | None = None) -> CaixaError:
         """Decodes the status, and any `google.rpc.BadRequest` detail, of a failed
         call, blocking or asyncio."""
         call: FinishedCall
@@ -51,8 +58,8 @@ class CaixaError(Exception):
             call = error
         else:
             # Not a finished call (e.g. an interceptor raised): nothing to decode.
-            return cls(grpc.StatusCode.UNKNOWN, str(error))
-        return cls(call.code(), call.details() or "", _field_violations(call))
+            return cls(grpc.StatusCode.UNKNOWN, str(error), request_id=request_id)
+        return cls(call.code(), call.details() or "", _field_violations(call), request_id)
 
 
 def _rich_status(call: FinishedCall) -> status_pb2.Status | None:
@@ -82,10 +89,10 @@ def _field_violations(call: FinishedCall) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def raising_caixa_errors() -> Iterator[None]:
-    """Turns any `grpc.RpcError` raised inside into a `CaixaError`; works around
-    `await` too, so the asyncio clients use it as well."""
+def raising_caixa_errors(request_id: str | None = None) -> Iterator[None]:
+    """Turns any `grpc.RpcError` raised inside into a `CaixaError` carrying
+    `request_id`; works around `await` too, so the asyncio clients use it as well."""
     try:
         yield
     except grpc.RpcError as error:
-        raise CaixaError.from_rpc_error(error) from error
+        raise CaixaError.from_rpc_error(error, request_id) from error
