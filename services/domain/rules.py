@@ -12,9 +12,13 @@ MERCHANT_ID_MAX = 64
 REQUEST_ID_MAX = 128
 DESCRIPTION_MAX = 255
 CURRENCY = "BRL"
-# Per-entry ceiling (R$ 10 bi): 9.2 million such entries still fit a signed
-# 64-bit balance, so no sum the services compute can overflow.
+# Per-entry ceiling (R$ 10 bi).
 MAX_AMOUNT_CENTS = 1_000_000_000_000
+# A merchant's booked volume, every amount credit or debit, stays within a signed
+# 64-bit integer (lancamentos enforces it in the statement that books). Every sum
+# the services compute or return (a day's credits or debits, net, opening and
+# closing balances, summaries) is bounded by it, so none can overflow.
+MAX_MERCHANT_VOLUME_CENTS = 2**63 - 1
 MIN_YEAR = 1970
 MAX_YEAR = 2199
 MAX_RANGE_DAYS = 366

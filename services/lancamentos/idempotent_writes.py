@@ -19,9 +19,10 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.domain.errors import AlreadyExists, FailedPrecondition, FieldViolation, Unstorable
+from services.domain.rules import MAX_MERCHANT_VOLUME_CENTS
 from services.lancamentos import store
 from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request
-from services.lancamentos.tables import REVERSED_ONCE
+from services.lancamentos.tables import REVERSED_ONCE, VOLUME_BOUNDED
 
 Outcome = Lancamento | AlreadyExists
 
@@ -105,6 +106,14 @@ _FIELD_OF_CONSTRAINT = {
 
 
 def _unstorable(exc: asyncpg.PostgresError) -> Unstorable:
-    field = _FIELD_OF_CONSTRAINT.get(getattr(exc, "constraint_name", None) or "", "lancamento")
+    constraint = getattr(exc, "constraint_name", None) or ""
+    if constraint == VOLUME_BOUNDED:
+        reason = (
+            "would bring this merchant's booked volume past "
+            f"{MAX_MERCHANT_VOLUME_CENTS} centavos, beyond which its sums could overflow a "
+            "64-bit integer; book it under another merchant_id"
+        )
+        return Unstorable([FieldViolation("amount_cents", reason)], reason)
+    field = _FIELD_OF_CONSTRAINT.get(constraint, "lancamento")
     reason = f"the database cannot store this entry: {exc.message} (SQLSTATE {exc.sqlstate})"
     return Unstorable([FieldViolation(field, reason)], reason)

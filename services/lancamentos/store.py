@@ -55,8 +55,9 @@ def _to_domain(row: Any) -> Lancamento:
 
 
 # One statement, so a batch costs one round trip: take the feed lock, insert
-# the entries whose idempotency key is new, queue them in the outbox and wake
-# the dispatchers (NOTIFY is delivered at commit). Run alone it is its own
+# the entries whose idempotency key is new, add them to their merchants'
+# volumes, queue them in the outbox and wake the dispatchers (NOTIFY is
+# delivered at commit). Run alone it is its own
 # transaction; inside a transaction it joins it.
 _INSERT = """
 WITH feed_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($11)),
@@ -68,7 +69,14 @@ inserted AS (
          unnest($1::uuid[], $2::text[], $3::smallint[], $4::bigint[], $5::text[],
                 $6::date[], $7::text[], $8::text[], $9::text[], $10::uuid[]) AS u
     ON CONFLICT (merchant_id, request_id) DO NOTHING
-    RETURNING lancamento_id, sequence, created_at
+    RETURNING lancamento_id, sequence, created_at, merchant_id, amount_cents
+),
+-- Fails the statement (merchant_volumes_bounded) if a merchant's sums could overflow.
+volumes AS (
+    INSERT INTO merchant_volumes (merchant_id, booked_cents)
+    SELECT merchant_id, sum(amount_cents) FROM inserted GROUP BY merchant_id
+    ON CONFLICT (merchant_id)
+    DO UPDATE SET booked_cents = merchant_volumes.booked_cents + EXCLUDED.booked_cents
 ),
 queued AS (
     INSERT INTO outbox (lancamento_id, traceparent)

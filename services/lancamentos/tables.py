@@ -11,6 +11,7 @@ from sqlalchemy import (
     Identity,
     Index,
     MetaData,
+    Numeric,
     Sequence,
     SmallInteger,
     String,
@@ -22,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 
+from services.domain.rules import MAX_MERCHANT_VOLUME_CENTS
+
 metadata = MetaData()
 
 # Values are taken under the feed lock, so sequence order is commit order.
@@ -29,6 +32,7 @@ feed_sequence = Sequence("lancamento_feed_seq", metadata=metadata)
 
 # Named so the store can tell its violation from others.
 REVERSED_ONCE = "lancamentos_reversed_once"
+VOLUME_BOUNDED = "merchant_volumes_bounded"
 
 lancamentos = Table(
     "lancamentos",
@@ -62,6 +66,17 @@ lancamentos = Table(
         unique=True,
         postgresql_where=text("reverses_lancamento_id IS NOT NULL"),
     ),
+)
+
+# Each merchant's booked volume, kept by the statement that books (see
+# services.domain.rules.MAX_MERCHANT_VOLUME_CENTS). Numeric: the sum must be
+# checked before it could wrap, not after.
+merchant_volumes = Table(
+    "merchant_volumes",
+    metadata,
+    Column("merchant_id", String(64), primary_key=True),
+    Column("booked_cents", Numeric(20, 0), nullable=False),
+    CheckConstraint(f"booked_cents <= {MAX_MERCHANT_VOLUME_CENTS}", name=VOLUME_BOUNDED),
 )
 
 outbox = Table(

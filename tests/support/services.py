@@ -155,7 +155,7 @@ async def truncate(mesh: Mesh) -> None:
     finally:
         await client.aclose()
     for url, tables in [
-        (mesh.lancamentos_db, "outbox, lancamentos"),
+        (mesh.lancamentos_db, "outbox, lancamentos, merchant_volumes"),
         (mesh.consolidado_db, "applied_lancamentos, daily_totals"),
     ]:
         engine = create_async_engine(sqlalchemy_url(url))

@@ -205,8 +205,10 @@ def test_descriptions_come_from_proto_comments(doc: dict[str, Any]) -> None:
     )
     amount = _schema(doc, "lancamentos.v1.Lancamento")["properties"]["amount_cents"]
     assert amount["description"] == (
-        "The amount in centavos: positive, at most 1,000,000,000,000 (R$ 10 bi)\n"
-        "so that no balance can overflow a signed 64-bit integer."
+        "The amount in centavos: positive, at most 1,000,000,000,000 (R$ 10 bi).\n"
+        "A merchant's booked volume (all its amounts, credits and debits) stays at\n"
+        "most 2^63-1 centavos, so no sum or balance can overflow a signed 64-bit\n"
+        "integer; an entry that would pass it is INVALID_ARGUMENT."
     )
     _, _, listing = _operations(doc)["ListLancamentos"]
     page_size = next(p for p in listing["parameters"] if p["name"] == "page_size")

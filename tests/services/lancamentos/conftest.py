@@ -47,7 +47,7 @@ async def lancamentos_channel(lancamentos_app: LancamentosApp) -> AsyncIterator[
 @pytest.fixture
 async def engine(lancamentos_app: LancamentosApp) -> AsyncEngine:
     async with lancamentos_app.engine.begin() as conn:
-        await conn.execute(text("TRUNCATE outbox, lancamentos"))
+        await conn.execute(text("TRUNCATE outbox, lancamentos, merchant_volumes"))
     return lancamentos_app.engine
 
 
