@@ -75,4 +75,5 @@ def reconcile_response(report: ReconcileReport) -> pb.ReconcileResponse:
         ],
         undelivered_count=report.undelivered_count,
         days_checked=report.days_checked,
+        parked_count=report.parked_count,
     )

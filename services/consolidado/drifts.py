@@ -29,6 +29,7 @@ class ReconcileReport:
     drifts: list[Drift]
     undelivered_count: int
     days_checked: int
+    parked_count: int = 0
 
 
 def find_drifts(expected: Mapping[date, DaySums], actual: Mapping[date, DaySums]) -> list[Drift]:

@@ -10,6 +10,7 @@ from services.consolidado import store
 from services.consolidado.cache import BalanceCache
 from services.consolidado.entries import ApplyResult, IngestEntry
 from services.platform.conflicts import retrying_conflicts
+from services.platform.refusals import database_refusal, unstorable
 
 
 class Ingestor:
@@ -34,4 +35,11 @@ class Ingestor:
             async with self._engine.begin() as conn:
                 return await store.apply_entries(conn, entries)
 
-        return await retrying_conflicts(transaction, "ingest")
+        try:
+            return await retrying_conflicts(transaction, "ingest")
+        except Exception as exc:
+            # The dispatcher parks what is refused for good instead of retrying it.
+            refusal = database_refusal(exc)
+            if refusal is None:
+                raise
+            raise unstorable(refusal, "lancamentos", "this batch") from exc

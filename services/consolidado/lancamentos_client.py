@@ -64,10 +64,12 @@ def _unreachable_as_unavailable(doing: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class LedgerSums:
-    """lancamentos' sums per day, and how many of its entries await delivery."""
+    """lancamentos' sums per day, how many of its entries await delivery, and
+    how many of those are parked (refused by consolidado, awaiting an operator)."""
 
     days: dict[date, DaySums]
     undelivered_count: int
+    parked_count: int
 
 
 class LancamentosLedger:
@@ -93,6 +95,7 @@ class LancamentosLedger:
                 for day in summary.days
             },
             undelivered_count=summary.undelivered_count,
+            parked_count=summary.parked_count,
         )
 
     async def feed(

@@ -94,6 +94,7 @@ def _describe(merchant_id: str, report: ReconcileReport) -> str:
     lines = [
         f"{merchant_id}: {report.days_checked} days checked, {len(report.drifts)} drifting, "
         f"{report.undelivered_count} entries not delivered yet"
+        + (f", {report.parked_count} of them parked" if report.parked_count else "")
     ]
     for d in report.drifts:
         lines.append(
@@ -101,7 +102,12 @@ def _describe(merchant_id: str, report: ReconcileReport) -> str:
             f"({d.expected.lancamentos_count})  consolidado: +{d.actual.credits_cents} "
             f"-{d.actual.debits_cents} ({d.actual.lancamentos_count})"
         )
-    if report.drifts and report.undelivered_count:
+    if report.parked_count:
+        lines.append(
+            "  parked entries were refused by consolidado and wait for an operator: "
+            "see `caixa-lancamentos parked`, fix the cause, then retry them"
+        )
+    elif report.drifts and report.undelivered_count:
         lines.append("  undelivered entries may explain the drift: re-run after delivery")
     return "\n".join(lines)
 

@@ -29,4 +29,5 @@ class Reconciler:
             drifts=find_drifts(expected.days, actual),
             undelivered_count=expected.undelivered_count,
             days_checked=query.days,
+            parked_count=expected.parked_count,
         )

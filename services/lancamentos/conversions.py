@@ -33,7 +33,7 @@ def to_proto(entry: Lancamento) -> pb.Lancamento:
 
 
 def record_to_proto(record: Mapping[str, Any]) -> pb.Lancamento:
-    """A claimed outbox row (see store.claim_outbox) as the message
+    """A claimed outbox row (see outbox_queue.claim_outbox) as the message
     consolidado ingests; built field by field because it runs per entry."""
     created_at: datetime = record["created_at"]
     reverses = record["reverses_lancamento_id"]

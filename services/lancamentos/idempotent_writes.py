@@ -23,6 +23,7 @@ from services.domain.rules import MAX_MERCHANT_VOLUME_CENTS
 from services.lancamentos import store
 from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request
 from services.lancamentos.tables import REVERSED_ONCE, VOLUME_BOUNDED
+from services.platform.refusals import unstorable
 
 Outcome = Lancamento | AlreadyExists
 
@@ -114,6 +115,4 @@ def _unstorable(exc: asyncpg.PostgresError) -> Unstorable:
             "64-bit integer; book it under another merchant_id"
         )
         return Unstorable([FieldViolation("amount_cents", reason)], reason)
-    field = _FIELD_OF_CONSTRAINT.get(constraint, "lancamento")
-    reason = f"the database cannot store this entry: {exc.message} (SQLSTATE {exc.sqlstate})"
-    return Unstorable([FieldViolation(field, reason)], reason)
+    return unstorable(exc, _FIELD_OF_CONSTRAINT.get(constraint, "lancamento"), "this entry")

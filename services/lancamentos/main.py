@@ -1,4 +1,4 @@
-"""`python -m services.lancamentos serve|dispatch|migrate`."""
+"""`python -m services.lancamentos serve|dispatch|migrate|parked`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from services.lancamentos import admin
 from services.lancamentos.app import MIGRATIONS, LancamentosApp
 from services.lancamentos.settings import LancamentosSettings
 from services.platform import runtime
@@ -20,7 +21,8 @@ log = logging.getLogger("services.lancamentos")
 async def _run(settings: LancamentosSettings, *, serve: bool, dispatch: bool) -> None:
     app = LancamentosApp(settings, serve=serve, dispatch=dispatch)
     await app.start()
-    log.info("lancamentos serving", extra={"address": app.server.address})
+    role = "serving" if serve else "dispatching"
+    log.info(f"lancamentos {role}", extra={"address": app.server.address})
     try:
         await wait_for_termination_signal()
     finally:
@@ -29,7 +31,19 @@ async def _run(settings: LancamentosSettings, *, serve: bool, dispatch: bool) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="caixa-lancamentos", description=__doc__)
-    parser.add_argument("command", choices=["serve", "dispatch", "migrate"])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the gRPC service (and dispatch, unless told not to)")
+    commands.add_parser("dispatch", help="deliver the outbox to consolidado only")
+    commands.add_parser("migrate", help="upgrade the database schema")
+    parked = commands.add_parser(
+        "parked", help="list the entries consolidado refused for good, or queue them again"
+    )
+    retry = parked.add_mutually_exclusive_group()
+    retry.add_argument("--retry-all", action="store_true", help="queue every parked entry again")
+    retry.add_argument(
+        "--retry", type=int, nargs="+", metavar="OUTBOX_ID", help="queue these parked entries again"
+    )
+    parked.add_argument("--json", action="store_true", help="list as JSON")
     args = parser.parse_args()
     settings = settings_or_exit(LancamentosSettings, parser.prog)
     configure_logging(settings.log_level)
@@ -39,6 +53,9 @@ def main() -> None:
             settings.require("consolidado_target")
     except MissingSetting as error:
         parser.exit(2, f"{parser.prog}: {error}\n")
+    if args.command == "parked":
+        retry_ids = [] if args.retry_all else args.retry
+        sys.exit(admin.run(settings, retry_ids, as_json=args.json))
     if args.command == "migrate":
         sys.exit(
             migrate_command(

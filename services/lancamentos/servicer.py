@@ -118,6 +118,7 @@ class LancamentosServicer(pb_grpc.LancamentosServiceServicer):
                 for d in summary.days
             ],
             undelivered_count=summary.undelivered,
+            parked_count=summary.parked,
         )
 
 

@@ -90,4 +90,8 @@ outbox = Table(
     # it); kept so that change needs no migration.
     Column("traceparent", Text, nullable=True),
     Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    # Set when consolidado refused the entry for good; claims skip parked rows.
+    Column("parked_at", TIMESTAMP(timezone=True), nullable=True),
+    Column("parked_reason", Text, nullable=True),
+    Index("outbox_queued", "outbox_id", postgresql_where=text("parked_at IS NULL")),
 )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.domain import rules
 from services.domain.errors import AlreadyExists, NotFound, Unstorable
-from services.lancamentos import page_tokens, store
+from services.lancamentos import outbox_queue, page_tokens, store
 from services.lancamentos.commands import EntryRef, ListQuery, ReverseCommand, SummaryQuery
 from services.lancamentos.domain import Lancamento, NewLancamento, reversal_of
 from services.lancamentos.group_commit import GroupCommitter
@@ -32,6 +32,7 @@ class Page:
 class Summary:
     days: list[store.DaySums]
     undelivered: int
+    parked: int
 
 
 class LancamentosService:
@@ -181,7 +182,8 @@ class LancamentosService:
         async with self._engine.connect() as conn:
             days = await store.day_sums(conn, query.merchant_id, query.from_date, query.to_date)
             undelivered = await store.undelivered_count(conn, query.merchant_id)
-        return Summary(days, undelivered)
+            parked = await outbox_queue.parked_count(conn, query.merchant_id)
+        return Summary(days, undelivered, parked)
 
     async def feed(
         self, after_sequence: int, merchant_id: str | None, *, follow: bool, poll: float = 1.0

@@ -4,6 +4,11 @@ Rows are claimed with FOR UPDATE SKIP LOCKED, so several dispatchers share the
 work, and deleted in the same transaction only after consolidado acknowledged
 them. A dispatcher that dies mid-batch releases its claim with its connection;
 the rows are sent again and consolidado's dedupe makes that harmless.
+
+A batch consolidado refuses for good (INVALID_ARGUMENT, FAILED_PRECONDITION,
+OUT_OF_RANGE: it would refuse it again) is split in halves until the refused
+entries stand alone; those are parked with the reason, the rest delivered, so
+one bad entry never holds up the others. Anything else is retried with backoff.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Sequence
 
+import asyncpg
 import grpc
 from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.lancamentos import store
+from services.lancamentos import outbox_queue, store
 from services.lancamentos.conversions import record_to_proto
 from services.lancamentos.notifier import CommitNotifier
 from services.lancamentos.outbox.backoff import full_jitter_delay
@@ -31,6 +38,16 @@ log = logging.getLogger(__name__)
 DELIVERED = Counter("caixa_outbox_delivered_total", "Entries acknowledged by consolidado")
 FAILURES = Counter("caixa_outbox_delivery_failures_total", "Batches consolidado did not ack")
 BACKING_OFF = Gauge("caixa_outbox_consecutive_failures", "Failed batches since the last ack")
+PARKED = Gauge("caixa_outbox_parked", "Entries consolidado refused for good, awaiting an operator")
+PARKINGS = Counter("caixa_outbox_parkings_total", "Entries this process parked")
+
+REFUSALS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+    }
+)
 
 
 class OutboxDispatcher:
@@ -64,38 +81,72 @@ class OutboxDispatcher:
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
 
     async def dispatch_once(self) -> int:
-        """Delivers one batch; returns its size (0: nothing to send)."""
+        """Delivers or parks one batch; returns its size (0: nothing to send)."""
         async with self._engine.connect() as conn:
             driver = await store.driver_connection(conn)
             async with driver.transaction():
-                items = await store.claim_outbox(driver, self._settings.dispatch_batch_size)
+                items = await outbox_queue.claim_outbox(driver, self._settings.dispatch_batch_size)
                 if not items:
                     return 0
-                request = cpb.ApplyLancamentosRequest(
-                    lancamentos=[record_to_proto(item) for item in items]
-                )
-                await self._stub.ApplyLancamentos(
-                    request, timeout=self._settings.dispatch_timeout_seconds
-                )
-                await store.delete_outbox(driver, [item["outbox_id"] for item in items])
-        DELIVERED.inc(len(items))
-        self.delivered += len(items)
-        self._since_vacuum += len(items)
+                delivered, parked = await self._deliver(driver, items)
+        DELIVERED.inc(delivered)
+        self.delivered += delivered
+        if parked:
+            PARKINGS.inc(parked)
+            await self.refresh_parked()
+        self._since_vacuum += delivered
         every = self._settings.dispatch_vacuum_every
         if every and self._since_vacuum >= every:
             self._since_vacuum = 0
             await self._vacuum()
         return len(items)
 
+    async def _deliver(
+        self, driver: asyncpg.Connection, items: Sequence[asyncpg.Record]
+    ) -> tuple[int, int]:
+        """Sends `items`, halving on a refusal; deletes what was acknowledged and
+        parks what was refused alone. Returns (delivered, parked)."""
+        request = cpb.ApplyLancamentosRequest(lancamentos=[record_to_proto(i) for i in items])
+        try:
+            await self._stub.ApplyLancamentos(
+                request, timeout=self._settings.dispatch_timeout_seconds
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in REFUSALS:
+                raise
+            if len(items) > 1:
+                half = len(items) // 2
+                first = await self._deliver(driver, items[:half])
+                second = await self._deliver(driver, items[half:])
+                return first[0] + second[0], first[1] + second[1]
+            reason = _describe(exc)
+            await outbox_queue.park(driver, items[0]["outbox_id"], reason)
+            log.error(
+                "consolidado refused an entry; parked it",
+                extra={"lancamento_id": str(items[0]["lancamento_id"]), "reason": reason},
+            )
+            return 0, 1
+        await outbox_queue.delete_outbox(driver, [item["outbox_id"] for item in items])
+        return len(items), 0
+
+    async def refresh_parked(self) -> None:
+        """Sets the parked gauge from the table (an operator may have retried)."""
+        try:
+            async with self._engine.connect() as conn:
+                PARKED.set(await outbox_queue.parked_count(conn))
+        except Exception as exc:  # a metric must not stop delivery
+            log.warning("could not count parked entries: %s", _describe(exc))
+
     async def _vacuum(self) -> None:
         try:
             async with self._engine.connect() as conn:
-                await store.vacuum_outbox(await store.driver_connection(conn))
+                await outbox_queue.vacuum_outbox(await store.driver_connection(conn))
         except Exception as exc:  # best effort: autovacuum remains the backstop
             log.warning("outbox vacuum failed: %s", _describe(exc))
 
     async def _run(self) -> None:
         settings = self._settings
+        await self.refresh_parked()
         while not self._stopping.is_set():
             try:
                 sent = await self.dispatch_once()
@@ -125,6 +176,8 @@ class OutboxDispatcher:
             BACKING_OFF.set(0)
             if sent < settings.dispatch_batch_size:
                 await self._notifier.wait(settings.dispatch_poll_seconds)
+                if not sent:
+                    await self.refresh_parked()
                 # Per-batch costs dominate at small batches; a short linger
                 # trades a little consolidation lag for much less CPU.
                 await self._sleep(settings.dispatch_linger_seconds)
