@@ -81,7 +81,7 @@ class ConsolidadoApp:
             timeout=settings.lancamentos_timeout_seconds,
         )
         self.reader = BalanceReader(self.engine, self.cache, ProtoBalances())
-        self.ingestor = Ingestor(self.engine, self.cache)
+        self.ingestor = Ingestor(self.engine)
         self.reconciler = Reconciler(self.engine, self.lancamentos)
         self.server: GrpcServer | None = None
         if serve:

@@ -1,32 +1,27 @@
-"""Cache-aside for balances in Redis, with O(1) invalidation per merchant.
+"""Cache-aside for balances in Redis, keyed by the merchant's balance version.
 
-Every value key embeds the merchant's current version
-(`{prefix}:{merchant}:{version}:{from}:{to}`); ingest bumps the version
-(`INCR {prefix}:ver:{merchant}`) after its commit, which orphans every cached
-range of that merchant at once; orphans expire by TTL. Readers take the version
-BEFORE reading PostgreSQL, so a value computed before a concurrent commit is
+Every value key embeds the version (`{prefix}:{merchant}:{version}:{from}:{to}`)
+that PostgreSQL holds for the merchant (tables.balance_versions), bumped in the
+statement that changes its totals. A commit thus orphans every cached range of
+that merchant at once, and orphans expire by TTL. Readers take the version
+BEFORE reading the totals, so a value computed across a concurrent commit is
 stored under the old version, where no one looks any more.
 
-Version keys have no TTL: with a `volatile-*` eviction policy Redis never
-evicts them, so a version never goes back to one that has values cached.
+Redis holds nothing but values: no bump can be lost after a commit (there is
+none to make in Redis), and any eviction policy is safe, since an evicted
+value is a miss. The devstack runs Valkey with allkeys-lru.
 
 Redis is optional. Any failure serves from PostgreSQL, counts a fallback, and
 skips Redis for a short cool-down so a dead Redis doesn't cost every request
-its timeout. An invalidation that fails is retried in the background until
-Redis answers; meanwhile this replica reads that merchant from PostgreSQL, and
-the TTL bounds what other replicas may serve.
+its timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -52,24 +47,6 @@ FALLBACKS = Counter(
 
 _FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError, ValueError)
 
-# Version and value in one round trip. It builds the value key from ARGV, so it
-# suits a standalone Redis (or one where a merchant's keys share a slot).
-_READ_SCRIPT = """
-local version = redis.call('GET', KEYS[1]) or '0'
-return {version, redis.call('GET', ARGV[1] .. version .. ARGV[2])}
-"""
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """`version` is None when the cache can't be used now: don't store."""
-
-    version: int | None
-    value: bytes | None
-
-
-UNUSABLE = Lookup(None, None)
-
 
 def redis_client(settings: ConsolidadoSettings) -> Redis:
     # Bounded and blocking (briefly): a burst of reads queues for a connection
@@ -89,26 +66,14 @@ def redis_client(settings: ConsolidadoSettings) -> Redis:
 
 class BalanceCache:
     def __init__(
-        self,
-        client: Redis,
-        *,
-        prefix: str,
-        ttl_seconds: int,
-        cooldown_seconds: float,
-        retry_interval_seconds: float = 0.5,
+        self, client: Redis, *, prefix: str, ttl_seconds: int, cooldown_seconds: float
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._ttl = ttl_seconds
         self._cooldown = cooldown_seconds
-        self._retry_interval = retry_interval_seconds
-        self._read_script: Any = client.register_script(_READ_SCRIPT)
         self._down_until = 0.0
         self._healthy = True
-        self._pending: set[str] = set()
-        # Taken out of _pending while their retried INCR is in flight; still stale.
-        self._in_flight: frozenset[str] = frozenset()
-        self._retry_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: ConsolidadoSettings) -> BalanceCache:
@@ -119,39 +84,32 @@ class BalanceCache:
             cooldown_seconds=settings.redis_cooldown_seconds,
         )
 
-    @property
-    def pending_invalidations(self) -> frozenset[str]:
-        """Merchants whose cached balances this replica knows are stale."""
-        return self._in_flight | self._pending
-
-    def version_key(self, merchant_id: str) -> str:
-        return f"{self._prefix}:ver:{merchant_id}"
-
     def value_key(self, merchant_id: str, version: int, start: date, end: date) -> str:
         return f"{self._prefix}:{merchant_id}:{version}:{start}:{end}"
 
-    async def lookup(self, merchant_id: str, start: date, end: date) -> Lookup:
-        # Two set lookups rather than building the union on every read.
-        if not self._usable() or merchant_id in self._pending or merchant_id in self._in_flight:
+    def usable(self) -> bool:
+        """False during the cool-down after a failure: don't ask, don't store."""
+        return time.monotonic() >= self._down_until
+
+    async def lookup(self, merchant_id: str, version: int, start: date, end: date) -> bytes | None:
+        if not self.usable():
             FALLBACKS.labels("read").inc()
-            return UNUSABLE
+            return None
         try:
-            version, value = await self._read_script(
-                keys=[self.version_key(merchant_id)],
-                args=[f"{self._prefix}:{merchant_id}:", f":{start}:{end}"],
-            )
-            lookup = Lookup(int(version), value)
+            found = await self._client.get(self.value_key(merchant_id, version, start, end))
+            # The client is made without decode_responses: values are bytes.
+            value = found.encode() if isinstance(found, str) else found
         except _FAILURES as exc:
             self._failed("read", exc)
-            return UNUSABLE
+            return None
         self._succeeded()
-        REQUESTS.labels("hit" if lookup.value is not None else "miss").inc()
-        return lookup
+        REQUESTS.labels("hit" if value is not None else "miss").inc()
+        return value
 
     async def store(
         self, merchant_id: str, version: int, start: date, end: date, value: bytes
     ) -> None:
-        if not self._usable():
+        if not self.usable():
             FALLBACKS.labels("write").inc()
             return
         try:
@@ -163,72 +121,9 @@ class BalanceCache:
             return
         self._succeeded()
 
-    async def invalidate(self, merchant_ids: Iterable[str]) -> None:
-        """Bumps each merchant's version; never raises (retries in background)."""
-        merchants = set(merchant_ids)
-        if not merchants:
-            return
-        if self._usable():
-            try:
-                await self._bump(merchants)
-            except _FAILURES as exc:
-                self._failed("invalidate", exc)
-            else:
-                self._succeeded()
-                return
-        else:
-            FALLBACKS.labels("invalidate").inc()
-        self._pending |= merchants
-        if self._retry_task is None or self._retry_task.done():
-            self._retry_task = asyncio.create_task(
-                self._retry_pending(), name="cache-invalidation-retry"
-            )
-
     async def close(self) -> None:
-        if self._retry_task is not None:
-            self._retry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retry_task
-        if self.pending_invalidations:
-            log.warning(
-                "closing with cache invalidations undelivered; the TTL bounds their staleness",
-                extra={"merchants": len(self.pending_invalidations), "ttl_seconds": self._ttl},
-            )
         # types-redis predates aclose(); close() is deprecated in redis-py 5+.
         await self._client.aclose()
-
-    async def _bump(self, merchants: Iterable[str]) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for merchant_id in sorted(merchants):
-            pipe.incr(self.version_key(merchant_id))
-        await pipe.execute()
-
-    async def _retry_pending(self) -> None:
-        while self._pending:
-            wait = max(self._retry_interval, self._down_until - time.monotonic())
-            await asyncio.sleep(wait)
-            # Taken out first, so that an invalidation queued while this INCR is in
-            # flight stays queued; in flight, they are still stale for lookups.
-            self._in_flight, self._pending = frozenset(self._pending), set()
-            try:
-                await self._bump(self._in_flight)
-            except BaseException as exc:
-                # Undelivered, whatever stopped it (close() cancels this task): queued again.
-                self._pending |= self._in_flight
-                if not isinstance(exc, _FAILURES):
-                    raise
-                self._failed("invalidate", exc)
-            else:
-                self._succeeded()
-                log.info(
-                    "delayed cache invalidations delivered",
-                    extra={"merchants": len(self._in_flight)},
-                )
-            finally:
-                self._in_flight = frozenset()
-
-    def _usable(self) -> bool:
-        return time.monotonic() >= self._down_until
 
     def _failed(self, op: str, exc: BaseException) -> None:
         FALLBACKS.labels(op).inc()

@@ -1,4 +1,5 @@
-"""Applying delivered entries: exactly once in effect, then cache invalidation."""
+"""Applying delivered entries: exactly once in effect; the same statement bumps
+the merchants' balance versions, which is all the cache needs."""
 
 from __future__ import annotations
 
@@ -7,16 +8,14 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.consolidado import store
-from services.consolidado.cache import BalanceCache
 from services.consolidado.entries import ApplyResult, IngestEntry
 from services.platform.conflicts import retrying_conflicts
 from services.platform.refusals import database_refusal, unstorable
 
 
 class Ingestor:
-    def __init__(self, engine: AsyncEngine, cache: BalanceCache) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._cache = cache
 
     async def apply(self, entries: Sequence[IngestEntry]) -> ApplyResult:
         """Applies the entries not applied before; a repeated one counts once."""
@@ -26,8 +25,6 @@ class Ingestor:
         if not unique:
             return ApplyResult(0, len(entries), frozenset())
         applied, merchants = await self._apply_with_retry(unique)
-        # After the commit, never before: see services.consolidado.cache.
-        await self._cache.invalidate(merchants)
         return ApplyResult(applied, len(entries) - applied, merchants)
 
     async def _apply_with_retry(self, entries: list[IngestEntry]) -> tuple[int, frozenset[str]]:

@@ -47,7 +47,6 @@ async def rebuild_command(settings: ConsolidadoSettings, merchant_id: str | None
         try:
             report = await rebuild(
                 app.engine,
-                app.cache,
                 app.lancamentos,
                 merchant_id=merchant_id,
                 batch_size=settings.rebuild_batch_size,
@@ -118,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="serve the gRPC services")
     commands.add_parser("migrate", help="upgrade the database schema")
     rebuild_parser = commands.add_parser(
-        "rebuild", help="delete the consolidated data and replay lancamentos' change feed"
+        "rebuild",
+        help="recompute the consolidated data from lancamentos' change feed; readers see "
+        "the old balances until the rebuilt ones replace them in one transaction",
     )
     rebuild_parser.add_argument("--merchant", help="only this merchant (default: all)")
     reconcile_parser = commands.add_parser(

@@ -38,12 +38,15 @@ class BalanceReader(Generic[Balances]):
 
     async def balances(self, query: DayRange) -> Balances:
         """Every day of the range; a single day is a one-day range."""
-        # The version first: see services.consolidado.cache.
-        lookup = await self._cache.lookup(query.merchant_id, query.start, query.end)
-        if lookup.value is not None:
-            cached = self._codec.decode(lookup.value)
-            if cached is not None:
-                return cached
+        # The version first: see services.consolidado.cache. The connection goes
+        # back before Redis is asked, so a hung Redis cannot drain the pool.
+        async with self._engine.connect() as conn:
+            version = await store.balance_version(conn, query.merchant_id)
+        cached = await self._cache.lookup(query.merchant_id, version, query.start, query.end)
+        if cached is not None:
+            decoded = self._codec.decode(cached)
+            if decoded is not None:
+                return decoded
             # Unreadable entry: recompute and overwrite it.
         async with self._engine.connect() as conn:
             opening, days = await store.balance_inputs(
@@ -52,12 +55,8 @@ class BalanceReader(Generic[Balances]):
         response = self._codec.build(
             query.merchant_id, dense_balances(opening, days, query.start, query.end)
         )
-        if lookup.version is not None:
+        if self._cache.usable():  # not offered to a Redis that just failed
             await self._cache.store(
-                query.merchant_id,
-                lookup.version,
-                query.start,
-                query.end,
-                self._codec.encode(response),
+                query.merchant_id, version, query.start, query.end, self._codec.encode(response)
             )
         return response

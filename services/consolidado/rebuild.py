@@ -1,29 +1,38 @@
-"""Rebuilds the consolidated data from lancamentos' change feed.
+"""Rebuilds the consolidated data from lancamentos' change feed, safely while
+ingest runs and readers read.
 
-Opens the feed, and only once lancamentos answers deletes what was consolidated
-(for one merchant, or all) and applies every entry of the feed through the
-same apply as ingest. Safe while ingest runs: the feed is gap-free in commit
-order from sequence 0, and everything it brings is applied after the delete,
-so an entry delivered before the delete comes back through the feed, and one
-delivered after stays (the feed's copy is a duplicate). Reads during a
-rebuild see partial balances; if it fails midway, run it again.
+The feed (gap-free in commit order from sequence 0) is applied into shadow
+copies of the tables, through the same apply as ingest; live data is untouched
+meanwhile. Then one transaction swaps the shadow in (see rebuild_store.swap): it
+holds ingest off, first copies into the shadow what ingest applied since the
+feed opened that the feed did not bring, then replaces the live rows and bumps
+the merchants' balance versions. What live held before and lancamentos never
+had is forgotten.
+Readers see the old totals until that commit and the rebuilt ones after it. An
+entry is never lost: it is in the feed, or it reached the live tables before the
+swap (and is copied), or it is still in lancamentos' outbox (and arrives after).
+If a rebuild fails midway nothing live changed: run it again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.consolidado import store
-from services.consolidado.cache import BalanceCache
+from services.consolidado import rebuild_store, store
 from services.consolidado.entries import IngestEntry
-from services.consolidado.ingest import Ingestor
 from services.consolidado.lancamentos_client import LancamentosLedger
+from services.domain.errors import FailedPrecondition
 
 log = logging.getLogger(__name__)
+
+# A test's way into the interleaving: awaited after each feed batch is applied
+# ("batch") and just before the swap ("swap").
+Hook = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -33,48 +42,62 @@ class RebuildReport:
     merchants: frozenset[str]
 
 
+async def _no_hook(step: str) -> None:
+    return None
+
+
 async def rebuild(
     engine: AsyncEngine,
-    cache: BalanceCache,
     lancamentos: LancamentosLedger,
     *,
     merchant_id: str | None = None,
     batch_size: int = 1000,
+    hook: Hook = _no_hook,
 ) -> RebuildReport:
     """Replays `merchant_id`'s entries (all when None); see the module doc."""
-    ingestor = Ingestor(engine, cache)
+    async with engine.connect() as lock:
+        if not await rebuild_store.try_lock_rebuild(lock):
+            raise FailedPrecondition("another rebuild is running; wait for it to finish")
+        await lock.commit()
+        try:
+            return await _rebuild(engine, lancamentos, merchant_id, batch_size, hook)
+        finally:
+            async with engine.begin() as conn:
+                await rebuild_store.drop_shadow(conn)
+            await rebuild_store.unlock_rebuild(lock)
+            await lock.commit()
+
+
+async def _rebuild(
+    engine: AsyncEngine,
+    lancamentos: LancamentosLedger,
+    merchant_id: str | None,
+    batch_size: int,
+    hook: Hook,
+) -> RebuildReport:
+    async with engine.begin() as conn:
+        await rebuild_store.create_shadow(conn)
+        # Before the feed opens: what is applied from now on may be too late for it.
+        started = await rebuild_store.database_now(conn)
+    applied = duplicates = 0
     async with contextlib.aclosing(lancamentos.feed(merchant_id, batch_size)) as feed:
-        # Nothing is deleted before lancamentos has answered.
-        first = await anext(feed, None)
-
-        async with engine.begin() as conn:
-            forgotten = (
-                {merchant_id}
-                if merchant_id is not None
-                else await store.consolidated_merchants(conn)
-            )
-            await store.delete_consolidated(conn, merchant_id)
-        await cache.invalidate(forgotten)
-        log.info("consolidated data deleted; replaying the feed", extra={"merchant": merchant_id})
-
-        applied = duplicates = 0
-        merchants: set[str] = set()
-
-        async def apply(batch: list[IngestEntry]) -> None:
-            nonlocal applied, duplicates
-            result = await ingestor.apply(batch)
-            applied += result.applied
-            duplicates += result.duplicates
-            merchants.update(result.merchants)
-
-        if first is not None:
-            await apply(first)
         async for batch in feed:
-            await apply(batch)
-    # Merchants whose totals are now gone, or were rebuilt by the last batches.
-    await cache.invalidate(forgotten | merchants)
+            applied += await _apply_to_shadow(engine, batch)
+            duplicates += len(batch)
+            await hook("batch")
+    duplicates -= applied
+    await hook("swap")
+    async with engine.begin() as conn:
+        merchants = await rebuild_store.swap(conn, merchant_id, started=started)
     log.info(
         "rebuild finished",
         extra={"merchant": merchant_id, "applied": applied, "duplicates": duplicates},
     )
-    return RebuildReport(applied, duplicates, frozenset(merchants))
+    return RebuildReport(applied, duplicates, merchants)
+
+
+async def _apply_to_shadow(engine: AsyncEngine, batch: list[IngestEntry]) -> int:
+    unique = sorted({e.lancamento_id: e for e in batch}.values(), key=lambda e: e.lancamento_id)
+    async with engine.begin() as conn:
+        count, _ = await store.apply_entries(conn, unique, rebuild_store.SHADOW)
+    return count

@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, delete, select, text
+from sqlalchemy import TextClause, and_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.consolidado.balances import DayTotals, Opening
 from services.consolidado.drifts import DaySums
 from services.consolidado.entries import IngestEntry
-from services.consolidado.tables import applied_lancamentos, daily_totals
+from services.consolidado.tables import balance_versions, daily_totals
 
-# One statement, so the dedupe rows and the totals they feed commit together
-# and take their locks in one global order (dedupe rows by lancamento_id, then
-# totals by merchant and day): concurrent batches queue, they don't deadlock.
-# Only rows this statement inserted reach the totals, so a redelivered entry
-# changes nothing.
-_APPLY = text(
-    """
+
+@dataclass(frozen=True)
+class Tables:
+    """Where an apply writes: the live tables, or a rebuild's shadow copies."""
+
+    applied: str
+    totals: str
+    versioned: bool  # bump the merchants' balance versions in the same statement
+
+
+LIVE = Tables("applied_lancamentos", "daily_totals", versioned=True)
+
+# One statement, so the dedupe rows, the totals they feed and the merchants'
+# balance versions commit together, and take their locks in one global order
+# (dedupe rows by lancamento_id, then totals by merchant and day, then versions
+# by merchant): concurrent batches queue, they don't deadlock. Only rows this
+# statement inserted reach the totals, so a redelivered entry changes nothing.
+_APPLY = """
 WITH incoming AS (
     SELECT * FROM unnest(
         CAST(:ids AS uuid[]), CAST(:merchants AS varchar[]), CAST(:dates AS date[]),
@@ -28,7 +40,7 @@ WITH incoming AS (
     ) AS t(lancamento_id, merchant_id, value_date, kind, amount_cents, created_at)
 ),
 inserted AS (
-    INSERT INTO applied_lancamentos
+    INSERT INTO {applied}
         (lancamento_id, merchant_id, value_date, kind, amount_cents, created_at)
     SELECT lancamento_id, merchant_id, value_date, kind, amount_cents, created_at
     FROM incoming
@@ -46,7 +58,7 @@ day_sums AS (
     GROUP BY merchant_id, value_date
 ),
 upserted AS (
-    INSERT INTO daily_totals AS d
+    INSERT INTO {totals} AS d
         (merchant_id, value_date, credits_cents, debits_cents, lancamentos_count, as_of)
     SELECT merchant_id, value_date, credits_cents, debits_cents, lancamentos_count, as_of
     FROM day_sums
@@ -57,21 +69,34 @@ upserted AS (
         lancamentos_count = d.lancamentos_count + excluded.lancamentos_count,
         as_of = greatest(d.as_of, excluded.as_of)
     RETURNING merchant_id
-)
+){bump}
 SELECT
     (SELECT count(*) FROM inserted) AS applied,
     ARRAY(SELECT DISTINCT merchant_id FROM upserted) AS merchants
 """
-)
+_BUMP = """,
+bumped AS (
+    INSERT INTO balance_versions AS v (merchant_id, version)
+    SELECT DISTINCT merchant_id, 1 FROM upserted ORDER BY merchant_id
+    ON CONFLICT (merchant_id) DO UPDATE SET version = v.version + 1
+)"""
+
+
+def _apply_statement(tables: Tables) -> TextClause:
+    return text(
+        _APPLY.format(
+            applied=tables.applied, totals=tables.totals, bump=_BUMP if tables.versioned else ""
+        )
+    )
 
 
 async def apply_entries(
-    conn: AsyncConnection, entries: Sequence[IngestEntry]
+    conn: AsyncConnection, entries: Sequence[IngestEntry], tables: Tables = LIVE
 ) -> tuple[int, frozenset[str]]:
     """Applies entries not applied before; returns how many and their merchants."""
     row = (
         await conn.execute(
-            _APPLY,
+            _apply_statement(tables),
             {
                 "ids": [e.lancamento_id for e in entries],
                 "merchants": [e.merchant_id for e in entries],
@@ -83,6 +108,14 @@ async def apply_entries(
         )
     ).one()
     return int(row.applied), frozenset(row.merchants)
+
+
+async def balance_version(conn: AsyncConnection, merchant_id: str) -> int:
+    """The merchant's balance version: 0 before anything was applied to it."""
+    found = await conn.execute(
+        select(balance_versions.c.version).where(balance_versions.c.merchant_id == merchant_id)
+    )
+    return int(found.scalar_one_or_none() or 0)
 
 
 # The opening aggregate (value_date NULL) and the stored days of the range.
@@ -147,22 +180,3 @@ async def day_sums(
         row.value_date: DaySums(row.credits_cents, row.debits_cents, row.lancamentos_count)
         for row in rows
     }
-
-
-async def consolidated_merchants(conn: AsyncConnection) -> set[str]:
-    rows = await conn.execute(select(daily_totals.c.merchant_id).distinct())
-    return {row.merchant_id for row in rows}
-
-
-async def delete_consolidated(conn: AsyncConnection, merchant_id: str | None) -> None:
-    """Forgets applied entries and totals (of one merchant, or all)."""
-    if merchant_id is None:
-        await conn.execute(text("TRUNCATE applied_lancamentos, daily_totals"))
-        return
-    # Waits for in-flight ingests and holds new ones off until commit, so no
-    # dedupe row can survive without the totals it fed.
-    await conn.execute(text("LOCK TABLE applied_lancamentos, daily_totals IN EXCLUSIVE MODE"))
-    await conn.execute(
-        delete(applied_lancamentos).where(applied_lancamentos.c.merchant_id == merchant_id)
-    )
-    await conn.execute(delete(daily_totals).where(daily_totals.c.merchant_id == merchant_id))

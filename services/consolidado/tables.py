@@ -1,4 +1,5 @@
-"""The consolidado database: one dedupe row per applied entry, and daily totals."""
+"""The consolidado database: one dedupe row per applied entry, daily totals, and
+the per-merchant version that names a merchant's cached balances."""
 
 from __future__ import annotations
 
@@ -49,4 +50,14 @@ daily_totals = Table(
     CheckConstraint("credits_cents >= 0", name="daily_totals_credits_not_negative"),
     CheckConstraint("debits_cents >= 0", name="daily_totals_debits_not_negative"),
     CheckConstraint("lancamentos_count > 0", name="daily_totals_count_positive"),
+)
+
+# Bumped in the same statement that changes a merchant's totals (ingest, and a
+# rebuild's swap), so a cached balance is named by the state it was read at:
+# no bump can be lost after a commit, and Redis evicting anything is harmless.
+balance_versions = Table(
+    "balance_versions",
+    metadata,
+    Column("merchant_id", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
 )

@@ -23,7 +23,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
-from services.consolidado.cache import BalanceCache
 from services.consolidado.lancamentos_client import LancamentosLedger
 from services.consolidado.rebuild import rebuild
 from services.platform.database import sqlalchemy_url
@@ -115,13 +114,7 @@ async def test_incremental_equals_rebuilt_equals_direct(
 
     direct = await lancamentos_totals(mesh.lancamentos[0].engine)
     incremental = await consolidado_totals(consolidado.engine)
-    cache = BalanceCache.from_settings(
-        mesh.consolidado_settings(0).model_copy(update={"redis_key_prefix": "it-rebuilt:bal"})
-    )
-    try:
-        await rebuild(rebuild_engine, cache, LancamentosLedger(lancamentos_stub), batch_size=7)
-    finally:
-        await cache.close()
+    await rebuild(rebuild_engine, LancamentosLedger(lancamentos_stub), batch_size=7)
     rebuilt = await consolidado_totals(rebuild_engine)
     assert incremental == direct
     assert rebuilt == direct

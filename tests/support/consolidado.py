@@ -10,6 +10,7 @@ import grpc
 from consolidado.v1 import consolidado_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 from lancamentos.v1 import lancamentos_pb2 as lpb
+from redis.asyncio import Redis
 
 from services.consolidado.app import ConsolidadoApp
 from services.consolidado.settings import ConsolidadoSettings
@@ -69,3 +70,10 @@ def consolidado_settings(
 async def open_channel(app: ConsolidadoApp) -> grpc.aio.Channel:
     assert app.server is not None
     return grpc.aio.insecure_channel(app.server.address)
+
+
+async def forget_cached(client: Redis, prefix: str) -> None:
+    """Deletes every key under `prefix`: what an eviction of everything does."""
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)

@@ -156,7 +156,7 @@ async def truncate(mesh: Mesh) -> None:
         await client.aclose()
     for url, tables in [
         (mesh.lancamentos_db, "outbox, lancamentos, merchant_volumes"),
-        (mesh.consolidado_db, "applied_lancamentos, daily_totals"),
+        (mesh.consolidado_db, "applied_lancamentos, daily_totals, balance_versions"),
     ]:
         engine = create_async_engine(sqlalchemy_url(url))
         async with engine.begin() as conn:

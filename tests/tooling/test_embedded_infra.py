@@ -75,6 +75,9 @@ def test_embedded_postgres_and_valkey_start_serve_and_stop(tmp_path: Path) -> No
         assert client.ping() is True
         client.set("k", "v")
         assert client.get("k") == b"v"
+        # A bounded cache that may evict anything: consolidado's scheme is built for it.
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+        assert client.config_get("maxmemory") == {"maxmemory": str(256 * 1024 * 1024)}
         client.close()
     finally:
         postgres.stop()

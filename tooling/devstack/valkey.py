@@ -39,6 +39,10 @@ def redis_problem(url: str, timeout: float = 3.0) -> str | None:
     return None
 
 
+MAXMEMORY = "256mb"
+EVICTION_POLICY = "allkeys-lru"
+
+
 def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -54,6 +58,10 @@ def _write_config(path: Path, port: int, data_dir: Path) -> None:
         "logfile": '""',  # stdout, which goes to valkey.log
         "save": '""',  # a cache: no snapshots, no AOF
         "appendonly": "no",
+        # Bounded, evicting any key: consolidado keeps nothing in Redis it needs
+        # back (versions live in PostgreSQL), so every eviction is just a miss.
+        "maxmemory": MAXMEMORY,
+        "maxmemory-policy": EVICTION_POLICY,
     }
     path.write_text("".join(f"{key} {value}\n" for key, value in settings.items()))
 

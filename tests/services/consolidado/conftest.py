@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.consolidado.app import MIGRATIONS, ConsolidadoApp
 from services.consolidado.settings import ConsolidadoSettings
 from services.platform.migrations import upgrade
-from tests.support.consolidado import consolidado_settings, open_channel
+from tests.support.consolidado import consolidado_settings, forget_cached, open_channel
 
 if TYPE_CHECKING:
     from consolidado.v1.consolidado_pb2_grpc import (
@@ -69,12 +69,6 @@ async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def forget_cached(client: Redis, prefix: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-
-
 @pytest.fixture
 async def engine(
     consolidado_app: ConsolidadoApp,
@@ -83,7 +77,7 @@ async def engine(
 ) -> AsyncEngine:
     """The app's engine, over empty tables and an empty cache."""
     async with consolidado_app.engine.begin() as conn:
-        await conn.execute(text("TRUNCATE applied_lancamentos, daily_totals"))
+        await conn.execute(text("TRUNCATE applied_lancamentos, daily_totals, balance_versions"))
     await forget_cached(redis, key_prefix)
     return consolidado_app.engine
 

@@ -228,7 +228,6 @@ async def test_rebuild_one_merchant_from_the_feed(
 
     report = await rebuild(
         reconciling_app.engine,
-        reconciling_app.cache,
         reconciling_app.lancamentos,
         merchant_id=m,
         batch_size=2,
@@ -254,17 +253,13 @@ async def test_rebuild_everything(
         batch(entry(1, merchant_id="ghost", value_date="2024-05-01"))
     )
 
-    report = await rebuild(
-        reconciling_app.engine, reconciling_app.cache, reconciling_app.lancamentos
-    )
+    report = await rebuild(reconciling_app.engine, reconciling_app.lancamentos)
     assert set(merchants) <= report.merchants
     assert "ghost" not in report.merchants
     for m in [*merchants, "ghost"]:
         assert list((await reconcile_stub.Reconcile(reconcile_request(m))).drifts) == []
     # Rebuilding again is harmless.
-    again = await rebuild(
-        reconciling_app.engine, reconciling_app.cache, reconciling_app.lancamentos
-    )
+    again = await rebuild(reconciling_app.engine, reconciling_app.lancamentos)
     assert again.applied == report.applied
 
 
@@ -280,7 +275,7 @@ async def test_rebuild_with_lancamentos_down_deletes_nothing(
     async with ConsolidadoApp(settings, serve=False) as app:
         for merchant_id in (None, "kept"):
             with pytest.raises(Unavailable, match="lancamentos"):
-                await rebuild(app.engine, app.cache, app.lancamentos, merchant_id=merchant_id)
+                await rebuild(app.engine, app.lancamentos, merchant_id=merchant_id)
     async with engine.connect() as conn:
         kept = await conn.execute(text("SELECT credits_cents FROM daily_totals"))
         assert kept.scalar_one() == 5
