@@ -4,98 +4,33 @@ real services as children, the Envoys of values-local.yaml on ports moved by
 
 from __future__ import annotations
 
-import queue
 import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from caixa.client import ConsolidadoClient, LancamentosClient
-from tests.support.paths import MESH_SOURCES, REPO_ROOT
+from tests.support.devstack import Devstack, running_devstack
 from tests.support.rest import http_request
-from tooling.devstack.infra import drop_database
 from tooling.devstack.processes import port_open
-from tooling.stack.plan import StackPlan, free_port_sets
 
 READY = "Caixa is running."
 DAY = "2026-03-10"
 
 
-class Output:
-    """The devstack's output, read in the background so the pipe never fills."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        assert process.stdout is not None
-        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
-
-    def _read(self, stdout: IO[str]) -> None:
-        for line in stdout:
-            self._queue.put(line)
-
-    def wait_for(self, text: str, within: float) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            self.lines.append(line)
-            if text in line:
-                return
-        pytest.fail(f"no {text!r} within {within}s:\n{self.text}")
-
-    @property
-    def text(self) -> str:
-        while not self._queue.empty():
-            self.lines.append(self._queue.get())
-        return "".join(self.lines)
-
-
 @pytest.fixture
-def devstack(
-    tmp_path: Path, pg_admin_url: str, redis_url: str
-) -> Iterator[tuple[StackPlan, subprocess.Popen[str], Output]]:
-    sets = free_port_sets(MESH_SOURCES)
-    plan = StackPlan.render(MESH_SOURCES, sets)
-    prefix = f"devstack_{uuid.uuid4().hex[:8]}"
-    argv = [sys.executable, "-m", "tooling.devstack", "--repo", str(REPO_ROOT)]
-    argv += ["--state-dir", str(tmp_path), "--database-prefix", prefix]
-    argv += [arg for assignment in sets for arg in ("--set", assignment)]
-    process = subprocess.Popen(
-        argv,
-        env={
-            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-            "DATABASE_URL": pg_admin_url,
-            "REDIS_URL": redis_url,
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = Output(process)
-    try:
-        yield plan, process, output
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-        for service in ("lancamentos", "consolidado"):
-            drop_database(pg_admin_url, f"{prefix}_{service}")
+def devstack(tmp_path: Path, pg_admin_url: str, redis_url: str) -> Iterator[Devstack]:
+    with running_devstack(tmp_path, pg_admin_url, redis_url) as stack:
+        yield stack
 
 
 def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
-    devstack: tuple[StackPlan, subprocess.Popen[str], Output],
+    devstack: Devstack,
 ) -> None:
-    plan, process, output = devstack
+    plan, process, output = devstack.plan, devstack.process, devstack.output
     output.wait_for(READY, within=120)
     gateway = f"127.0.0.1:{plan.gateway.listen_port}"
     assert f"gateway      {gateway}" in output.text

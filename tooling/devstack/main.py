@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from caixa.client.targets import DEFAULT_LANCAMENTOS_TARGET
 from mesh.cli import add_set_option
 from mesh.values import PolicyError
+from tooling.devstack import control
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
 from tooling.devstack.processes import StartupError, port_open
 from tooling.devstack.supervisor import ChildExited, StopRequested, Supervisor
@@ -141,9 +144,50 @@ def run(
     state_dir: Path, plan: StackPlan, environ: Mapping[str, str], *, database_prefix: str = "caixa"
 ) -> int:
     """Brings the stack up and keeps it up until a signal; the exit status."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as lock:
+        try:
+            lock.enter_context(launcher_lock(state_dir))
+        except AlreadyRunning as error:
+            log.error("%s", error)
+            return 1
+        return _run(state_dir, plan, environ, database_prefix)
+
+
+class AlreadyRunning(Exception):
+    """Another launcher holds this state folder."""
+
+
+@contextlib.contextmanager
+def launcher_lock(state_dir: Path) -> Iterator[None]:
+    """One launcher per state folder: a second one would take the first one's
+    processes for leftovers and stop them."""
+    path = state_dir / "devstack.lock"
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise AlreadyRunning(
+                f"another Caixa stack is running from {state_dir} (launcher pid {holder}); "
+                "it was left alone. Stop it with Ctrl-C, or give this one its own "
+                "--state-dir and ports (--set)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_prefix: str) -> int:
     supervisor = Supervisor(state_dir / "logs")
     supervisor.install_signal_handlers()
     handles: list[ServerHandle] = []
+    control_dir = state_dir / "control"
+    for stale in control_dir.glob("*"):
+        stale.unlink()
     try:
         supervisor.stop_leftovers()
         _check_ports_free(plan)
@@ -180,7 +224,7 @@ def run(
         )
         asyncio.run(bring_up(plan, launcher, within=READY_TIMEOUT))
         print(banner(plan, postgres, redis, supervisor.log_dir), flush=True)
-        supervisor.watch()
+        supervisor.watch(control_dir=control_dir)
         return 0
     except StopRequested:
         return 0
@@ -211,6 +255,16 @@ def main(argv: list[str] | None = None) -> None:
         help="the databases are <prefix>_lancamentos and <prefix>_consolidado (default: caixa)",
     )
     add_set_option(parser)
+    actions = parser.add_subparsers(
+        dest="action", metavar="ACTION", help="act on one process of the running stack"
+    )
+    for action, text in [
+        ("stop", "stop a process and keep it stopped"),
+        ("start", "start a stopped process again"),
+        ("kill", "SIGKILL a process; the supervisor restarts it, as after a crash"),
+    ]:
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("name", help="e.g. lancamentos, consolidado-50052, gateway")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -227,6 +281,14 @@ def main(argv: list[str] | None = None) -> None:
         log.error("%s is missing: run `make proto` first", error.filename)
         sys.exit(2)
     state_dir = args.state_dir.resolve() if args.state_dir else sources.root / ".devstack"
+    if args.action:
+        try:
+            answer = control.send(state_dir / "control", args.name, args.action)
+        except TimeoutError as error:
+            print(f"caixa-devstack: {error}", file=sys.stderr)
+            sys.exit(1)
+        print(answer)
+        sys.exit(1 if answer.startswith("error:") else 0)
     sys.exit(run(state_dir, plan, os.environ, database_prefix=args.database_prefix))
 
 

@@ -1,28 +1,51 @@
-"""Runs the devstack's processes and stops them in order.
+"""Runs the devstack's processes, restarts the ones that die, and stops them in order.
+
+Like a kubelet: a process that exits while it should run is started again,
+after a backoff that doubles (1 s up to 10 s), and the others keep serving. One
+that crash-loops (5 restarts within 60 s) stops everything, naming it and
+showing its last log lines. Processes adopted from elsewhere (the embedded
+databases) are not restarted: their exit stops everything.
 
 Processes belong to tiers: the databases (tier 0), the services (tier 1), and
 whatever later fronts them (Envoy: a higher tier). Stopping goes from the
 highest tier down; a tier's processes stop together: stop signal, a grace
 period, then SIGKILL. A second Ctrl-C/SIGTERM cuts the grace period short.
+
+While watching, it serves `control` requests: stop, start or kill one process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from tooling.devstack import control
 from tooling.devstack.processes import ServerProcess, stop_leftover
 
 log = logging.getLogger(__name__)
 
 INFRA_TIER = 0
 SERVICE_TIER = 1
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """The backoff doubles from `first` to `most`; `restarts` within `window`
+    seconds is a crash loop."""
+
+    first: float = 1.0
+    most: float = 10.0
+    restarts: int = 5
+    window: float = 60.0
 
 
 class StopRequested(Exception):
@@ -38,12 +61,20 @@ class _Child:
     process: ServerProcess
     tier: int
     ready: Callable[[], bool] | None
+    # How to start it again; None for an adopted process, which is not restarted.
+    env: Mapping[str, str] | None = None
+    held: bool = False  # stopped on request: not restarted until started
+    restart_at: float | None = None
+    restarts: deque[float] = field(default_factory=deque)
 
 
 class Supervisor:
-    def __init__(self, log_dir: Path, *, grace: float = 15.0) -> None:
+    def __init__(
+        self, log_dir: Path, *, grace: float = 15.0, restart: RestartPolicy = RestartPolicy()
+    ) -> None:
         self.log_dir = log_dir
         self.grace = grace
+        self.restart = restart
         self._children: list[_Child] = []
         self._stop_requested = False
         self._stopping = False
@@ -104,10 +135,17 @@ class Supervisor:
         `ready` is polled by `wait_ready`."""
         self.check()
         process = ServerProcess(name, argv, log_path=self.log_dir / f"{name}.log", env=env)
-        self._children.append(_Child(process, tier, ready))
+        self._children.append(_Child(process, tier, ready, env=env))
         self._pid_file(name).write_text(f"{process.pid}\n{' '.join(process.argv)}\n")
         log.info("started %s (pid %d)", name, process.pid)
         return process
+
+    def _respawn(self, child: _Child) -> None:
+        old = child.process
+        assert child.env is not None
+        child.process = ServerProcess(old.name, old.argv, log_path=old.log_path, env=child.env)
+        child.restart_at = None
+        self._pid_file(old.name).write_text(f"{child.process.pid}\n{' '.join(old.argv)}\n")
 
     def run(
         self, name: str, argv: Sequence[str], *, env: Mapping[str, str], timeout: float
@@ -144,14 +182,73 @@ class Supervisor:
 
     # -- running and stopping ------------------------------------------------
 
-    def watch(self, interval: float = 0.5) -> None:
-        """Blocks until a stop is requested; ChildExited if a process dies first."""
+    def watch(self, interval: float = 0.5, *, control_dir: Path | None = None) -> None:
+        """Blocks until a stop is requested, restarting what dies and serving
+        requests in `control_dir`; ChildExited if a process crash-loops (or an
+        adopted one exits)."""
         while not self._stop_requested:
+            if control_dir is not None:
+                for request in control.pending(control_dir):
+                    request.answer(self._serve(request))
+            now = time.monotonic()
             for child in self._children:
-                if not child.process.alive():
-                    error = child.process.failure("exited unexpectedly")
-                    raise ChildExited(str(error))
+                if child.held or child.process.alive():
+                    continue
+                if child.restart_at is None:
+                    self._schedule_restart(child, now)
+                elif now >= child.restart_at:
+                    self._respawn(child)
+                    log.info("restarted %s (pid %d)", child.process.name, child.process.pid)
             time.sleep(interval)
+
+    def _schedule_restart(self, child: _Child, now: float) -> None:
+        process = child.process
+        if child.env is None:
+            raise ChildExited(str(process.failure("exited unexpectedly")))
+        policy = self.restart
+        while child.restarts and now - child.restarts[0] > policy.window:
+            child.restarts.popleft()
+        if len(child.restarts) >= policy.restarts:
+            raise ChildExited(
+                str(
+                    process.failure(
+                        f"crash-looped: {len(child.restarts)} restarts within {policy.window:.0f} s"
+                    )
+                )
+            )
+        delay = min(policy.first * 2 ** len(child.restarts), policy.most)
+        child.restarts.append(now)
+        child.restart_at = now + delay
+        log.warning(
+            "%s exited (code %s); restarting it in %.1f s, the others keep serving",
+            process.name,
+            process.returncode,
+            delay,
+        )
+
+    def _serve(self, request: control.Request) -> str:
+        found = [c for c in self._children if c.process.name == request.name]
+        if not found:
+            names = ", ".join(c.process.name for c in self._children)
+            return f"error: no process {request.name!r}; the stack runs {names}"
+        child = found[0]
+        if child.env is None:
+            return f"error: {request.name} is not the supervisor's to {request.action}"
+        if request.action == "kill":
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            return f"killed {request.name} (SIGKILL); it restarts after its backoff"
+        if request.action == "stop":
+            child.held = True
+            child.process.stop(self.grace)
+            return f"stopped {request.name}; `start {request.name}` brings it back"
+        if child.process.alive():
+            child.held = False
+            return f"{request.name} is already running (pid {child.process.pid})"
+        child.held = False
+        child.restarts.clear()
+        self._respawn(child)
+        return f"started {request.name} (pid {child.process.pid})"
 
     def stop(self) -> None:
         """Stops every process, highest tier first. Idempotent."""

@@ -33,7 +33,8 @@ class ServicePlan:
 
     @property
     def name(self) -> str:
-        return self.service if self.service == "lancamentos" else f"{self.service}-{self.index}"
+        """What `caixa-devstack stop NAME` takes: the replicas go by their port."""
+        return self.service if self.service == "lancamentos" else f"{self.service}-{self.port}"
 
     @property
     def address(self) -> str:

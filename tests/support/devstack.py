@@ -1,0 +1,104 @@
+"""A devstack (`make run`) in its own process, on free ports and its own state
+folder and databases, for tests that drive it as a user does."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from tests.support.paths import MESH_SOURCES, REPO_ROOT
+from tooling.devstack.infra import drop_database
+from tooling.stack.plan import StackPlan, free_port_sets
+
+READY = "Caixa is running."
+
+
+class Output:
+    """The devstack's output, read in the background so the pipe never fills."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self._queue.put(line)
+
+    def wait_for(self, text: str, within: float) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self.lines.append(line)
+            if text in line:
+                return
+        pytest.fail(f"no {text!r} within {within}s:\n{self.text}")
+
+    @property
+    def text(self) -> str:
+        while not self._queue.empty():
+            self.lines.append(self._queue.get())
+        return "".join(self.lines)
+
+
+@dataclass
+class Devstack:
+    plan: StackPlan
+    process: subprocess.Popen[str]
+    output: Output
+    argv: list[str]  # the launch, whose --repo and --state-dir the control commands reuse
+
+    def control(self, action: str, name: str) -> subprocess.CompletedProcess[str]:
+        """`caixa-devstack ACTION NAME` against this stack."""
+        return subprocess.run(
+            [*self.argv[:7], action, name],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+
+
+@contextlib.contextmanager
+def running_devstack(tmp_path: Path, pg_admin_url: str, redis_url: str) -> Iterator[Devstack]:
+    sets = free_port_sets(MESH_SOURCES)
+    plan = StackPlan.render(MESH_SOURCES, sets)
+    prefix = f"devstack_{uuid.uuid4().hex[:8]}"
+    argv = [sys.executable, "-m", "tooling.devstack", "--repo", str(REPO_ROOT)]
+    argv += ["--state-dir", str(tmp_path), "--database-prefix", prefix]
+    argv += [arg for assignment in sets for arg in ("--set", assignment)]
+    process = subprocess.Popen(
+        argv,
+        env={
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "DATABASE_URL": pg_admin_url,
+            "REDIS_URL": redis_url,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output(process)
+    try:
+        yield Devstack(plan, process, output, argv)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        for service in ("lancamentos", "consolidado"):
+            drop_database(pg_admin_url, f"{prefix}_{service}")
