@@ -5,6 +5,7 @@ real services as children, the Envoys of values-local.yaml on ports moved by
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from caixa.client import ConsolidadoClient, LancamentosClient
-from tests.support.devstack import Devstack, running_devstack
+from tests.support.devstack import READY, Devstack, running_devstack
 from tests.support.rest import http_request
 from tooling.devstack.processes import port_open
 
-READY = "Caixa is running."
 DAY = "2026-03-10"
 
 
@@ -56,3 +56,17 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
     assert process.wait(timeout=90) == 0, output.text
     assert "everything stopped" in output.text
     assert [port for port in plan.ports if port_open("127.0.0.1", port, timeout=0.2)] == []
+
+
+def test_a_second_launcher_on_the_same_state_refuses_and_leaves_the_first_alone(
+    devstack: Devstack,
+) -> None:
+    devstack.output.wait_for(READY, within=120)
+    second = subprocess.run(devstack.argv, capture_output=True, text=True, timeout=60, check=False)
+    assert second.returncode == 1
+    assert "another Caixa stack is running" in second.stdout + second.stderr
+    assert devstack.process.poll() is None
+    gateway = devstack.plan.gateway
+    assert port_open("127.0.0.1", gateway.listen_port)
+    with LancamentosClient(f"127.0.0.1:{gateway.listen_port}") as client:
+        client.create_lancamento(f"dev-{uuid.uuid4().hex[:8]}", "credit", 1, value_date=DAY)
