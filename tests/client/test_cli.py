@@ -127,3 +127,39 @@ async def test_client_error_carries_field_violations(
     error = await asyncio.to_thread(bad_balance)
     fields = dict(error.field_violations)
     assert set(fields) == {"merchant_id", "date"}
+
+
+async def test_an_invalid_argument_names_each_field_once(
+    mesh: Mesh,
+    lancamentos_stub: lpb_grpc.LancamentosServiceStub,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = await run_cli(
+        mesh, capsys, "report", "--merchant", "cli", "--from", "2026-01-01", "--to", "2027-06-01"
+    )
+    assert code == 2
+    assert err.count("the range may span at most 366 days") == 1, err
+    assert err.splitlines()[0] == "error: INVALID_ARGUMENT"
+
+
+async def test_errors_are_json_under_json(
+    mesh: Mesh,
+    lancamentos_stub: lpb_grpc.LancamentosServiceStub,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = await run_cli(
+        mesh,
+        capsys,
+        "--json",
+        "report",
+        "--merchant",
+        "cli",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2027-06-01",
+    )
+    assert code == 2 and out == ""
+    error = json.loads(err)["error"]
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert [v["field"] for v in error["field_violations"]] == ["from_date"]

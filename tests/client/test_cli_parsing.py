@@ -346,7 +346,7 @@ def test_caixa_error_decodes_bad_request_field_violations() -> None:
     assert error.message == "bad"
     assert error.field_violations == [("amount_cents", "> 0"), ("merchant_id", "req")]
     assert views.error_lines(error) == [
-        "error: INVALID_ARGUMENT: bad",
+        "error: INVALID_ARGUMENT",
         "  amount_cents: > 0",
         "  merchant_id: req",
     ]
@@ -424,3 +424,15 @@ def test_malformed_commands_are_usage_errors(
         build_parser().parse_args(argv)
     assert exited.value.code == REQUEST_REJECTED
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_usage_error_is_two_lines_naming_the_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(
+            ["create", "--merchant", "m", "--kind", "credit", "--amount", "1.234"]
+        )
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("caixa create: error: argument --amount: invalid amount")
+    assert lines[1] == "(see `caixa create --help`)"

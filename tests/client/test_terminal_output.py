@@ -29,6 +29,7 @@ def test_tables_and_details_show_controls_as_escapes() -> None:
 
 
 def test_error_messages_show_controls_as_escapes() -> None:
-    error = CaixaError(grpc.StatusCode.INVALID_ARGUMENT, "bad \x1b[31m", [("f", "x\ny")])
-    lines = views.error_lines(error)
-    assert lines == ["error: INVALID_ARGUMENT: bad \\x1b[31m", "  f: x\\ny"]
+    error = CaixaError(grpc.StatusCode.NOT_FOUND, "bad \x1b[31m")
+    assert views.error_lines(error) == ["error: NOT_FOUND: bad \\x1b[31m"]
+    error = CaixaError(grpc.StatusCode.INVALID_ARGUMENT, "bad", [("f", "x\ny")])
+    assert views.error_lines(error) == ["error: INVALID_ARGUMENT", "  f: x\\ny"]

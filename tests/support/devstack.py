@@ -21,7 +21,7 @@ from tests.support.paths import MESH_SOURCES, REPO_ROOT
 from tooling.devstack.infra import drop_database
 from tooling.stack.plan import StackPlan, free_port_sets
 
-READY = "Caixa is running."
+READY = "Caixa is running"
 
 
 class Output:

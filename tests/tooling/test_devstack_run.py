@@ -34,6 +34,8 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
     output.wait_for(READY, within=120)
     gateway = f"127.0.0.1:{plan.gateway.listen_port}"
     assert f"gateway      {gateway}" in output.text
+    # The banner's examples ask for the business day whatever the terminal's zone.
+    assert "daily-balances/$(TZ=America/Sao_Paulo date +%F)" in output.text
     merchant = f"dev-{uuid.uuid4().hex[:8]}"
 
     with LancamentosClient(gateway) as lancamentos, ConsolidadoClient(gateway) as consolidado:
@@ -70,3 +72,16 @@ def test_a_second_launcher_on_the_same_state_refuses_and_leaves_the_first_alone(
     assert port_open("127.0.0.1", gateway.listen_port)
     with LancamentosClient(f"127.0.0.1:{gateway.listen_port}") as client:
         client.create_lancamento(f"dev-{uuid.uuid4().hex[:8]}", "credit", 1, value_date=DAY)
+
+
+def test_a_signal_delivered_twice_at_once_is_one_clean_stop(devstack: Devstack) -> None:
+    """As `kill -TERM -PGID` does, or Ctrl-C reaching make and the launcher: not
+    the deliberate second Ctrl-C that hurries the stop."""
+    devstack.output.wait_for(READY, within=120)
+    devstack.process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)  # make relays its own copy a moment later
+    devstack.process.send_signal(signal.SIGTERM)
+    assert devstack.process.wait(timeout=90) == 0, devstack.output.text
+    text = devstack.output.text
+    assert "did not stop in time" not in text and "killing what is left" not in text
+    assert "everything stopped" in text

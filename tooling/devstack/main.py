@@ -25,9 +25,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from caixa.cli.dates import DEFAULT_TIMEZONE as CLI_DEFAULT_TIMEZONE
 from caixa.client.targets import DEFAULT_LANCAMENTOS_TARGET
 from mesh.cli import add_set_option
 from mesh.values import PolicyError
+from services.platform.settings import ServiceSettings
 from tooling.devstack import control
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
 from tooling.devstack.processes import StartupError, port_open
@@ -105,7 +107,19 @@ def _cli_command() -> str:
     return f"{sys.executable} -m caixa.cli"
 
 
-def banner(plan: StackPlan, postgres: ServerHandle, redis: ServerHandle, log_dir: Path) -> str:
+def business_zone(environ: Mapping[str, str]) -> str:
+    """The zone the services book in: what 'today' means for a value date."""
+    default = ServiceSettings.model_fields["business_timezone"].default
+    return environ.get("BUSINESS_TIMEZONE") or str(default)
+
+
+def banner(
+    plan: StackPlan,
+    postgres: ServerHandle,
+    redis: ServerHandle,
+    log_dir: Path,
+    zone: str,
+) -> str:
     def where(handle: ServerHandle) -> str:
         kind = f"embedded, files in {handle.data_dir}" if handle.embedded else "external"
         return f"{redact(handle.url)}  ({kind})"
@@ -115,12 +129,14 @@ def banner(plan: StackPlan, postgres: ServerHandle, redis: ServerHandle, log_dir
     front = f"{plan.lancamentos.host}:{gateway.listen_port}"
     if gateway.listen_port != CLI_DEFAULT_GATEWAY_PORT:
         cli += f" --lancamentos-target {front} --consolidado-target {front}"
+    if zone != CLI_DEFAULT_TIMEZONE:
+        cli += f" --timezone {zone}"
     rest = f"http://localhost:{gateway.listen_port}"
     replicas = ", ".join(replica.address for replica in plan.consolidado)
     return "\n".join(
         [
             "",
-            "Caixa is running.",
+            f"Caixa is running (business days in {zone}).",
             f"  gateway      {front}  (gRPC and REST/JSON; Envoy admin :{gateway.admin_port})",
             f"  lancamentos  {plan.lancamentos.address}  (direct, behind its sidecar)",
             f"  consolidado  {replicas}",
@@ -133,7 +149,8 @@ def banner(plan: StackPlan, postgres: ServerHandle, redis: ServerHandle, log_dir
             f"  curl -s -X POST {rest}/v1/merchants/m1/lancamentos \\",
             "       -H 'content-type: application/json' \\",
             """       -d '{"kind":"KIND_DEBIT","amount_cents":250,"request_id":"r-1"}'""",
-            f"  curl -s {rest}/v1/merchants/m1/daily-balances/$(date +%F)",
+            # The business day, not the terminal's: right in any TZ.
+            f"  curl -s {rest}/v1/merchants/m1/daily-balances/$(TZ={zone} date +%F)",
             "Ctrl-C stops everything.",
             "",
         ]
@@ -223,7 +240,8 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
             ready_timeout=READY_TIMEOUT,
         )
         asyncio.run(bring_up(plan, launcher, within=READY_TIMEOUT))
-        print(banner(plan, postgres, redis, supervisor.log_dir), flush=True)
+        zone = business_zone(environ)
+        print(banner(plan, postgres, redis, supervisor.log_dir, zone), flush=True)
         supervisor.watch(control_dir=control_dir)
         return 0
     except StopRequested:

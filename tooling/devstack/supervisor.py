@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 INFRA_TIER = 0
 SERVICE_TIER = 1
+DUPLICATE_SIGNAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Supervisor:
         self._stop_requested = False
         self._stopping = False
         self._hurry = False
+        self._signalled_at = 0.0
 
     @property
     def processes(self) -> list[ServerProcess]:
@@ -91,11 +93,17 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
         if self._stop_requested or self._stopping:
+            # A signal to the process group (`kill -TERM -PGID`, or make and this
+            # launcher both getting Ctrl-C) arrives twice at once: one request.
+            if now - self._signalled_at < DUPLICATE_SIGNAL_SECONDS:
+                return
             self._hurry = True
             print("\nstopping now: killing what is left", file=sys.stderr, flush=True)
         else:
             self._stop_requested = True
+            self._signalled_at = now
             name = signal.Signals(signum).name
             print(f"\n{name}: stopping (again to kill)", file=sys.stderr, flush=True)
 

@@ -22,8 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             output = run(args, conn)
     except CaixaError as error:
         # A server's answer, not a bug in the CLI: no traceback.
-        lines = [*views.error_lines(error), *getattr(error, "__notes__", [])]
-        print("\n".join(lines), file=sys.stderr)
+        notes = list(getattr(error, "__notes__", []))
+        if args.json:
+            print(views.error_json(error, notes), file=sys.stderr)
+        else:
+            print("\n".join([*views.error_lines(error), *notes]), file=sys.stderr)
         return exit_code_for(error.code)
     except KeyboardInterrupt:
         return INTERRUPTED

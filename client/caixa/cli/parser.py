@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from caixa.cli import arguments
 from caixa.cli.dates import TIMEZONE_ENV, default_timezone
@@ -72,15 +73,23 @@ failed precondition, permission): fix it before rerunning; 130 interrupted.
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in two lines: what is wrong, and where the help is; the
+    usage block argparse prints first buried the one line that matters."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="caixa",
         description="Record and inspect merchants' lancamentos and daily balances.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_global_flags(parser, suppress=False)
-    global_flags = argparse.ArgumentParser(add_help=False)
+    global_flags = Parser(add_help=False)
     _add_global_flags(global_flags, suppress=True)
 
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -136,7 +136,26 @@ def balance_report(balances: Sequence[consolidado_pb2.DailyBalance]) -> str:
 
 
 def error_lines(error: CaixaError) -> list[str]:
-    """`error: CODE: message`, then one indented line per bad field."""
-    lines = [f"error: {error.code.name}: {error.message}"]
-    lines += [f"  {field}: {description}" for field, description in error.field_violations]
+    """`error: CODE: message`; for bad fields `error: CODE` and one indented line
+    per field (the server's message only repeats them)."""
+    if error.field_violations:
+        lines = [f"error: {error.code.name}"]
+        lines += [f"  {field}: {description}" for field, description in error.field_violations]
+    else:
+        lines = [f"error: {error.code.name}: {error.message}"]
     return [terminal_safe(line) for line in lines]
+
+
+def error_json(error: CaixaError, notes: list[str]) -> str:
+    """The error as `--json` callers parse it."""
+    body: dict[str, Any] = {"code": error.code.name, "message": error.message}
+    if error.field_violations:
+        body["field_violations"] = [
+            {"field": field, "description": description}
+            for field, description in error.field_violations
+        ]
+    if error.request_id:
+        body["request_id"] = error.request_id
+    if notes:
+        body["notes"] = notes
+    return json.dumps({"error": body}, ensure_ascii=False)
