@@ -21,6 +21,7 @@ from services.platform import runtime
 from services.platform.grpc_server import wait_for_termination_signal
 from services.platform.logging import configure_logging
 from services.platform.migrations import migrate_command
+from services.platform.outages import is_dependency_outage
 from services.platform.settings import MissingSetting, settings_or_exit
 
 log = logging.getLogger("services.consolidado")
@@ -43,6 +44,13 @@ async def serve(settings: ConsolidadoSettings) -> None:
 
 
 async def rebuild_command(settings: ConsolidadoSettings, merchant_id: str | None) -> int:
+    whom = f"merchant {merchant_id}" if merchant_id else "every merchant"
+    print(
+        f"rebuilding {whom} from lancamentos' change feed ({settings.lancamentos_target}) "
+        "into shadow tables; readers keep the current balances until the swap, which "
+        "replaces them in one transaction",
+        flush=True,
+    )
     async with ConsolidadoApp(settings, serve=False) as app:
         try:
             report = await rebuild(
@@ -122,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         "the old balances until the rebuilt ones replace them in one transaction",
     )
     rebuild_parser.add_argument("--merchant", help="only this merchant (default: all)")
+    _stack_flags(rebuild_parser)
     reconcile_parser = commands.add_parser(
         "reconcile",
         help="compare with lancamentos' per-day sums; exit 1 on drift",
@@ -131,13 +140,40 @@ def _parser() -> argparse.ArgumentParser:
     reconcile_parser.add_argument("--from", dest="from_date", required=True, help="YYYY-MM-DD")
     reconcile_parser.add_argument("--to", dest="to_date", required=True, help="YYYY-MM-DD")
     reconcile_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    _stack_flags(reconcile_parser)
     return parser
+
+
+def _stack_flags(parser: argparse.ArgumentParser) -> None:
+    """Which stack to act on; each flag overrides its environment variable."""
+    parser.add_argument("--database-url", help="consolidado's database (env DATABASE_URL)")
+    parser.add_argument(
+        "--lancamentos-target", help="lancamentos' gRPC address (env LANCAMENTOS_TARGET)"
+    )
+    parser.add_argument("--redis-url", help="the balance cache (env REDIS_URL)")
+
+
+def _with_flags(settings: ConsolidadoSettings, args: argparse.Namespace) -> ConsolidadoSettings:
+    names = ("database_url", "lancamentos_target", "redis_url")
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None)}
+    return settings.model_copy(update=given)
+
+
+def _outage_exit(command: str, error: BaseException) -> int:
+    """A stack the command cannot reach: one line, and the 'unavailable' status."""
+    print(f"{command} failed: a dependency is unavailable ({_short(error)})", file=sys.stderr)
+    return EXIT_UNAVAILABLE
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = settings_or_exit(ConsolidadoSettings, parser.prog)
+    settings = _with_flags(settings_or_exit(ConsolidadoSettings, parser.prog), args)
     configure_logging(settings.log_level)
     try:
         if args.command != "migrate":
@@ -150,17 +186,23 @@ def main(argv: list[str] | None = None) -> None:
                 "consolidado", MIGRATIONS, settings.database_url, settings.migrate_wait_seconds
             )
         )
-    elif args.command == "serve":
+    if args.command == "serve":
         runtime.run(serve(settings))
-    elif args.command == "rebuild":
-        sys.exit(asyncio.run(rebuild_command(settings, args.merchant)))
-    else:
-        code = asyncio.run(
-            reconcile_command(
-                settings, args.merchant, args.from_date, args.to_date, as_json=args.json
+        return
+    try:
+        if args.command == "rebuild":
+            code = asyncio.run(rebuild_command(settings, args.merchant))
+        else:
+            code = asyncio.run(
+                reconcile_command(
+                    settings, args.merchant, args.from_date, args.to_date, as_json=args.json
+                )
             )
-        )
-        sys.exit(code)
+    except Exception as error:
+        if not is_dependency_outage(error):
+            raise
+        code = _outage_exit(args.command, error)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

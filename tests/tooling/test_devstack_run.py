@@ -36,6 +36,9 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
     assert f"gateway      {gateway}" in output.text
     # The banner's examples ask for the business day whatever the terminal's zone.
     assert "daily-balances/$(TZ=America/Sao_Paulo date +%F)" in output.text
+    # Its operations line names this stack, so it works when pasted.
+    [reconcile] = [line for line in output.text.splitlines() if " reconcile " in line]
+    assert f"--lancamentos-target {plan.lancamentos.address}" in reconcile
     merchant = f"dev-{uuid.uuid4().hex[:8]}"
 
     with LancamentosClient(gateway) as lancamentos, ConsolidadoClient(gateway) as consolidado:

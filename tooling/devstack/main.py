@@ -95,6 +95,15 @@ def _check_ports_free(plan: StackPlan) -> None:
             )
 
 
+def _script(name: str) -> str:
+    """A console script of this venv, as a path the user can paste."""
+    script = Path(sys.executable).parent / name
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _cli_command() -> str:
     if shutil.which("caixa"):
         return "caixa"
@@ -118,7 +127,9 @@ def banner(
     postgres: ServerHandle,
     redis: ServerHandle,
     log_dir: Path,
+    *,
     zone: str,
+    consolidado_db: str,
 ) -> str:
     def where(handle: ServerHandle) -> str:
         kind = f"embedded, files in {handle.data_dir}" if handle.embedded else "external"
@@ -126,6 +137,11 @@ def banner(
 
     gateway = plan.gateway
     cli = _cli_command()
+    ops = _script("caixa-consolidado")
+    stack = (
+        f"--database-url {consolidado_db} --lancamentos-target {plan.lancamentos.address} "
+        f"--redis-url {redis.url}"
+    )
     front = f"{plan.lancamentos.host}:{gateway.listen_port}"
     if gateway.listen_port != CLI_DEFAULT_GATEWAY_PORT:
         cli += f" --lancamentos-target {front} --consolidado-target {front}"
@@ -151,6 +167,11 @@ def banner(
             """       -d '{"kind":"KIND_DEBIT","amount_cents":250,"request_id":"r-1"}'""",
             # The business day, not the terminal's: right in any TZ.
             f"  curl -s {rest}/v1/merchants/m1/daily-balances/$(TZ={zone} date +%F)",
+            "Operations (exit 0 ok, 1 drift, 2 invalid, 3 unreachable):",
+            f"  {ops} reconcile --merchant m1 --from $(TZ={zone} date +%F) "
+            f"--to $(TZ={zone} date +%F) {stack}",
+            f"  {ops} rebuild --merchant m1 {stack}",
+            f"  {_script('caixa-lancamentos')} parked",
             "Ctrl-C stops everything.",
             "",
         ]
@@ -241,7 +262,17 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
         )
         asyncio.run(bring_up(plan, launcher, within=READY_TIMEOUT))
         zone = business_zone(environ)
-        print(banner(plan, postgres, redis, supervisor.log_dir, zone), flush=True)
+        print(
+            banner(
+                plan,
+                postgres,
+                redis,
+                supervisor.log_dir,
+                zone=zone,
+                consolidado_db=databases["consolidado"],
+            ),
+            flush=True,
+        )
         supervisor.watch(control_dir=control_dir)
         return 0
     except StopRequested:
