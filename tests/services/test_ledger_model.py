@@ -197,8 +197,9 @@ class Ledger(RuleBasedStateMachine):
 
     @rule(merchant=MERCHANTS, amounts=st.lists(AMOUNTS, min_size=1, max_size=3), day=DAYS)
     def kill_the_dispatcher_mid_delivery(self, merchant: str, amounts: list[int], day: str) -> None:
-        """Entries in flight when the dispatcher dies: consolidado applies the batch
-        it was sent, and the next dispatcher sends it again."""
+        """Entries in flight when the dispatcher dies: its claim rolls back and the
+        next dispatcher sends them. (gRPC cancels consolidado's held call too; the
+        `redeliver` rule covers a batch applied before its sender died.)"""
         mesh = self.w.mesh
         mesh.gate.close()  # consolidado holds what it is sent
         for amount in amounts:

@@ -15,8 +15,7 @@ from lancamentos.v1 import lancamentos_pb2 as pb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.grpc_errors import expect_error, field_violations
-
-from .test_rpcs import count_rows, create_request
+from tests.support.lancamentos import count_rows, create_request
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Stub

@@ -16,8 +16,7 @@ from services.lancamentos.commands import EntryRef, ReverseCommand
 from services.lancamentos.domain import Lancamento, fingerprint
 from services.lancamentos.requests import create_command
 from services.lancamentos.store import FEED_LOCK_KEY
-
-from .test_rpcs import create_request
+from tests.support.lancamentos import create_request
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Stub

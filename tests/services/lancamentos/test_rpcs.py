@@ -8,42 +8,14 @@ from typing import TYPE_CHECKING
 
 import grpc
 from lancamentos.v1 import lancamentos_pb2 as pb
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.domain.rules import business_today
 from tests.support.grpc_errors import expect_error, field_violations
+from tests.support.lancamentos import batches, count_rows, create_request
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Stub
-
-
-def create_request(**overrides: object) -> pb.CreateLancamentoRequest:
-    values: dict[str, object] = {
-        "merchant_id": "m1",
-        "kind": pb.KIND_CREDIT,
-        "amount_cents": 1050,
-        "value_date": "2026-03-10",
-        "description": "venda balcão",
-        "request_id": str(uuid.uuid4()),
-    }
-    values.update(overrides)
-    return pb.CreateLancamentoRequest(**values)  # type: ignore[arg-type]
-
-
-def batches(
-    entries: list[pb.CreateLancamentoRequest], size: int = 64
-) -> list[pb.ImportLancamentosRequest]:
-    """Import messages of `size` rows; sizes deliberately don't divide chunks."""
-    return [
-        pb.ImportLancamentosRequest(lancamentos=entries[i : i + size])
-        for i in range(0, len(entries), size)
-    ]
-
-
-async def count_rows(engine: AsyncEngine, table: str) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
 
 async def test_create_returns_the_recorded_entry(stub: Stub, engine: AsyncEngine) -> None:

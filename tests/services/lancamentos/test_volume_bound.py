@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.domain.rules import MAX_MERCHANT_VOLUME_CENTS
 from tests.support.grpc_errors import expect_error, field_violations
-
-from .test_rpcs import batches, count_rows, create_request
+from tests.support.lancamentos import batches, count_rows, create_request
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub as Stub
