@@ -40,12 +40,16 @@ proto: $(VENV)/.installed
 
 descriptor: proto
 
-# The chart's transcoder EnvoyFilter embeds the descriptor set. It is committed;
-# tests/helm/test_transcoder_descriptor.py fails when it differs from build/caixa.pb.
+# The chart's transcoder EnvoyFilter embeds the descriptor set, and its REST field
+# check the Lua rendered from it. Both are committed;
+# tests/helm/test_transcoder_descriptor.py fails when either differs from build/caixa.pb.
 CHART_DESCRIPTOR := helm/caixa/files/caixa.pb
+CHART_REST_CHECK := helm/caixa/files/rest_fields.lua
 
 chart-descriptor: proto
 	cp $(DESCRIPTOR) $(CHART_DESCRIPTOR)
+	$(PY) -m mesh render rest-check -f helm/caixa/values.yaml --descriptor $(DESCRIPTOR) \
+		--out $(CHART_REST_CHECK)
 
 # The REST surface's OpenAPI document is committed; tests/tooling/test_openapi.py
 # fails when it differs from what the protos produce.

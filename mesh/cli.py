@@ -25,6 +25,7 @@ from mesh.lint import lint
 from mesh.methods import MethodShape, load_method_shapes
 from mesh.policy import MeshPolicy, NoLocalTopology
 from mesh.render import render_local_mesh
+from mesh.render.rest_fields import rest_fields_source
 from mesh.values import (
     PolicyError,
     deep_merge,
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("openapi/caixa.openapi.json"),
         help="document the gateway serves at /openapi.json (skipped if missing)",
     )
+    check = targets.add_parser(
+        "rest-check", help="the gateway's REST field check (Lua), as the chart embeds it"
+    )
+    _values_arguments(check)
+    _descriptor_argument(check)
+    check.add_argument("--out", type=Path, required=True, help="the .lua file to write")
     istio = targets.add_parser(
         "istio", help="the chart's DestinationRules and VirtualServices, as YAML"
     )
@@ -163,6 +170,17 @@ def run_render_envoy(args: argparse.Namespace) -> int:
     return OK
 
 
+def run_render_rest_check(args: argparse.Namespace) -> int:
+    policy = policy_from_values(load_values(args.files, args.sets))
+    descriptor = _descriptor(args, policy)
+    if not descriptor.exists():
+        print(f"{descriptor} not found; run `make proto` first", file=sys.stderr)
+        return FINDINGS
+    args.out.write_text(rest_fields_source(descriptor, policy.gateway.public_services))
+    print(args.out)
+    return OK
+
+
 def run_render_istio(args: argparse.Namespace) -> int:
     """The chart is the one Istio renderer: this prints its traffic objects."""
     # The mesh policy is checked first, for the messages lint and explain give.
@@ -195,7 +213,11 @@ def _aliases(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_aliases(sys.argv[1:] if argv is None else argv))
     if args.command == "render":
-        run = run_render_envoy if args.target == "envoy" else run_render_istio
+        run = {
+            "envoy": run_render_envoy,
+            "rest-check": run_render_rest_check,
+            "istio": run_render_istio,
+        }[args.target]
     else:
         run = {"lint": run_lint, "explain": run_explain}[args.command]
     try:

@@ -10,6 +10,7 @@ from mesh.envoy_fields import JSON
 from mesh.policy import MeshPolicy
 from mesh.render import common, rate_limit
 from mesh.render.local_replies import local_reply_config
+from mesh.render.rest_fields import rest_fields_filter, rest_fields_source
 
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
 TRANSCODER_TYPE = (
@@ -100,11 +101,14 @@ def render_gateway(
     """`methods`: the public methods to count per grpc-status (see grpc_stats_filter);
     `openapi`: the document to serve at /openapi.json."""
     topology = policy.topology
-    # Order matters: the transcoder rewrites REST into a gRPC path first, so the route
-    # (and its rate limit) is chosen by method; grpc_stats then sees every answer,
-    # local rate-limit replies included.
+    # Order matters: the REST field check reads the JSON the transcoder would drop
+    # fields of; the transcoder rewrites REST into a gRPC path, so the route (and its
+    # rate limit) is chosen by method; grpc_stats then sees every answer, local
+    # rate-limit replies included.
+    services = policy.gateway.public_services
     filters = [
-        transcoder_filter(descriptor, policy.gateway.public_services),
+        rest_fields_filter(rest_fields_source(descriptor, services)),
+        transcoder_filter(descriptor, services),
         common.grpc_stats_filter(methods),
         rate_limit.hcm_filter(f"{STAT_PREFIX}_rate_limit"),
         common.router_filter(),

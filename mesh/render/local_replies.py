@@ -10,6 +10,7 @@ grpc-status, and a JSON grpc-message would only confuse them.
 from __future__ import annotations
 
 from mesh.envoy_fields import JSON
+from mesh.render.rest_fields import REJECTED_HEADER
 
 # HTTP status of an Envoy-made reply → the google.rpc.Code it means.
 GRPC_CODE_FOR_STATUS = {
@@ -25,7 +26,27 @@ UNKNOWN = 2
 
 
 def _rest_request() -> JSON:
-    """REST: the transcoder rewrote it (original path kept) or it never was gRPC."""
+    """REST: the transcoder rewrote it (original path kept) or it never was gRPC;
+    and not answered by the REST field check, whose body already has this shape."""
+    return {
+        "and_filter": {
+            "filters": [
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": REJECTED_HEADER,
+                            "present_match": True,
+                            "invert_match": True,
+                        }
+                    }
+                },
+                _rest_or_untranscoded(),
+            ]
+        }
+    }
+
+
+def _rest_or_untranscoded() -> JSON:
     return {
         "or_filter": {
             "filters": [

@@ -1,6 +1,7 @@
 """The gateway's transcoder in the cluster is the local one: same options, and a
 descriptor set (committed in the chart, embedded in the EnvoyFilter) that is the one the
-protos build (`make proto` → build/caixa.pb; `make chart-descriptor` copies it)."""
+protos build (`make proto` → build/caixa.pb; `make chart-descriptor` copies it). So is
+the REST field check before it: the same Lua, rendered from that descriptor set."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from google.protobuf import descriptor_pb2
 from mesh.chart import Rendered
 from mesh.render.bundle import local_envoys
 from mesh.render.gateway import TRANSCODER
+from mesh.render.rest_fields import LUA, rest_fields_source
 from tests.support.chart import TOPOLOGIES
 from tests.support.istio_pilot import apply_gateway_envoy_filters
 from tests.support.mesh import on_local_ports
@@ -20,6 +22,7 @@ from tests.support.paths import CHART_DIR, DESCRIPTOR
 
 BUILT = DESCRIPTOR
 COMMITTED = CHART_DIR / "files" / "caixa.pb"
+COMMITTED_REST_CHECK = CHART_DIR / "files" / "rest_fields.lua"
 
 
 def _files(data: bytes) -> dict[str, descriptor_pb2.FileDescriptorProto]:
@@ -88,4 +91,29 @@ def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered
     apply_gateway_envoy_filters(rendered.of_kind("EnvoyFilter"), filters, [virtual_host])
     chain = [f["name"] for f in filters]
     assert chain == [name for name in local if name in ours or name == chain[-1]]
-    assert len(ours) == 2
+    assert len(ours) == 3
+
+
+def _local_gateway_filters(topology: str) -> list[dict[str, Any]]:
+    policy = on_local_ports([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]])
+    gateway = local_envoys(policy, BUILT)[0].config
+    hcm = gateway["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    filters: list[dict[str, Any]] = hcm["typed_config"]["http_filters"]
+    return filters
+
+
+def test_committed_rest_check_is_fresh() -> None:
+    policy = on_local_ports([CHART_DIR / "values.yaml"])
+    expected = rest_fields_source(BUILT, policy.gateway.public_services)
+    assert COMMITTED_REST_CHECK.read_text() == expected, "run `make chart-descriptor`"
+
+
+def test_rest_check_equals_the_local_gateways(topology: str, rendered: Rendered) -> None:
+    envoy_filter = rendered.get("EnvoyFilter", "caixa-rest-fields")
+    [patch] = envoy_filter["spec"]["configPatches"]
+    assert patch["match"]["context"] == "GATEWAY"
+    assert patch["patch"]["operation"] == "INSERT_BEFORE"
+    subfilter = patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]
+    assert subfilter == {"name": TRANSCODER}
+    [local] = [f for f in _local_gateway_filters(topology) if f["name"] == LUA]
+    assert patch["patch"]["value"] == local

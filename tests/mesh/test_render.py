@@ -55,12 +55,13 @@ def test_every_admin_is_on_loopback(envoys: dict[str, LocalEnvoy]) -> None:
 def test_gateway_transcoder(envoys: dict[str, LocalEnvoy], descriptor: Path) -> None:
     filters = hcm(envoys["gateway"].config)["http_filters"]
     assert [f["name"] for f in filters] == [
+        "envoy.filters.http.lua",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.grpc_stats",
         "envoy.filters.http.local_ratelimit",
         "envoy.filters.http.router",
     ]
-    transcoder = filters[0]["typed_config"]
+    transcoder = filters[1]["typed_config"]
     assert transcoder["services"] == [
         "lancamentos.v1.LancamentosService",
         "consolidado.v1.ConsolidadoService",
@@ -76,7 +77,7 @@ def test_gateway_transcoder(envoys: dict[str, LocalEnvoy], descriptor: Path) -> 
         "reject_binding_body_field_collisions": True,
     }
     assert transcoder["proto_descriptor"] == str(descriptor)
-    stats = filters[1]["typed_config"]
+    stats = filters[2]["typed_config"]
     assert stats["emit_filter_state"] is True
     assert stats["enable_upstream_stats"] is True
 

@@ -27,7 +27,12 @@ def http_request(base_url: str, method: str, path: str, body: object | None) -> 
         headers = {"accept": "application/json"}
         payload = None
         if body is not None:
-            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            if isinstance(body, bytes):
+                payload = body
+            elif isinstance(body, str):
+                payload = body.encode()
+            else:
+                payload = json.dumps(body).encode()
             headers["content-type"] = "application/json"
         connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
@@ -43,5 +48,5 @@ def http_request(base_url: str, method: str, path: str, body: object | None) -> 
 
 async def rest(gateway: LocalStack, method: str, path: str, body: object | None = None) -> Reply:
     """A REST call through the gateway. In a thread: the services share this event loop.
-    `body` is sent as JSON; a str is sent as it is (for malformed JSON)."""
+    `body` is sent as JSON; a str (UTF-8) or bytes as they are (for malformed JSON)."""
     return await asyncio.to_thread(http_request, gateway.rest_url, method, path, body)

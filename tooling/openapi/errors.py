@@ -82,7 +82,9 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "400": (
         "BadRequest",
         "`INVALID_ARGUMENT`: a field is invalid; `details` holds a `google.rpc.BadRequest`"
-        " naming each one. Or `FAILED_PRECONDITION`: the request is well formed but the"
+        " naming each one. The gateway answers so too for a body or query field the"
+        " request does not have, or of the wrong JSON type; a body that is not JSON gets"
+        " `details` empty. Or `FAILED_PRECONDITION`: the request is well formed but the"
         " current state forbids it (e.g. reversing a reversal).",
     ),
     "404": ("NotFound", "`NOT_FOUND`: the resource does not exist."),
