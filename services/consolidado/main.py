@@ -23,6 +23,7 @@ from services.platform.logging import configure_logging
 from services.platform.migrations import migrate_command
 from services.platform.outages import is_dependency_outage
 from services.platform.settings import MissingSetting, settings_or_exit
+from services.platform.stack_flags import StackFlag, add_stack_flags, stack_settings
 
 log = logging.getLogger("services.consolidado")
 
@@ -30,6 +31,14 @@ EXIT_OK = 0
 EXIT_DRIFT = 1
 EXIT_INVALID = 2
 EXIT_UNAVAILABLE = 3
+
+# Which stack reconcile and rebuild act on: flag, else variable, else the running
+# local stack. Redis is optional to them: they neither read nor fill the cache.
+STACK_FLAGS = (
+    StackFlag("database_url", "consolidado's database"),
+    StackFlag("lancamentos_target", "lancamentos' gRPC address"),
+    StackFlag("redis_url", "the balance cache", needed=False),
+)
 
 
 async def serve(settings: ConsolidadoSettings) -> None:
@@ -130,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         "the old balances until the rebuilt ones replace them in one transaction",
     )
     rebuild_parser.add_argument("--merchant", help="only this merchant (default: all)")
-    _stack_flags(rebuild_parser)
+    add_stack_flags(rebuild_parser, STACK_FLAGS)
     reconcile_parser = commands.add_parser(
         "reconcile",
         help="compare with lancamentos' per-day sums; exit 1 on drift",
@@ -140,23 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     reconcile_parser.add_argument("--from", dest="from_date", required=True, help="YYYY-MM-DD")
     reconcile_parser.add_argument("--to", dest="to_date", required=True, help="YYYY-MM-DD")
     reconcile_parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    _stack_flags(reconcile_parser)
+    add_stack_flags(reconcile_parser, STACK_FLAGS)
     return parser
-
-
-def _stack_flags(parser: argparse.ArgumentParser) -> None:
-    """Which stack to act on; each flag overrides its environment variable."""
-    parser.add_argument("--database-url", help="consolidado's database (env DATABASE_URL)")
-    parser.add_argument(
-        "--lancamentos-target", help="lancamentos' gRPC address (env LANCAMENTOS_TARGET)"
-    )
-    parser.add_argument("--redis-url", help="the balance cache (env REDIS_URL)")
-
-
-def _with_flags(settings: ConsolidadoSettings, args: argparse.Namespace) -> ConsolidadoSettings:
-    names = ("database_url", "lancamentos_target", "redis_url")
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None)}
-    return settings.model_copy(update=given)
 
 
 def _outage_exit(command: str, error: BaseException) -> int:
@@ -173,7 +167,12 @@ def _short(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = _with_flags(settings_or_exit(ConsolidadoSettings, parser.prog), args)
+    if args.command in ("reconcile", "rebuild"):
+        settings = stack_settings(
+            ConsolidadoSettings, parser.prog, "consolidado", args, STACK_FLAGS
+        )
+    else:
+        settings = settings_or_exit(ConsolidadoSettings, parser.prog)
     configure_logging(settings.log_level)
     try:
         if args.command != "migrate":

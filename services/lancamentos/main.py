@@ -13,9 +13,14 @@ from services.platform import runtime
 from services.platform.grpc_server import wait_for_termination_signal
 from services.platform.logging import configure_logging
 from services.platform.migrations import migrate_command
+from services.platform.outages import is_dependency_outage
 from services.platform.settings import MissingSetting, settings_or_exit
+from services.platform.stack_flags import StackFlag, add_stack_flags, stack_settings
 
 log = logging.getLogger("services.lancamentos")
+
+# Which stack `parked` acts on: flag, else variable, else the running local stack.
+STACK_FLAGS = (StackFlag("database_url", "lancamentos' database"),)
 
 
 async def _run(settings: LancamentosSettings, *, serve: bool, dispatch: bool) -> None:
@@ -44,8 +49,14 @@ def main() -> None:
         "--retry", type=int, nargs="+", metavar="OUTBOX_ID", help="queue these parked entries again"
     )
     parked.add_argument("--json", action="store_true", help="list as JSON")
+    add_stack_flags(parked, STACK_FLAGS)
     args = parser.parse_args()
-    settings = settings_or_exit(LancamentosSettings, parser.prog)
+    if args.command == "parked":
+        settings = stack_settings(
+            LancamentosSettings, parser.prog, "lancamentos", args, STACK_FLAGS
+        )
+    else:
+        settings = settings_or_exit(LancamentosSettings, parser.prog)
     configure_logging(settings.log_level)
     dispatches = args.command == "dispatch" or (args.command == "serve" and settings.run_dispatcher)
     try:
@@ -55,7 +66,14 @@ def main() -> None:
         parser.exit(2, f"{parser.prog}: {error}\n")
     if args.command == "parked":
         retry_ids = [] if args.retry_all else args.retry
-        sys.exit(admin.run(settings, retry_ids, as_json=args.json))
+        try:
+            sys.exit(admin.run(settings, retry_ids, as_json=args.json))
+        except Exception as error:
+            if not is_dependency_outage(error):
+                raise
+            # As reconcile and rebuild: one line and 3, never a traceback.
+            first = (str(error).splitlines() or [type(error).__name__])[0][:200]
+            parser.exit(3, f"parked failed: a dependency is unavailable ({first})\n")
     if args.command == "migrate":
         sys.exit(
             migrate_command(

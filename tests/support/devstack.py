@@ -62,6 +62,7 @@ class Devstack:
     process: subprocess.Popen[str]
     output: Output
     argv: list[str]  # the launch, whose --repo and --state-dir the control commands reuse
+    state_dir: Path  # `<folder>/.devstack`, as `make run` in a checkout at <folder>
 
     def control(self, action: str, name: str) -> subprocess.CompletedProcess[str]:
         """`caixa-devstack ACTION NAME` against this stack."""
@@ -80,10 +81,14 @@ def running_devstack(tmp_path: Path, pg_admin_url: str, redis_url: str) -> Itera
     plan = StackPlan.render(MESH_SOURCES, sets)
     prefix = f"devstack_{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "tooling.devstack", "--repo", str(REPO_ROOT)]
-    argv += ["--state-dir", str(tmp_path), "--database-prefix", prefix]
+    state_dir = tmp_path / ".devstack"
+    argv += ["--state-dir", str(state_dir), "--database-prefix", prefix]
     argv += [arg for assignment in sets for arg in ("--set", assignment)]
+    # Started from the folder holding its state, as `make run` from a checkout:
+    # the banner's operations commands find the stack from there.
     process = subprocess.Popen(
         argv,
+        cwd=tmp_path,
         env={
             "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
             "DATABASE_URL": pg_admin_url,
@@ -95,7 +100,7 @@ def running_devstack(tmp_path: Path, pg_admin_url: str, redis_url: str) -> Itera
     )
     output = Output(process)
     try:
-        yield Devstack(plan, process, output, argv)
+        yield Devstack(plan, process, output, argv, state_dir)
     finally:
         if process.poll() is None:
             process.kill()

@@ -4,6 +4,7 @@ real services as children, the Envoys of values-local.yaml on ports moved by
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from caixa.client import ConsolidadoClient, LancamentosClient
+from services.platform.local_stack import write_stack
 from tests.support.devstack import READY, Devstack, running_devstack
 from tests.support.rest import http_request
+from tooling.devstack.main import stack_dir_env
 from tooling.devstack.processes import port_open
 
 DAY = "2026-03-10"
@@ -36,9 +39,15 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
     assert f"gateway      {gateway}" in output.text
     # The banner's examples ask for the business day whatever the terminal's zone.
     assert "daily-balances/$(TZ=America/Sao_Paulo date +%F)" in output.text
-    # Its operations line names this stack, so it works when pasted.
-    [reconcile] = [line for line in output.text.splitlines() if " reconcile " in line]
-    assert f"--lancamentos-target {plan.lancamentos.address}" in reconcile
+    # Its operations lines need no flags: the commands find this stack.
+    operations = operations_lines(output.text)
+    assert [line.split()[1] for line in operations] == ["reconcile", "rebuild", "parked"]
+    for flag in ("--database-url", "--lancamentos-target", "--redis-url", "CAIXA_STACK_DIR"):
+        assert flag not in "\n".join(operations)
+    # While it runs, stack.json names it and its launcher.
+    stack = json.loads((devstack.state_dir / "stack.json").read_text(encoding="utf-8"))
+    assert stack["launcher_pid"] == process.pid
+    assert stack["services"]["consolidado"]["LANCAMENTOS_TARGET"] == plan.lancamentos.address
     merchant = f"dev-{uuid.uuid4().hex[:8]}"
 
     with LancamentosClient(gateway) as lancamentos, ConsolidadoClient(gateway) as consolidado:
@@ -57,10 +66,40 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
             time.sleep(0.2)
         assert balance.closing_balance_cents == 800
 
+    # Pasted as printed, in a folder of the checkout the stack runs from, with
+    # nothing in the environment to say where its databases are.
+    inside = devstack.state_dir.parent / "some" / "folder"
+    inside.mkdir(parents=True)
+    using = f"using the local stack of {devstack.state_dir} (launcher pid {process.pid})"
+    results = {line.split()[1]: run_pasted(line, inside) for line in operations}
+    for command, result in results.items():
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        assert result.stderr.strip().splitlines()[0].endswith(using), result.stderr
+    assert "m1: 1 days checked, 0 drifting" in results["reconcile"].stdout
+    assert "no parked entries" in results["parked"].stdout
+
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=90) == 0, output.text
     assert "everything stopped" in output.text
+    assert not (devstack.state_dir / "stack.json").exists()
     assert [port for port in plan.ports if port_open("127.0.0.1", port, timeout=0.2)] == []
+
+
+def operations_lines(banner: str) -> list[str]:
+    lines = banner.split("Operations (", 1)[1].split("Ctrl-C stops", 1)[0].splitlines()[1:]
+    return [line.strip() for line in lines if line.strip()]
+
+
+def run_pasted(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", line],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_a_second_launcher_on_the_same_state_refuses_and_leaves_the_first_alone(
@@ -71,6 +110,7 @@ def test_a_second_launcher_on_the_same_state_refuses_and_leaves_the_first_alone(
     assert second.returncode == 1
     assert "another Caixa stack is running" in second.stdout + second.stderr
     assert devstack.process.poll() is None
+    assert (devstack.state_dir / "stack.json").exists()  # the first one's, left alone
     gateway = devstack.plan.gateway
     assert port_open("127.0.0.1", gateway.listen_port)
     with LancamentosClient(f"127.0.0.1:{gateway.listen_port}") as client:
@@ -88,3 +128,17 @@ def test_a_signal_delivered_twice_at_once_is_one_clean_stop(devstack: Devstack) 
     text = devstack.output.text
     assert "did not stop in time" not in text and "killing what is left" not in text
     assert "everything stopped" in text
+
+
+def test_the_banner_points_the_commands_at_a_stack_they_would_not_find(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "checkout"
+    write_stack(checkout / ".devstack", {})
+    (checkout / "sub").mkdir()
+    monkeypatch.chdir(checkout / "sub")
+    assert stack_dir_env(checkout / ".devstack", {}) == ""
+    # A --state-dir they would not look in, from here.
+    write_stack(tmp_path / "state", {})
+    assert stack_dir_env(tmp_path / "state", {}) == f"CAIXA_STACK_DIR={tmp_path / 'state'} "
+    assert stack_dir_env(tmp_path / "state", {"CAIXA_STACK_DIR": str(tmp_path / "state")}) == ""

@@ -1,6 +1,7 @@
 """Every shell and Python block of the README's "Using it" runs as printed against
 a running stack (`make run`, here on free ports: the blocks' default ports and
-database names are swapped for this stack's before they run)."""
+database names are swapped for this stack's before they run, and the
+operations commands find it by CAIXA_STACK_DIR)."""
 
 from __future__ import annotations
 
@@ -78,12 +79,15 @@ def test_a_readme_block_runs_as_printed(
     code = for_this_stack(code, stack, pg_admin_url, redis_url)
     venv_bin = str(Path(sys.executable).parent)
     gateway = f"127.0.0.1:{stack.plan.gateway.listen_port}"
-    # The venv activated, and the CLI's default target (localhost:8080) moved.
+    # The venv activated, the CLI's default target (localhost:8080) moved, and
+    # the operations commands pointed at this stack: they run from the checkout,
+    # whose own .devstack (a developer's `make run`) is not this one.
     env = {
         **os.environ,
         "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
         "CAIXA_LANCAMENTOS_TARGET": gateway,
         "CAIXA_CONSOLIDADO_TARGET": gateway,
+        "CAIXA_STACK_DIR": str(stack.state_dir),
     }
     for name in ("DATABASE_URL", "REDIS_URL", "LANCAMENTOS_TARGET", "CONSOLIDADO_TARGET"):
         env.pop(name, None)

@@ -7,6 +7,8 @@
    port: lancamentos, the consolidado replicas, the gateway (gRPC and REST),
    an inbound sidecar per replica, and the egress sidecar through which
    lancamentos' dispatcher reaches consolidado (see tooling.stack).
+While it is up, `<state dir>/stack.json` tells the operations commands
+(reconcile, rebuild, parked) where it is (see services.platform.local_stack).
 Ctrl-C or SIGTERM stops everything in dependency order (see tooling.stack.supervised).
 """
 
@@ -19,6 +21,7 @@ import fcntl
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
@@ -29,6 +32,7 @@ from caixa.cli.dates import DEFAULT_TIMEZONE as CLI_DEFAULT_TIMEZONE
 from caixa.client.targets import DEFAULT_LANCAMENTOS_TARGET
 from mesh.cli import add_set_option
 from mesh.values import PolicyError
+from services.platform import local_stack
 from services.platform.settings import ServiceSettings
 from tooling.devstack import control
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
@@ -129,7 +133,7 @@ def banner(
     log_dir: Path,
     *,
     zone: str,
-    consolidado_db: str,
+    ops_env: str = "",
 ) -> str:
     def where(handle: ServerHandle) -> str:
         kind = f"embedded, files in {handle.data_dir}" if handle.embedded else "external"
@@ -137,11 +141,7 @@ def banner(
 
     gateway = plan.gateway
     cli = _cli_command()
-    ops = _script("caixa-consolidado")
-    stack = (
-        f"--database-url {consolidado_db} --lancamentos-target {plan.lancamentos.address} "
-        f"--redis-url {redis.url}"
-    )
+    ops = ops_env + _script("caixa-consolidado")
     front = f"{plan.lancamentos.host}:{gateway.listen_port}"
     if gateway.listen_port != CLI_DEFAULT_GATEWAY_PORT:
         cli += f" --lancamentos-target {front} --consolidado-target {front}"
@@ -167,11 +167,12 @@ def banner(
             """       -d '{"kind":"KIND_DEBIT","amount_cents":250,"request_id":"r-1"}'""",
             # The business day, not the terminal's: right in any TZ.
             f"  curl -s {rest}/v1/merchants/m1/daily-balances/$(TZ={zone} date +%F)",
+            # No flags: they find this stack by its stack.json (write_stack_file).
             "Operations (exit 0 ok, 1 drift, 2 invalid, 3 unreachable):",
             f"  {ops} reconcile --merchant m1 --from $(TZ={zone} date +%F) "
-            f"--to $(TZ={zone} date +%F) {stack}",
-            f"  {ops} rebuild --merchant m1 {stack}",
-            f"  {_script('caixa-lancamentos')} parked",
+            f"--to $(TZ={zone} date +%F)",
+            f"  {ops} rebuild --merchant m1",
+            f"  {ops_env}{_script('caixa-lancamentos')} parked",
             "Ctrl-C stops everything.",
             "",
         ]
@@ -226,6 +227,8 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
     control_dir = state_dir / "control"
     for stale in control_dir.glob("*"):
         stale.unlink()
+    # Under the lock, so any stack file here is a killed launcher's.
+    local_stack.remove_stack(state_dir)
     try:
         supervisor.stop_leftovers()
         _check_ports_free(plan)
@@ -262,15 +265,10 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
         )
         asyncio.run(bring_up(plan, launcher, within=READY_TIMEOUT))
         zone = business_zone(environ)
+        write_stack_file(state_dir, plan, databases, redis.url)
+        ops_env = stack_dir_env(state_dir, environ)
         print(
-            banner(
-                plan,
-                postgres,
-                redis,
-                supervisor.log_dir,
-                zone=zone,
-                consolidado_db=databases["consolidado"],
-            ),
+            banner(plan, postgres, redis, supervisor.log_dir, zone=zone, ops_env=ops_env),
             flush=True,
         )
         supervisor.watch(control_dir=control_dir)
@@ -281,10 +279,43 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
         log.error("%s", error)
         return 1
     finally:
+        # First: a command started from now on would find a stack going away.
+        local_stack.remove_stack(state_dir)
         supervisor.stop()
         for handle in reversed(handles):
             handle.stop()
         log.info("everything stopped")
+
+
+def write_stack_file(
+    state_dir: Path, plan: StackPlan, databases: Mapping[str, str], redis_url: str
+) -> None:
+    """What the operations commands (reconcile, rebuild, parked) need to act on
+    this stack without flags; see services.platform.local_stack."""
+    local_stack.write_stack(
+        state_dir,
+        {
+            "lancamentos": {"DATABASE_URL": databases["lancamentos"]},
+            "consolidado": {
+                "DATABASE_URL": databases["consolidado"],
+                "LANCAMENTOS_TARGET": plan.lancamentos.address,
+                "REDIS_URL": redis_url,
+            },
+        },
+    )
+
+
+def stack_dir_env(state_dir: Path, environ: Mapping[str, str]) -> str:
+    """Nothing when the operations commands, run from here, find this stack by
+    themselves; else the `CAIXA_STACK_DIR=...` that points them at it (a
+    --state-dir not named .devstack, or outside this folder and its parents)."""
+    try:
+        found = local_stack.discover(environ).stack
+    except local_stack.MalformedStackFile:
+        found = None
+    if found is not None and found.state_dir.resolve() == state_dir.resolve():
+        return ""
+    return f"{local_stack.STACK_DIR_ENV}={shlex.quote(str(state_dir))} "
 
 
 def main(argv: list[str] | None = None) -> None:

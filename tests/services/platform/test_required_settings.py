@@ -17,7 +17,13 @@ def run(module: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]
     clean = {k: v for k, v in os.environ.items() if not k.endswith("_TARGET")}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        env={**clean, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", **env},
+        # No stack to discover, even when a developer's `make run` is up here.
+        env={
+            **clean,
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "CAIXA_STACK_DIR": "/nonexistent/caixa-stack",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
