@@ -1,6 +1,8 @@
-"""`python -m bench.run [--scale smoke|full]`: starts the stack, runs every
-scenario with native load generators, writes bench/results/<date>-<scale>.json
-and prints a Markdown table."""
+"""`python -m bench.run [--scale smoke|full] [--only write-scaling]`: starts the
+stack, runs every scenario with native load generators, then write scaling
+(1 vs 2 lancamentos processes, without the stack), writes
+bench/results/<date>-<scale>.json (or <date>-write-scaling.json) and prints a
+Markdown table."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
+from bench.rest_check import rest_check_cost
 from bench.stack import Stack, sql_scalar
+from bench.write_scaling import write_scaling
 from tooling.devstack.infra import ensure_postgres, ensure_redis
 from tooling.stack.sources import MeshSources
 
@@ -47,35 +51,40 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(scale: scenarios.Scale, sources: MeshSources, *, out: Path | None) -> dict[str, Any]:
+def run(
+    scale: scenarios.Scale,
+    sources: MeshSources,
+    *,
+    out: Path | None,
+    only_write_scaling: bool = False,
+    note: str | None = None,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="caixa-bench-") as tmp:
         workdir = Path(tmp)
         postgres = ensure_postgres(os.environ.get("DATABASE_URL"), workdir / "pg")
-        redis = ensure_redis(os.environ.get("REDIS_URL"), workdir / "redis")
-        stack = Stack(postgres.url, redis.url, workdir / "stack", sources)
         rows: list[dict[str, Any]] = []
         try:
-            stack.start()
             durability = {
-                "synchronous_commit": sql_scalar(stack.lancamentos_db, "SHOW synchronous_commit"),
-                "fsync": sql_scalar(stack.lancamentos_db, "SHOW fsync"),
-                "postgresql": sql_scalar(stack.lancamentos_db, "SHOW server_version"),
+                "synchronous_commit": sql_scalar(postgres.url, "SHOW synchronous_commit"),
+                "synchronous_standby_names": sql_scalar(
+                    postgres.url, "SHOW synchronous_standby_names"
+                ),
+                "fsync": sql_scalar(postgres.url, "SHOW fsync"),
+                "postgresql": sql_scalar(postgres.url, "SHOW server_version"),
             }
-            rows.append(scenarios.seed_import(stack, scale, workdir))
-            rows.append(scenarios.drain_outbox(stack))
-            rows.append(scenarios.balance_warm(stack, scale, workdir))
-            rows.append(scenarios.balance_warm_gateway(stack, scale, workdir))
-            rows.append(scenarios.balance_cold(stack, scale))
-            rows.append(scenarios.creates(stack, scale))
+            if not only_write_scaling:
+                rows += _stack_scenarios(scale, sources, postgres.url, workdir)
+            # After the stack has stopped: only the lancamentos processes under test run.
             rows.append(
-                scenarios.consolidation_lag(stack, scale, rate=500, expected_ms=rows[-1]["p50_ms"])
-            )
-            rows.append(
-                scenarios.envoy_hop(stack, workdir, requests=200 if scale.name == "smoke" else 3000)
+                write_scaling(
+                    postgres.url,
+                    scale.name,
+                    merchants=scale.merchants,
+                    days=scale.days,
+                    workdir=workdir / "write-scaling",
+                )
             )
         finally:
-            stack.stop()
-            redis.stop()
             postgres.stop()
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -84,11 +93,48 @@ def run(scale: scenarios.Scale, sources: MeshSources, *, out: Path | None) -> di
         "days": scale.days,
         "machine": machine(),
         "durability": durability,
+        **({"note": note} if note else {}),
         "results": rows,
     }
     if out is not None:
         out.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _stack_scenarios(
+    scale: scenarios.Scale, sources: MeshSources, postgres_url: str, workdir: Path
+) -> list[dict[str, Any]]:
+    redis = ensure_redis(os.environ.get("REDIS_URL"), workdir / "redis")
+    stack = Stack(postgres_url, redis.url, workdir / "stack", sources)
+    rows: list[dict[str, Any]] = []
+    try:
+        stack.start()
+        rows.append(scenarios.seed_import(stack, scale, workdir))
+        rows.append(scenarios.drain_outbox(stack))
+        rows.append(scenarios.balance_warm(stack, scale, workdir))
+        rows.append(scenarios.balance_warm_gateway(stack, scale, workdir))
+        rows.append(scenarios.balance_cold(stack, scale))
+        rows.append(scenarios.creates(stack, scale))
+        rows.append(
+            scenarios.consolidation_lag(stack, scale, rate=500, expected_ms=rows[-1]["p50_ms"])
+        )
+        rows.append(
+            scenarios.envoy_hop(stack, workdir, requests=200 if scale.name == "smoke" else 3000)
+        )
+        smoke = scale.name == "smoke"
+        rows.append(
+            rest_check_cost(
+                stack,
+                workdir / "rest-check",
+                seconds=1 if smoke else 10,
+                connections=8,
+                rounds=1 if smoke else 3,
+            )
+        )
+    finally:
+        stack.stop()
+        redis.stop()
+    return rows
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -100,17 +146,21 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for row in report["results"]:
-        rate = row.get("rps", row.get("entries_per_second", row.get("offered_rps", "")))
-        notes = {
-            k: v
-            for k, v in row.items()
-            if k not in {"scenario", "rps", "entries_per_second", "p50_ms", "p99_ms", "error_pct"}
-        }
-        lines.append(
-            f"| {row['scenario']} | {rate} | {row.get('p50_ms', '')} | {row.get('p99_ms', '')} "
-            f"| {row.get('error_pct', '')} | {json.dumps(notes)} |"
-        )
+        # Write scaling: its summary, then a line per leg.
+        for line in [row, *row.get("legs", [])]:
+            lines.append(_markdown_row(line))
     return "\n".join(lines)
+
+
+def _markdown_row(row: dict[str, Any]) -> str:
+    name = row.get("scenario", f"  · leg, {row.get('processes')} process(es)")
+    rate = row.get("rps", row.get("entries_per_second", row.get("offered_rps", "")))
+    shown = {"scenario", "rps", "entries_per_second", "p50_ms", "p99_ms", "error_pct", "legs"}
+    notes = {k: v for k, v in row.items() if k not in shown}
+    return (
+        f"| {name} | {rate} | {row.get('p50_ms', '')} | {row.get('p99_ms', '')} "
+        f"| {row.get('error_pct', '')} | {json.dumps(notes)} |"
+    )
 
 
 def main() -> None:
@@ -118,11 +168,23 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(scenarios.SCALES), default="full")
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/…)")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the Caixa checkout")
+    parser.add_argument(
+        "--only", choices=["write-scaling"], help="run this scenario alone (no stack)"
+    )
+    parser.add_argument("--note", help="a remark stored in the results JSON")
     args = parser.parse_args()
     scale = scenarios.SCALES[args.scale]
-    out = args.out or RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-{scale.name}.json"
+    name = args.only or scale.name
+    out = args.out or RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    print(markdown(run(scale, MeshSources(args.repo.resolve()), out=out)))
+    report = run(
+        scale,
+        MeshSources(args.repo.resolve()),
+        out=out,
+        only_write_scaling=args.only == "write-scaling",
+        note=args.note,
+    )
+    print(markdown(report))
 
 
 if __name__ == "__main__":

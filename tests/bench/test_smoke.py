@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,5 +53,39 @@ def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
             assert row["error_pct"] == 0, row
     lag = next(r for r in report["results"] if r["scenario"].startswith("consolidation lag"))
     assert lag["lag_p99_ms"] > 0
+    _check_write_scaling(report)
+    _check_rest_check(report)
     assert report["durability"]["synchronous_commit"] == "on"
     assert report["durability"]["fsync"] == "on"
+
+
+def _check_write_scaling(report: dict[str, Any]) -> None:
+    """It ran 1, 2, 1, 2 processes and counted every leg by grpc-status; no timing is asserted."""
+    row = next(r for r in report["results"] if r["scenario"].startswith("write scaling"))
+    assert row["order"] == [1, 2, 1, 2]
+    for leg in row["legs"]:
+        ok = leg["grpc_codes"].get("OK", 0)
+        assert ok > 0, leg
+        assert leg["error_pct"] == 0, leg
+        # Every success is a new entry: no request_id was sent twice.
+        assert leg["entries_stored"] == ok, leg
+        assert sum(leg["ok_by_process"]) == ok
+        assert len(leg["ok_by_process"]) == leg["processes"]
+        assert all(n > 0 for n in leg["ok_by_process"]), leg
+        assert leg["commits"] > 0
+        assert leg["feed_lock"]["samples"] > 0, leg
+    assert row["rps_1_process"] > 0
+    assert row["rps_2_processes"] > 0
+    assert row["ratio"] > 0
+
+
+def _check_rest_check(report: dict[str, Any]) -> None:
+    """Both gateways (with and without the Lua check) served every create, in both
+    settings; the bench itself checked that only one refuses an unknown field."""
+    row = next(r for r in report["results"] if r["scenario"].startswith("REST field check"))
+    for setting in ("isolated", "end_to_end"):
+        legs = row[setting]["legs"]
+        assert {leg["gateway"] for leg in legs} == {"with", "without"}, legs
+        for leg in legs:
+            assert leg["requests"] > 0 and leg["error_pct"] == 0, leg
+            assert leg["gateway_cpu_us_per_request"] > 0, leg
