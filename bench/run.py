@@ -128,7 +128,7 @@ def _stack_scenarios(
                 workdir / "rest-check",
                 seconds=1 if smoke else 10,
                 connections=8,
-                rounds=1 if smoke else 3,
+                rounds=1 if smoke else 4,
             )
         )
     finally:
