@@ -10,6 +10,7 @@ from consolidado.v1 import consolidado_pb2 as pb
 from consolidado.v1 import consolidado_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.consolidado.access_rules import RULES
 from services.consolidado.cache import BalanceCache
 from services.consolidado.conversions import ProtoBalances
 from services.consolidado.ingest import Ingestor
@@ -28,7 +29,9 @@ from services.consolidado.servicer import (
 from services.consolidado.settings import ConsolidadoSettings
 from services.platform import database
 from services.platform.grpc_server import GrpcServer
+from services.platform.guard import guard_of
 from services.platform.migrations import SchemaCheck
+from services.platform.workload_identity import identity_interceptors
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SERVICE_NAMES = [
@@ -55,6 +58,7 @@ def build_server(
         readiness_probe=readiness_probe,
         probe_interval=settings.health_probe_interval_seconds,
         metrics_port=settings.metrics_port,
+        guard=guard_of(settings, RULES),
     )
 
 
@@ -75,7 +79,9 @@ class ConsolidadoApp:
         )
         self.cache = BalanceCache.from_settings(settings)
         # Lazy: no connection is made until reconcile or rebuild needs one.
-        self.lancamentos_channel = open_channel(settings.require("lancamentos_target"))
+        self.lancamentos_channel = open_channel(
+            settings.require("lancamentos_target"), identity_interceptors(settings)
+        )
         self.lancamentos = LancamentosLedger(
             lancamentos_stub(self.lancamentos_channel),
             timeout=settings.lancamentos_timeout_seconds,

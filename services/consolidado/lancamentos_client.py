@@ -5,10 +5,10 @@ cases see neither gRPC nor protobuf."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from lancamentos.v1 import lancamentos_pb2 as lpb
@@ -18,7 +18,7 @@ from services.consolidado.drifts import DaySums
 from services.consolidado.entries import IngestEntry
 from services.consolidado.queries import DayRange
 from services.consolidado.requests import ingest_batch
-from services.domain.errors import Unavailable
+from services.domain.errors import PermissionDenied, Unavailable
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub
@@ -33,8 +33,13 @@ _UNREACHABLE = frozenset(
 )
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target)
+# Codes that mean "lancamentos does not accept who we are": a deployment problem.
+_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+
+def open_channel(target: str, interceptors: Sequence[Any] = ()) -> grpc.aio.Channel:
+    """`interceptors`: e.g. this workload's identity (platform.workload_identity)."""
+    return grpc.aio.insecure_channel(target, interceptors=list(interceptors))
 
 
 def lancamentos_stub(channel: grpc.aio.Channel) -> LancamentosServiceAsyncStub:
@@ -59,6 +64,11 @@ def _unreachable_as_unavailable(doing: str) -> Iterator[None]:
         outage = unreachable(error, doing)
         if outage is not None:
             raise outage from error
+        if error.code() in _REFUSED:
+            raise PermissionDenied(
+                f"lancamentos refused to {doing} for this workload "
+                f"({error.code().name}: {error.details()}); check WORKLOAD_TOKEN_FILE"
+            ) from error
         raise
 
 

@@ -16,7 +16,7 @@ from services.consolidado.drifts import ReconcileReport
 from services.consolidado.rebuild import rebuild
 from services.consolidado.requests import day_range
 from services.consolidado.settings import ConsolidadoSettings
-from services.domain.errors import DomainError, InvalidArgument
+from services.domain.errors import DomainError, Unavailable
 from services.platform import runtime
 from services.platform.grpc_server import wait_for_termination_signal
 from services.platform.logging import configure_logging
@@ -38,6 +38,7 @@ STACK_FLAGS = (
     StackFlag("database_url", "consolidado's database"),
     StackFlag("lancamentos_target", "lancamentos' gRPC address"),
     StackFlag("redis_url", "the balance cache", needed=False),
+    StackFlag("workload_token_file", "the identity token sent to lancamentos' feed", needed=False),
 )
 
 
@@ -70,7 +71,7 @@ async def rebuild_command(settings: ConsolidadoSettings, merchant_id: str | None
             )
         except DomainError as error:
             print(f"rebuild failed: {error.message}", file=sys.stderr)
-            return EXIT_INVALID if isinstance(error, InvalidArgument) else EXIT_UNAVAILABLE
+            return EXIT_UNAVAILABLE if isinstance(error, Unavailable) else EXIT_INVALID
     print(
         f"rebuilt {len(report.merchants)} merchant(s): {report.applied} entries applied, "
         f"{report.duplicates} duplicates"
@@ -92,7 +93,7 @@ async def reconcile_command(
             report = await app.reconciler.reconcile(day_range(merchant_id, from_date, to_date))
         except DomainError as error:
             print(f"reconcile failed: {error.message}", file=sys.stderr)
-            return EXIT_INVALID if isinstance(error, InvalidArgument) else EXIT_UNAVAILABLE
+            return EXIT_UNAVAILABLE if isinstance(error, Unavailable) else EXIT_INVALID
     if as_json:
         # The RPC's response in the proto3 JSON mapping, as REST clients see it.
         as_dict = json_format.MessageToDict(

@@ -51,6 +51,14 @@ class FailedPrecondition(DomainError):
     """The request is well-formed but the resource's state forbids it."""
 
 
+class Unauthenticated(DomainError):
+    """No token, or one that is expired, wrongly signed, or for another issuer or audience."""
+
+
+class PermissionDenied(DomainError):
+    """A verified caller asked for a merchant or an RPC its token does not allow."""
+
+
 class Unavailable(DomainError):
     """A dependency is down; the caller may retry."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.lancamentos.access_rules import RULES
 from services.lancamentos.notifier import CommitNotifier
 from services.lancamentos.outbox.dispatcher import OutboxDispatcher
 from services.lancamentos.servicer import LancamentosServicer
@@ -15,6 +16,7 @@ from services.lancamentos.store import NOTIFY_CHANNEL
 from services.lancamentos.use_cases import LancamentosService
 from services.platform import database
 from services.platform.grpc_server import GrpcServer, Registrar
+from services.platform.guard import guard_of
 from services.platform.migrations import SchemaCheck
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -53,6 +55,7 @@ class LancamentosApp:
             readiness_probe=lambda: schema(self.engine),
             probe_interval=settings.health_probe_interval_seconds,
             metrics_port=settings.metrics_port,
+            guard=guard_of(settings, RULES),
         )
         self.dispatcher = (
             OutboxDispatcher(self.engine, self.notifier, settings) if dispatch else None

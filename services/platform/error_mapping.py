@@ -24,9 +24,12 @@ from services.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
+    Unauthenticated,
     Unavailable,
 )
 from services.platform import rpc_metrics
+from services.platform.guard import Guard
 from services.platform.outages import is_dependency_outage
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ _CODES: dict[type[DomainError], int] = {
     NotFound: code_pb2.NOT_FOUND,
     AlreadyExists: code_pb2.ALREADY_EXISTS,
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    Unauthenticated: code_pb2.UNAUTHENTICATED,
+    PermissionDenied: code_pb2.PERMISSION_DENIED,
     Unavailable: code_pb2.UNAVAILABLE,
 }
 
@@ -82,10 +87,31 @@ async def abort_with(
 Behavior = Callable[..., Any]
 
 
-def _wrap_unary_response(behavior: Behavior, method: str) -> Behavior:
+def _guarded(
+    guard: Guard | None,
+    method: str,
+    request: Any,
+    context: grpc.aio.ServicerContext[Any, Any],
+    *,
+    streaming_request: bool,
+) -> Any:
+    """The request once its caller is admitted (see guard); unchanged when
+    the service runs without authentication."""
+    if guard is None or not guard.guards(method):
+        return request
+    rule, principal = guard.admit(method, context)
+    if streaming_request:
+        return guard.checked_stream(rule, principal, request)
+    return guard.check(rule, principal, request)
+
+
+def _wrap_unary_response(
+    behavior: Behavior, method: str, guard: Guard | None, *, streaming_request: bool
+) -> Behavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         try:
+            request = _guarded(guard, method, request, context, streaming_request=streaming_request)
             response = await behavior(request, context)
         except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
@@ -97,12 +123,15 @@ def _wrap_unary_response(behavior: Behavior, method: str) -> Behavior:
     return wrapped
 
 
-def _wrap_stream_response(behavior: Behavior, method: str) -> Behavior:
+def _wrap_stream_response(
+    behavior: Behavior, method: str, guard: Guard | None, *, streaming_request: bool
+) -> Behavior:
     async def wrapped(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         started = time.perf_counter()
         try:
+            request = _guarded(guard, method, request, context, streaming_request=streaming_request)
             async for response in behavior(request, context):
                 yield response
         except Exception as exc:
@@ -117,11 +146,12 @@ def _wrap_stream_response(behavior: Behavior, method: str) -> Behavior:
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Wraps every handler so raised exceptions become proper statuses."""
 
-    def __init__(self) -> None:
+    def __init__(self, guard: Guard | None = None) -> None:
         # grpc.aio asks for the handler on every call; wrapping once per method
         # keeps the per-call cost to a dict lookup. That is only right when the
         # continuation is the plain handler lookup: keep this interceptor last.
         self._wrapped: dict[str, Any] = {}
+        self._guard = guard
 
     async def intercept_service(
         self,
@@ -134,32 +164,33 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
             handler: Any = await continuation(handler_call_details)
             if handler is None:
                 return None
-            wrapped = self._wrapped[method] = _wrap(handler, method)
+            wrapped = self._wrapped[method] = _wrap(handler, method, self._guard)
         return wrapped
 
 
-def _wrap(handler: Any, method: str) -> Any:
-    """The same handler, its behaviour wrapped to map errors and record metrics."""
+def _wrap(handler: Any, method: str, guard: Guard | None) -> Any:
+    """The same handler, its behaviour wrapped to check the caller, map errors
+    and record metrics."""
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary_response(handler.unary_unary, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            _wrap_unary_response(handler.unary_unary, method, guard, streaming_request=False),
+            **serializers,
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            _wrap_unary_response(handler.stream_unary, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            _wrap_unary_response(handler.stream_unary, method, guard, streaming_request=True),
+            **serializers,
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _wrap_stream_response(handler.unary_stream, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            _wrap_stream_response(handler.unary_stream, method, guard, streaming_request=False),
+            **serializers,
         )
     return grpc.stream_stream_rpc_method_handler(
-        _wrap_stream_response(handler.stream_stream, method),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+        _wrap_stream_response(handler.stream_stream, method, guard, streaming_request=True),
+        **serializers,
     )

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.platform import rpc_metrics
 from services.platform.error_mapping import ErrorMappingInterceptor
+from services.platform.guard import Guard
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,10 @@ class GrpcServer:
         probe_interval: float = 2.0,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
         metrics_port: int | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self._server = grpc.aio.server(
-            interceptors=[*interceptors, ErrorMappingInterceptor()], options=_SERVER_OPTIONS
+            interceptors=[*interceptors, ErrorMappingInterceptor(guard)], options=_SERVER_OPTIONS
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._service_names = list(service_names)

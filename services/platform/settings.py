@@ -38,6 +38,17 @@ class ServiceSettings(BaseSettings):
     )
     health_probe_interval_seconds: float = Field(2.0, gt=0)
     business_timezone: str = "America/Sao_Paulo"
+    auth_jwks_file: str | None = Field(
+        None, description="JWKS the bearer tokens are verified with; unset: no authentication"
+    )
+    auth_issuer: str = Field("caixa-dev", description="the `iss` every token must carry")
+    auth_audience: str = Field("caixa", description="the `aud` every token must carry")
+    workload_token_file: str | None = Field(
+        None, description="this workload's own token, sent on its calls to other services"
+    )
+    auth_workloads: str = Field(
+        "", description="service identities and their scopes: `subject=scope ...;subject=...`"
+    )
 
     @field_validator("business_timezone")
     @classmethod

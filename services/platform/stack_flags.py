@@ -53,7 +53,9 @@ def stack_settings(
     settings = settings_or_exit(cls, prog)
     values = {f.setting: getattr(args, f.setting) for f in flags if getattr(args, f.setting, None)}
     unset = [f for f in flags if f.setting not in values and not _in_environment(settings, f)]
-    if unset:
+    # Only a needed setting left unset sends it looking: in a cluster, where
+    # flags or env give those, no file is ever read.
+    if any(f.needed for f in unset):
         values |= _from_local_stack(prog, role, unset, partly=len(unset) < len(flags))
     return settings.model_copy(update=values)
 
@@ -89,7 +91,7 @@ def _from_local_stack(
     if stack is not None and taken:
         # Named when mixed with given ones: a flag for one stack and the rest
         # from the local one is allowed, but should not go unnoticed.
-        mixed = partly or len(taken) < len(unset)
+        mixed = partly
         which = f" for {', '.join(name.upper() for name in taken)}" if mixed else ""
         print(
             f"{prog}: using the local stack of {stack.state_dir} "

@@ -70,3 +70,14 @@ def test_client_installs_alone_into_a_clean_venv(tmp_path: Path) -> None:
     )
     assert cli.returncode == 0, cli.stderr
     assert "balance" in cli.stdout
+    # Dev tokens are an extra (PyJWT, cryptography): without it, one clear line.
+    token = subprocess.run(
+        [env_dir / "bin" / "caixa", "token", "--merchant", "m1", "--scope", "admin"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert token.returncode == 2, token.stderr
+    assert "pip install 'caixa-client[tokens]'" in token.stderr
+    assert "Traceback" not in token.stderr

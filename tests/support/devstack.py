@@ -17,6 +17,8 @@ from typing import IO
 
 import pytest
 
+from caixa.cli.dev_tokens import dev_key, mint
+from tests.support.auth import EVERY_SCOPE
 from tests.support.paths import MESH_SOURCES, REPO_ROOT
 from tooling.devstack.infra import drop_database
 from tooling.stack.plan import StackPlan, free_port_sets
@@ -63,6 +65,16 @@ class Devstack:
     output: Output
     argv: list[str]  # the launch, whose --repo and --state-dir the control commands reuse
     state_dir: Path  # `<folder>/.devstack`, as `make run` in a checkout at <folder>
+
+    def token(self, merchants: tuple[str, ...] = ("*",), scope: str = " ".join(EVERY_SCOPE)) -> str:
+        """A token of this stack's dev key, as `caixa token` mints it."""
+        return mint(
+            dev_key(self.state_dir / "auth"),
+            subject="tester",
+            merchants=merchants,
+            scopes=scope.split(),
+            ttl_seconds=3600,
+        )
 
     def control(self, action: str, name: str) -> subprocess.CompletedProcess[str]:
         """`caixa-devstack ACTION NAME` against this stack."""

@@ -20,11 +20,18 @@ class Reply:
     content_type: str
 
 
-def http_request(base_url: str, method: str, path: str, body: object | None) -> Reply:
+def http_request(
+    base_url: str,
+    method: str,
+    path: str,
+    body: object | None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     host, _, port = base_url.removeprefix("http://").partition(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
-        headers = {"accept": "application/json"}
+        headers = {"accept": "application/json", **(headers or {})}
         payload = None
         if body is not None:
             if isinstance(body, bytes):

@@ -28,6 +28,7 @@ class Load:
     """Creates (and, optionally, reads) through the gateway until stopped."""
 
     gateway: str
+    token: str
     merchant: str = field(default_factory=lambda: f"chaos-{uuid.uuid4().hex[:8]}")
     created: int = 0
     create_failures: list[str] = field(default_factory=list)
@@ -38,8 +39,8 @@ class Load:
 
     def run(self) -> None:
         with (
-            LancamentosClient(self.gateway, timeout=5) as writes,
-            ConsolidadoClient(self.gateway, timeout=5) as reads,
+            LancamentosClient(self.gateway, timeout=5, token=self.token) as writes,
+            ConsolidadoClient(self.gateway, timeout=5, token=self.token) as reads,
         ):
             while not self._stop.is_set():
                 try:
@@ -79,12 +80,13 @@ def test_kill_9_of_replicas_and_the_dispatchers_sidecar_fails_no_create(
     plan = devstack.plan
     gateway = f"127.0.0.1:{plan.gateway.listen_port}"
     replicas = list(plan.consolidado)
-    load = Load(gateway)
+    token = devstack.token()
+    load = Load(gateway, token)
     worker = threading.Thread(target=load.run, daemon=True)
     worker.start()
 
     def balance_count() -> int:
-        with ConsolidadoClient(gateway, timeout=5) as client:
+        with ConsolidadoClient(gateway, timeout=5, token=token) as client:
             try:
                 return int(client.get_daily_balance(load.merchant, DAY).lancamentos_count)
             except CaixaError:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
-from caixa.client import ConsolidadoClient, LancamentosClient
+from caixa.client import CaixaError, ConsolidadoClient, LancamentosClient
 from services.platform.local_stack import write_stack
 from tests.support.devstack import READY, Devstack, running_devstack
 from tests.support.rest import http_request
@@ -48,17 +50,35 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
     stack = json.loads((devstack.state_dir / "stack.json").read_text(encoding="utf-8"))
     assert stack["launcher_pid"] == process.pid
     assert stack["services"]["consolidado"]["LANCAMENTOS_TARGET"] == plan.lancamentos.address
-    merchant = f"dev-{uuid.uuid4().hex[:8]}"
+    merchant = "m1"  # the merchant of the banner's token
+    inside = devstack.state_dir.parent / "some" / "folder"
+    inside.mkdir(parents=True)
+    token = banner_token(output.text, inside)
 
-    with LancamentosClient(gateway) as lancamentos, ConsolidadoClient(gateway) as consolidado:
+    # Without a token, through the gateway: refused by the service behind it.
+    with (
+        LancamentosClient(gateway, token="") as anonymous,
+        pytest.raises(CaixaError) as refused,
+    ):
+        anonymous.create_lancamento(merchant, "credit", 1, value_date=DAY)
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    with (
+        LancamentosClient(gateway, token=token) as lancamentos,
+        ConsolidadoClient(gateway, token=token) as consolidado,
+    ):
         lancamentos.create_lancamento(merchant, "credit", 1050, value_date=DAY)
+        entry = {"kind": "KIND_DEBIT", "amount_cents": 250, "request_id": "r-1", "value_date": DAY}
+        path = f"/v1/merchants/{merchant}/lancamentos"
+        reply = http_request(f"http://{gateway}", "POST", path, entry)
+        assert reply.status == 401, reply.body
         reply = http_request(
-            f"http://{gateway}",
-            "POST",
-            f"/v1/merchants/{merchant}/lancamentos",
-            {"kind": "KIND_DEBIT", "amount_cents": 250, "request_id": "r-1", "value_date": DAY},
+            f"http://{gateway}", "POST", path, entry, headers={"authorization": f"Bearer {token}"}
         )
         assert reply.status == 200, reply.body
+        # The token is the banner's: merchant m1 only.
+        with pytest.raises(CaixaError) as other:
+            lancamentos.create_lancamento("m2", "credit", 1, value_date=DAY)
+        assert other.value.code == grpc.StatusCode.PERMISSION_DENIED
         # The dispatcher delivers through its egress sidecar to both replicas' sidecars.
         deadline = time.monotonic() + 30
         while (balance := consolidado.get_daily_balance(merchant, DAY)).lancamentos_count < 2:
@@ -68,8 +88,6 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
 
     # Pasted as printed, in a folder of the checkout the stack runs from, with
     # nothing in the environment to say where its databases are.
-    inside = devstack.state_dir.parent / "some" / "folder"
-    inside.mkdir(parents=True)
     using = f"using the local stack of {devstack.state_dir} (launcher pid {process.pid})"
     results = {line.split()[1]: run_pasted(line, inside) for line in operations}
     for command, result in results.items():
@@ -85,16 +103,27 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
     assert [port for port in plan.ports if port_open("127.0.0.1", port, timeout=0.2)] == []
 
 
+def banner_token(banner: str, cwd: Path) -> str:
+    """The token the banner's `export CAIXA_TOKEN=$(caixa token ...)` line mints,
+    pasted as printed."""
+    [line] = [x.strip() for x in banner.splitlines() if "export CAIXA_TOKEN=" in x]
+    result = run_pasted(f'{line} && printf %s "$CAIXA_TOKEN"', cwd, venv=True)
+    assert result.returncode == 0 and result.stdout.count(".") == 2, result
+    return result.stdout
+
+
 def operations_lines(banner: str) -> list[str]:
     lines = banner.split("Operations (", 1)[1].split("Ctrl-C stops", 1)[0].splitlines()[1:]
     return [line.strip() for line in lines if line.strip()]
 
 
-def run_pasted(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_pasted(line: str, cwd: Path, *, venv: bool = False) -> subprocess.CompletedProcess[str]:
+    """`venv`: with the venv activated, as the README asks for a bare `caixa`."""
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin" if venv else "/usr/bin:/bin"
     return subprocess.run(
         ["bash", "-c", line],
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": path},
         capture_output=True,
         text=True,
         timeout=120,
@@ -113,7 +142,7 @@ def test_a_second_launcher_on_the_same_state_refuses_and_leaves_the_first_alone(
     assert (devstack.state_dir / "stack.json").exists()  # the first one's, left alone
     gateway = devstack.plan.gateway
     assert port_open("127.0.0.1", gateway.listen_port)
-    with LancamentosClient(f"127.0.0.1:{gateway.listen_port}") as client:
+    with LancamentosClient(f"127.0.0.1:{gateway.listen_port}", token=devstack.token()) as client:
         client.create_lancamento(f"dev-{uuid.uuid4().hex[:8]}", "credit", 1, value_date=DAY)
 
 

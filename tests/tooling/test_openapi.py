@@ -229,7 +229,7 @@ def test_errors_follow_the_grpc_to_http_mapping(doc: dict[str, Any]) -> None:
     responses = doc["components"]["responses"]
     for method_name, (method, _, operation) in _operations(doc).items():
         codes = set(operation["responses"])
-        expected = {"200", "400", "404", "429", "503", "default"} | (
+        expected = {"200", "400", "401", "403", "404", "429", "503", "default"} | (
             {"409"} if method != "get" else set()
         )
         assert codes == expected, method_name
@@ -237,6 +237,13 @@ def test_errors_follow_the_grpc_to_http_mapping(doc: dict[str, Any]) -> None:
             name = operation["responses"][code]["$ref"].removeprefix("#/components/responses/")
             schema = responses[name]["content"]["application/json"]["schema"]
             assert schema == {"$ref": SCHEMAS + "google.rpc.Status"}
+
+
+def test_every_operation_takes_a_bearer_token(doc: dict[str, Any]) -> None:
+    scheme = doc["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+    assert doc["security"] == [{"bearer": []}]
+    assert all("security" not in op for _, _, op in _operations(doc).values())
 
 
 def test_document_structure(doc: dict[str, Any]) -> None:

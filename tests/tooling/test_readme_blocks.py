@@ -18,6 +18,8 @@ import pytest
 from tests.support.devstack import READY, Devstack, running_devstack
 from tests.support.paths import REPO_ROOT
 
+# The token the README's "Tokens" block exports: merchant loja-1, a user's scopes.
+README_SCOPES = "lancamentos:write lancamentos:read consolidado:read"
 BLOCK = re.compile(r"^```(sh|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -63,6 +65,7 @@ BLOCKS = using_it_blocks()
 
 def test_the_readme_has_blocks_to_run() -> None:
     assert {title for title, _, _ in BLOCKS} >= {
+        "Tokens",
         "The `caixa` CLI",
         "The typed client",
         "REST/JSON",
@@ -88,6 +91,8 @@ def test_a_readme_block_runs_as_printed(
         "CAIXA_LANCAMENTOS_TARGET": gateway,
         "CAIXA_CONSOLIDADO_TARGET": gateway,
         "CAIXA_STACK_DIR": str(stack.state_dir),
+        # As after the README's `export CAIXA_TOKEN=$(caixa token ...)`.
+        "CAIXA_TOKEN": stack.token(("loja-1",), README_SCOPES),
     }
     for name in ("DATABASE_URL", "REDIS_URL", "LANCAMENTOS_TARGET", "CONSOLIDADO_TARGET"):
         env.pop(name, None)

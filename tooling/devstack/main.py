@@ -35,6 +35,7 @@ from mesh.values import PolicyError
 from services.platform import local_stack
 from services.platform.settings import ServiceSettings
 from tooling.devstack import control
+from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
 from tooling.devstack.processes import StartupError, port_open
 from tooling.devstack.supervisor import ChildExited, StopRequested, Supervisor
@@ -48,6 +49,7 @@ from tooling.stack.supervised import Supervised, service_argv
 log = logging.getLogger("tooling.devstack")
 
 SERVICES = ("lancamentos", "consolidado")
+USER_SCOPES = "lancamentos:write lancamentos:read consolidado:read"
 MIGRATE_TIMEOUT = 120.0
 READY_TIMEOUT = 60.0
 # Where `caixa` connects without flags.
@@ -159,14 +161,19 @@ def banner(
             f"  PostgreSQL   {where(postgres)}",
             f"  Redis        {where(redis)}",
             f"  logs         {log_dir}/*.log",
+            "Every call needs a token; one for merchant m1, signed with this stack's dev key:",
+            f"  export CAIXA_TOKEN=$({ops_env}{_cli_command()} token --merchant m1 "
+            f"--scope '{USER_SCOPES}')",
             "Try:",
             f"  {cli} create --merchant m1 --kind credit --amount 10.50",
             f"  {cli} balance --merchant m1",
             f"  curl -s -X POST {rest}/v1/merchants/m1/lancamentos \\",
+            '       -H "authorization: Bearer $CAIXA_TOKEN" \\',
             "       -H 'content-type: application/json' \\",
             """       -d '{"kind":"KIND_DEBIT","amount_cents":250,"request_id":"r-1"}'""",
             # The business day, not the terminal's: right in any TZ.
-            f"  curl -s {rest}/v1/merchants/m1/daily-balances/$(TZ={zone} date +%F)",
+            '  curl -s -H "authorization: Bearer $CAIXA_TOKEN" \\',
+            f"       {rest}/v1/merchants/m1/daily-balances/$(TZ={zone} date +%F)",
             # No flags: they find this stack by its stack.json (write_stack_file).
             "Operations (exit 0 ok, 1 drift, 2 invalid, 3 unreachable):",
             f"  {ops} reconcile --merchant m1 --from $(TZ={zone} date +%F) "
@@ -251,10 +258,20 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
                 timeout=MIGRATE_TIMEOUT,
             )
 
+        auth = StackAuth.prepare(state_dir)
+
         def env_of(service: ServicePlan) -> dict[str, str]:
             if service.service == "lancamentos":
-                return _child_env(environ, DATABASE_URL=databases["lancamentos"])
-            return _child_env(environ, DATABASE_URL=databases["consolidado"], REDIS_URL=redis.url)
+                # Its dispatcher calls ingest as the dispatcher workload.
+                return _child_env(
+                    environ, DATABASE_URL=databases["lancamentos"], **auth.env(DISPATCHER)
+                )
+            return _child_env(
+                environ,
+                DATABASE_URL=databases["consolidado"],
+                REDIS_URL=redis.url,
+                **auth.env(CONSOLIDADO),
+            )
 
         launcher = Supervised(
             supervisor,
@@ -265,7 +282,7 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
         )
         asyncio.run(bring_up(plan, launcher, within=READY_TIMEOUT))
         zone = business_zone(environ)
-        write_stack_file(state_dir, plan, databases, redis.url)
+        write_stack_file(state_dir, plan, databases, redis.url, auth)
         ops_env = stack_dir_env(state_dir, environ)
         print(
             banner(plan, postgres, redis, supervisor.log_dir, zone=zone, ops_env=ops_env),
@@ -288,10 +305,15 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
 
 
 def write_stack_file(
-    state_dir: Path, plan: StackPlan, databases: Mapping[str, str], redis_url: str
+    state_dir: Path,
+    plan: StackPlan,
+    databases: Mapping[str, str],
+    redis_url: str,
+    auth: StackAuth,
 ) -> None:
     """What the operations commands (reconcile, rebuild, parked) need to act on
-    this stack without flags; see services.platform.local_stack."""
+    this stack without flags; see services.platform.local_stack. reconcile and
+    rebuild read lancamentos' feed as consolidado does, with its identity."""
     local_stack.write_stack(
         state_dir,
         {
@@ -300,6 +322,7 @@ def write_stack_file(
                 "DATABASE_URL": databases["consolidado"],
                 "LANCAMENTOS_TARGET": plan.lancamentos.address,
                 "REDIS_URL": redis_url,
+                "WORKLOAD_TOKEN_FILE": str(auth.token_file(CONSOLIDADO)),
             },
         },
     )

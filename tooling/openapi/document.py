@@ -15,6 +15,15 @@ TITLE = "Caixa"
 # The services the gateway's transcoder serves; consolidado's ingest service is internal.
 PUBLIC_SERVICES = ("lancamentos.v1.LancamentosService", "consolidado.v1.ConsolidadoService")
 
+BEARER = "bearer"
+BEARER_SCHEME: Schema = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "A JWT with `sub`, `merchants` (merchant ids, or `*` for every merchant)"
+    " and `scope` (space-separated: `lancamentos:write`, `lancamentos:read`,"
+    " `consolidado:read`, `admin`). Locally, `caixa token` mints one.",
+}
 _DESCRIPTION = (
     "The REST/JSON interface of Caixa, served by Envoy's gRPC-JSON transcoder in front of"
     " the gRPC services. JSON uses the proto field names; 64-bit integers are strings and"
@@ -55,7 +64,9 @@ def build(
         "components": {
             "schemas": {**schemas.components, **errors.SCHEMAS},
             "responses": errors.responses(),
+            "securitySchemes": {BEARER: BEARER_SCHEME},
         },
+        "security": [{BEARER: []}],
     }
 
 

@@ -87,6 +87,15 @@ _ERRORS: dict[str, tuple[str, str]] = {
         " `details` empty. Or `FAILED_PRECONDITION`: the request is well formed but the"
         " current state forbids it (e.g. reversing a reversal).",
     ),
+    "401": (
+        "Unauthenticated",
+        "`UNAUTHENTICATED`: no bearer token, or one that is expired, wrongly signed, or"
+        " for another issuer or audience.",
+    ),
+    "403": (
+        "PermissionDenied",
+        "`PERMISSION_DENIED`: the token does not allow this merchant, or lacks the method's scope.",
+    ),
     "404": ("NotFound", "`NOT_FOUND`: the resource does not exist."),
     "409": (
         "Conflict",

@@ -54,9 +54,25 @@ def _parse_timeout(text: str) -> float:
     return value
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(text: str) -> float:
+    """`90`, `90s`, `30m`, `1h` or `7d`."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise ValueError(f"invalid duration {text!r}: expected e.g. 90s, 30m, 1h") from None
+    if not seconds > 0:
+        raise ValueError(f"invalid duration {text!r}: must be positive")
+    return seconds
+
+
 brl_amount: Callable[[str], int] = _usage_error_on_value_error(parse_brl_amount)
 amount_cents: Callable[[str], int] = _usage_error_on_value_error(_parse_cents)
 iso_date: Callable[[str], date] = _usage_error_on_value_error(parse_iso_date)
 non_negative_int: Callable[[str], int] = _usage_error_on_value_error(_parse_non_negative_int)
 timeout_seconds: Callable[[str], float] = _usage_error_on_value_error(_parse_timeout)
 time_zone: Callable[[str], str] = _usage_error_on_value_error(parse_timezone)
+duration_seconds: Callable[[str], float] = _usage_error_on_value_error(_parse_duration)

@@ -12,7 +12,14 @@ class Connections:
     """Opens only the channel a command uses, so `balance` works while
     lancamentos is unreachable and vice versa."""
 
-    def __init__(self, lancamentos_target: str, consolidado_target: str, timeout: float) -> None:
+    def __init__(
+        self,
+        lancamentos_target: str,
+        consolidado_target: str,
+        timeout: float,
+        token: str | None = None,
+    ) -> None:
+        self._token = token  # None: the clients read $CAIXA_TOKEN
         self._lancamentos_target = lancamentos_target
         self._consolidado_target = consolidado_target
         self._timeout = timeout
@@ -22,13 +29,17 @@ class Connections:
     @property
     def lancamentos(self) -> LancamentosClient:
         if self._lancamentos is None:
-            self._lancamentos = LancamentosClient(self._lancamentos_target, timeout=self._timeout)
+            self._lancamentos = LancamentosClient(
+                self._lancamentos_target, timeout=self._timeout, token=self._token
+            )
         return self._lancamentos
 
     @property
     def consolidado(self) -> ConsolidadoClient:
         if self._consolidado is None:
-            self._consolidado = ConsolidadoClient(self._consolidado_target, timeout=self._timeout)
+            self._consolidado = ConsolidadoClient(
+                self._consolidado_target, timeout=self._timeout, token=self._token
+            )
         return self._consolidado
 
     def close(self) -> None:

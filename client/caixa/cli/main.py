@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -9,16 +10,20 @@ from collections.abc import Sequence
 from caixa.cli import views
 from caixa.cli.commands import COMMANDS
 from caixa.cli.connections import Connections
-from caixa.cli.exit_codes import INTERRUPTED, OK, exit_code_for
+from caixa.cli.exit_codes import INTERRUPTED, OK, REQUEST_REJECTED, exit_code_for
 from caixa.cli.parser import build_parser
 from caixa.client import CaixaError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "token":
+        return _token(args)
     run = COMMANDS[args.command]
     try:
-        with Connections(args.lancamentos_target, args.consolidado_target, args.timeout) as conn:
+        with Connections(
+            args.lancamentos_target, args.consolidado_target, args.timeout, args.token
+        ) as conn:
             output = run(args, conn)
     except CaixaError as error:
         # A server's answer, not a bug in the CLI: no traceback.
@@ -37,6 +42,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `caixa list … | head`: the reader left; that is not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+    return OK
+
+
+def _token(args: argparse.Namespace) -> int:
+    """Local: signs with the dev key, calls no service."""
+    try:
+        from caixa.cli.dev_tokens import dev_token  # noqa: PLC0415 - an optional extra
+    except ImportError as missing:
+        print(
+            f"caixa token needs {missing.name}: pip install 'caixa-client[tokens]'",
+            file=sys.stderr,
+        )
+        return REQUEST_REJECTED
+    print(dev_token(args.merchants, args.scope, args.ttl, args.subject))
     return OK
 
 

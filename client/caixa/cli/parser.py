@@ -7,6 +7,7 @@ from typing import NoReturn
 
 from caixa.cli import arguments
 from caixa.cli.dates import TIMEZONE_ENV, default_timezone
+from caixa.client.channel import TOKEN_ENV
 from caixa.client.targets import (
     CONSOLIDADO_TARGET_ENV,
     LANCAMENTOS_TARGET_ENV,
@@ -55,6 +56,12 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
         default=default(zone),
         help=f"the services' BUSINESS_TIMEZONE, which says what day 'today' is "
         f"(env {TIMEZONE_ENV}; default {zone})",
+    )
+    parser.add_argument(
+        "--token",
+        metavar="JWT",
+        default=default(None),
+        help=f"bearer token sent on every call (env {TOKEN_ENV}; see `caixa token`)",
     )
     parser.add_argument(
         "--timeout",
@@ -150,4 +157,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--from", dest="from_date", type=arguments.iso_date, required=True)
     report.add_argument("--to", dest="to_date", type=arguments.iso_date, required=True)
 
+    token = commands.add_parser(
+        "token",
+        help="print a JWT signed with the local dev key (created if missing)",
+        description="Mints a token for `make run`'s stack. Use it as "
+        "`export CAIXA_TOKEN=$(caixa token --merchant m1 --scope 'lancamentos:write "
+        "lancamentos:read consolidado:read')`.",
+    )
+    token.add_argument(
+        "--merchant",
+        dest="merchants",
+        action="append",
+        required=True,
+        help="a merchant the token may act for; repeat for more; '*' for every merchant",
+    )
+    token.add_argument(
+        "--scope",
+        required=True,
+        help="space-separated: lancamentos:write lancamentos:read consolidado:read admin",
+    )
+    token.add_argument(
+        "--ttl", type=arguments.duration_seconds, default=3600.0, help="lifetime, e.g. 30m, 1h"
+    )
+    token.add_argument("--subject", default="dev-user", help="the token's sub (default dev-user)")
     return parser

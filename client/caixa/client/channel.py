@@ -4,6 +4,7 @@ clients share (constructor, options, deadlines, metadata, how a call from
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -22,6 +23,7 @@ from caixa.client.targets import default_consolidado_target, default_lancamentos
 
 Metadata = Sequence[tuple[str, str]]
 Response = TypeVar("Response")
+TOKEN_ENV = "CAIXA_TOKEN"
 
 _DEFAULT_TARGETS: dict[str, Callable[[], str]] = {
     LANCAMENTOS_SERVICE: default_lancamentos_target,
@@ -72,12 +74,16 @@ class ClientBase:
         timeout: float = 5.0,
         channel_credentials: grpc.ChannelCredentials | None = None,
         metadata: Metadata = (),
+        token: str | None = None,
     ) -> None:
+        """`token`: the bearer JWT sent on every call; default `$CAIXA_TOKEN`."""
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         self.target = target or _DEFAULT_TARGETS[self._service]()
         self.timeout = timeout
-        self._metadata = tuple(metadata)
+        token = token if token is not None else os.environ.get(TOKEN_ENV, "").strip()
+        bearer = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = (*tuple(metadata), *bearer)
         # The stub class makes a blocking or an asyncio stub, after the channel.
         self._stub: Any = self._stub_type(self._connect(channel_credentials))
 

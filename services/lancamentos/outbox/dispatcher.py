@@ -32,6 +32,7 @@ from services.lancamentos.conversions import record_to_proto
 from services.lancamentos.notifier import CommitNotifier
 from services.lancamentos.outbox.backoff import full_jitter_delay
 from services.lancamentos.settings import LancamentosSettings
+from services.platform.workload_identity import identity_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class OutboxDispatcher:
                 ("grpc.lb_policy_name", "round_robin"),
                 ("grpc.enable_retries", 0),  # this loop owns retrying, with backoff
             ],
+            interceptors=identity_interceptors(settings),
         )
         self._stub = cpb_grpc.ConsolidadoIngestServiceStub(self._channel)
         self.consecutive_failures = 0

@@ -1,0 +1,138 @@
+"""Who is calling: bearer tokens verified by the service itself.
+
+Every service verifies the token on every call (signature, issuer, audience,
+expiry) with PyJWT against the JWKS it is configured with; nothing a client
+could set in a header is trusted instead. What a verified caller may do is
+services.platform.access's concern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from services.domain.errors import Unauthenticated
+
+ALL_MERCHANTS = "*"
+# Asymmetric only: a shared-secret (HS*) key in a JWKS would let anyone who can
+# read the JWKS mint tokens, and "none" is no signature at all.
+ALGORITHMS = ("ES256", "RS256")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A verified caller: its subject, the merchants it may act for, its scopes."""
+
+    subject: str
+    merchants: frozenset[str]
+    scopes: frozenset[str]
+
+    @property
+    def every_merchant(self) -> bool:
+        return ALL_MERCHANTS in self.merchants
+
+    def acts_for(self, merchant_id: str) -> bool:
+        return self.every_merchant or merchant_id in self.merchants
+
+
+def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    """The token of an `authorization: Bearer …` header; Unauthenticated if absent."""
+    values = [v for k, v in metadata or () if k == "authorization"]
+    if not values:
+        raise Unauthenticated("no bearer token: send `authorization: Bearer <JWT>`")
+    if len(values) > 1:
+        raise Unauthenticated("more than one authorization header")
+    value = values[0].decode() if isinstance(values[0], bytes) else values[0]
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the authorization header is not `Bearer <JWT>`")
+    return token.strip()
+
+
+class TokenVerifier:
+    """Verifies JWTs against a JWKS; remembers verified tokens (by hash) until
+    they expire, so a client reusing its token pays for the signature once."""
+
+    def __init__(
+        self,
+        jwks: Mapping[str, Any],
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: float = 30.0,
+        cache_size: int = 10_000,
+    ) -> None:
+        keys = jwt.PyJWKSet.from_dict(dict(jwks)).keys
+        self._keys = {key.key_id: key for key in keys if key.algorithm_name in ALGORITHMS}
+        if not self._keys:
+            raise ValueError(f"the JWKS holds no {'/'.join(ALGORITHMS)} key with a kid")
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._cache: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
+
+    @classmethod
+    def from_file(cls, path: Path, *, issuer: str, audience: str) -> TokenVerifier:
+        return cls(json.loads(path.read_text()), issuer=issuer, audience=audience)
+
+    def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(digest)
+        now = time.time()
+        if cached is not None and now < cached[1] + self._leeway:
+            self._cache.move_to_end(digest)
+            return cached[0]
+        claims = self._claims(token)
+        principal = _principal(claims)
+        self._cache[digest] = (principal, float(claims["exp"]))
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self._keys.get(str(header.get("kid")))
+            if key is None:
+                raise Unauthenticated("the token is signed with a key this service does not know")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=[key.algorithm_name],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated(f"the token is not issued by {self._issuer}") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated(f"the token is not meant for {self._audience}") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("the token's signature is wrong") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise Unauthenticated(f"the token has no {error.claim} claim") from None
+        except jwt.PyJWTError as error:
+            raise Unauthenticated(f"the token is not a valid JWT ({error})") from None
+        return claims
+
+
+def _principal(claims: Mapping[str, Any]) -> Principal:
+    merchants = claims.get("merchants", [])
+    scope = claims.get("scope", "")
+    if not isinstance(merchants, list) or not all(isinstance(m, str) for m in merchants):
+        raise Unauthenticated("the token's merchants claim is not a list of merchant ids")
+    if not isinstance(scope, str):
+        raise Unauthenticated("the token's scope claim is not a space-separated string")
+    return Principal(str(claims["sub"]), frozenset(merchants), frozenset(scope.split()))

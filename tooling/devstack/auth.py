@@ -1,0 +1,62 @@
+"""Authentication for `make run`'s stack: the dev key (shared with `caixa
+token`), the JWKS every service verifies with, and the workload tokens the
+services call each other with: the dispatcher's toward ingest, consolidado's
+toward lancamentos' change feed. No end user's token crosses a service hop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from caixa.cli.dev_tokens import DEV_AUDIENCE, DEV_ISSUER, dev_key, mint, write_jwks
+
+DISPATCHER = "spiffe://caixa.local/ns/caixa/sa/caixa-dispatcher"
+CONSOLIDADO = "spiffe://caixa.local/ns/caixa/sa/caixa-consolidado"
+WORKLOADS = f"{DISPATCHER}=consolidado:ingest;{CONSOLIDADO}=lancamentos:read"
+# Minted at each start; a stack left up longer gets fresh ones from `refresh`.
+WORKLOAD_TOKEN_TTL = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class StackAuth:
+    folder: Path  # <state dir>/auth, where `caixa token` finds the same key
+    jwks_file: Path
+
+    @classmethod
+    def prepare(cls, state_dir: Path) -> StackAuth:
+        folder = state_dir / "auth"
+        auth = cls(folder, write_jwks(folder))
+        auth.refresh()
+        return auth
+
+    def token_file(self, subject: str) -> Path:
+        return self.folder / f"{subject.rsplit('/', 1)[-1]}.jwt"
+
+    def refresh(self) -> None:
+        """(Re)mints each workload's token file; the services re-read it."""
+        key = dev_key(self.folder)
+        for subject in (DISPATCHER, CONSOLIDADO):
+            path = self.token_file(subject)
+            draft = path.with_suffix(".jwt.new")
+            draft.write_text(
+                mint(
+                    key,
+                    subject=subject,
+                    merchants=[],
+                    scopes=[],
+                    ttl_seconds=WORKLOAD_TOKEN_TTL,
+                )
+                + "\n"
+            )
+            draft.chmod(0o600)
+            draft.replace(path)
+
+    def env(self, workload: str) -> dict[str, str]:
+        """What a service process needs: verify callers, and be `workload`."""
+        return {
+            "AUTH_JWKS_FILE": str(self.jwks_file),
+            "AUTH_ISSUER": DEV_ISSUER,
+            "AUTH_AUDIENCE": DEV_AUDIENCE,
+            "AUTH_WORKLOADS": WORKLOADS,
+            "WORKLOAD_TOKEN_FILE": str(self.token_file(workload)),
+        }
