@@ -274,6 +274,16 @@ class LocalService(Strict):
     replicas: Annotated[tuple[ReplicaPorts, ...], Field(min_length=1)]
 
 
+class LocalJwt(Strict):
+    """The local gateway's JWT check (Envoy jwt_authn), as the cluster's
+    RequestAuthentication: tokens of `issuer` for one of `audiences`, verified
+    with the JWKS in `jwks_file`. The services verify the token again."""
+
+    issuer: Annotated[str, Field(min_length=1)]
+    audiences: Annotated[tuple[str, ...], Field(min_length=1)]
+    jwks_file: Annotated[str, Field(min_length=1)]
+
+
 class LocalTopology(Strict):
     """Where the local mesh's processes listen; admin ports are bound to loopback.
 
@@ -285,6 +295,7 @@ class LocalTopology(Strict):
     gateway: ListenerPorts
     services: dict[UpstreamName, LocalService]
     egress: tuple[EgressSidecar, ...]
+    jwt: LocalJwt | None = None  # unset: the gateway checks no token (the services still do)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> LocalTopology:

@@ -73,6 +73,8 @@ def apply_set(values: Values, assignment: str) -> Values:
     node: Any = result
     for step, following in zip(steps, [*steps[1:], None], strict=True):
         if following is None:
+            if isinstance(step, int):  # `list[2]=x` grows the list, as Helm's --set does
+                node.extend([None] * (step + 1 - len(node)))
             node[step] = value
         elif isinstance(step, str):
             node = node.setdefault(step, [] if isinstance(following, int) else {})

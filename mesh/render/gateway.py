@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mesh.effective import gateway_routes
 from mesh.envoy_fields import JSON
-from mesh.policy import MeshPolicy
+from mesh.policy import LocalJwt, MeshPolicy
 from mesh.render import common, rate_limit
 from mesh.render.local_replies import local_reply_config
 from mesh.render.rest_fields import rest_fields_filter, rest_fields_source
@@ -47,6 +47,36 @@ def transcoder_filter(descriptor: Path, services: Sequence[str]) -> JSON:
 
 OPENAPI_PATH = "/openapi.json"
 OPENAPI_MAX_BYTES = 1024 * 1024
+JWT_AUTHN = "envoy.filters.http.jwt_authn"
+JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+JWT_PROVIDER = "caixa"
+# Needing no token: load balancers' health checks and the API's own description.
+UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+def jwt_authn_filter(jwt: LocalJwt) -> JSON:
+    """The cluster's RequestAuthentication and require-JWT policy, locally. The
+    token is forwarded: every service verifies it again."""
+    open_paths: list[JSON] = [{"match": {"prefix": p}} for p in UNAUTHENTICATED_PREFIXES]
+    open_paths.append({"match": {"path": OPENAPI_PATH}})
+    return {
+        "name": JWT_AUTHN,
+        "typed_config": {
+            "@type": JWT_AUTHN_TYPE,
+            "providers": {
+                JWT_PROVIDER: {
+                    "issuer": jwt.issuer,
+                    "audiences": list(jwt.audiences),
+                    "local_jwks": {"filename": jwt.jwks_file},
+                    "forward": True,
+                }
+            },
+            "rules": [
+                *open_paths,
+                {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}},
+            ],
+        },
+    }
 
 
 def openapi_route(document: Path) -> JSON:
@@ -106,7 +136,10 @@ def render_gateway(
     # rate limit) is chosen by method; grpc_stats then sees every answer, local
     # rate-limit replies included.
     services = policy.gateway.public_services
+    # A request without a valid token is refused first, before its body is read.
+    checks = [jwt_authn_filter(topology.jwt)] if topology.jwt is not None else []
     filters = [
+        *checks,
         rest_fields_filter(rest_fields_source(descriptor, services)),
         transcoder_filter(descriptor, services),
         common.grpc_stats_filter(methods),

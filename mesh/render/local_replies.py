@@ -15,6 +15,8 @@ from mesh.render.rest_fields import REJECTED_HEADER
 # HTTP status of an Envoy-made reply → the google.rpc.Code it means.
 GRPC_CODE_FOR_STATUS = {
     400: 3,  # INVALID_ARGUMENT: bad JSON, unknown query parameter
+    401: 16,  # UNAUTHENTICATED: no token, or a bad one (jwt_authn)
+    403: 7,  # PERMISSION_DENIED: a token jwt_authn does not accept for this route
     404: 5,  # NOT_FOUND: no such REST path
     413: 8,  # RESOURCE_EXHAUSTED: body too large
     429: 8,  # RESOURCE_EXHAUSTED: local rate limit

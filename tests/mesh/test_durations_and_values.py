@@ -43,6 +43,11 @@ def test_set_paths_with_indices() -> None:
     assert apply_set(values, "mesh.new.key=5s") == {
         "mesh": {"list": [{"a": 1}], "new": {"key": "5s"}}
     }
+    # A scalar at an index of a list that is new, or too short, as Helm's --set.
+    assert apply_set(values, "mesh.names[0]=caixa") == {
+        "mesh": {"list": [{"a": 1}], "names": ["caixa"]}
+    }
+    assert apply_set({"l": ["a"]}, "l[2]=c") == {"l": ["a", None, "c"]}
 
 
 def test_later_files_win(tmp_path: Path) -> None:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from caixa.cli.dev_tokens import write_jwks
 from mesh.policy import MeshPolicy
 from mesh.render import render_local_mesh
 from mesh.values import load_policy
 from tests.support.mesh import on_local_ports
 from tests.support.paths import OPENAPI, VALUES, VALUES_LOCAL
+from tooling.devstack.auth import gateway_jwt_sets
 
 CONFIGS = (
     "gateway",
@@ -42,8 +45,16 @@ EDGE_CASES = [
 ]
 
 
+def with_gateway_jwt() -> MeshPolicy:
+    """make run's gateway: jwt_authn with a JWKS file that exists, as Envoy reads it."""
+    state_dir = Path(tempfile.mkdtemp(prefix="caixa-jwt-")) / ".devstack"
+    write_jwks(state_dir / "auth")
+    return load_policy([VALUES, VALUES_LOCAL], gateway_jwt_sets(state_dir))
+
+
 VARIANTS: dict[str, Callable[[], MeshPolicy]] = {
     "local": lambda: load_policy([VALUES, VALUES_LOCAL]),
+    "gateway-jwt": with_gateway_jwt,
     "cloud-values": lambda: on_local_ports([VALUES]),
     "edge-cases": lambda: load_policy([VALUES, VALUES_LOCAL], EDGE_CASES),
 }

@@ -9,6 +9,9 @@ import pytest
 
 from mesh.policy import MeshPolicy
 from mesh.render import LocalEnvoy, local_envoys
+from mesh.values import load_policy
+from tests.support.paths import DESCRIPTOR, VALUES, VALUES_LOCAL
+from tooling.devstack.auth import gateway_jwt_sets
 
 
 @pytest.fixture(scope="module")
@@ -150,5 +153,24 @@ def test_inbound_sidecar_is_istio_inbound(envoys: dict[str, LocalEnvoy]) -> None
 def test_gateway_local_replies_are_json_for_rest_only(envoys: dict[str, LocalEnvoy]) -> None:
     mappers = hcm(envoys["gateway"].config)["local_reply_config"]["mappers"]
     bodies = [m["body_format_override"]["json_format"]["code"] for m in mappers]
-    assert bodies == [3, 5, 8, 8, 14, 14, 4, 2]
+    assert bodies == [3, 16, 7, 5, 8, 8, 14, 14, 4, 2]
     assert "local_reply_config" not in hcm(envoys["egress-dispatcher"].config)
+
+
+def test_the_gateway_checks_tokens_when_given_a_jwks(tmp_path: Path) -> None:
+    policy = load_policy([VALUES, VALUES_LOCAL], gateway_jwt_sets(tmp_path / ".devstack"))
+    envoys = {e.name: e for e in local_envoys(policy, DESCRIPTOR)}
+    filters = hcm(envoys["gateway"].config)["http_filters"]
+    assert filters[0]["name"] == "envoy.filters.http.jwt_authn", [f["name"] for f in filters]
+    config = filters[0]["typed_config"]
+    [provider] = config["providers"].values()
+    assert provider["local_jwks"] == {"filename": str(tmp_path / ".devstack/auth/jwks.json")}
+    assert provider["forward"] is True  # the services verify the token again
+    assert (provider["issuer"], provider["audiences"]) == ("caixa-dev", ["caixa"])
+    required = [r["match"] for r in config["rules"] if "requires" in r]
+    assert required == [{"prefix": "/"}]
+    assert {"path": "/openapi.json"} in [r["match"] for r in config["rules"]]
+    # Without a JWKS no token is checked at the gateway (the services still check).
+    plain = {e.name: e for e in local_envoys(load_policy([VALUES, VALUES_LOCAL]), DESCRIPTOR)}
+    names = [f["name"] for f in hcm(plain["gateway"].config)["http_filters"]]
+    assert "envoy.filters.http.jwt_authn" not in names

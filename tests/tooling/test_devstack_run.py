@@ -16,10 +16,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from caixa.cli.dev_tokens import dev_key, mint
 from caixa.client import CaixaError, ConsolidadoClient, LancamentosClient
 from services.platform.local_stack import write_stack
 from tests.support.devstack import READY, Devstack, running_devstack
 from tests.support.rest import http_request
+from tooling.devstack.envoy import stats
 from tooling.devstack.main import stack_dir_env
 from tooling.devstack.processes import port_open
 
@@ -70,7 +72,21 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
         entry = {"kind": "KIND_DEBIT", "amount_cents": 250, "request_id": "r-1", "value_date": DAY}
         path = f"/v1/merchants/{merchant}/lancamentos"
         reply = http_request(f"http://{gateway}", "POST", path, entry)
-        assert reply.status == 401, reply.body
+        # The gateway's jwt_authn answers, in the services' error shape.
+        assert (reply.status, reply.body["code"]) == (401, 16), reply.body
+        forged = mint(
+            dev_key(inside / "another-key"),
+            subject="x",
+            merchants=["*"],
+            scopes=["lancamentos:write"],
+            ttl_seconds=60,
+        )
+        reply = http_request(
+            f"http://{gateway}", "POST", path, entry, headers={"authorization": f"Bearer {forged}"}
+        )
+        assert (reply.status, reply.body["code"]) == (401, 16), reply.body
+        denied = stats(plan.gateway.admin_port, "jwt_authn")
+        assert denied.get("http.gateway.jwt_authn.denied", 0) >= 2, denied
         reply = http_request(
             f"http://{gateway}", "POST", path, entry, headers={"authorization": f"Bearer {token}"}
         )

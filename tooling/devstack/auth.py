@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from caixa.cli.dev_tokens import DEV_AUDIENCE, DEV_ISSUER, dev_key, mint, write_jwks
+from caixa.cli.dev_tokens import DEV_AUDIENCE, DEV_ISSUER, JWKS_FILE, dev_key, mint, write_jwks
 
 DISPATCHER = "spiffe://caixa.local/ns/caixa/sa/caixa-dispatcher"
 CONSOLIDADO = "spiffe://caixa.local/ns/caixa/sa/caixa-consolidado"
@@ -60,3 +60,14 @@ class StackAuth:
             "AUTH_WORKLOADS": WORKLOADS,
             "WORKLOAD_TOKEN_FILE": str(self.token_file(workload)),
         }
+
+
+def gateway_jwt_sets(state_dir: Path) -> list[str]:
+    """`--set` lines that make the gateway check tokens of this stack's key
+    (mesh.policy.LocalJwt), as Istio's RequestAuthentication does in the cluster."""
+    jwt = "mesh.localTopology.jwt"
+    return [
+        f"{jwt}.issuer={DEV_ISSUER}",
+        f"{jwt}.audiences[0]={DEV_AUDIENCE}",
+        f"{jwt}.jwksFile={state_dir / 'auth' / JWKS_FILE}",
+    ]

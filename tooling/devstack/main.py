@@ -35,7 +35,7 @@ from mesh.values import PolicyError
 from services.platform import local_stack
 from services.platform.settings import ServiceSettings
 from tooling.devstack import control
-from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth
+from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth, gateway_jwt_sets
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
 from tooling.devstack.processes import StartupError, port_open
 from tooling.devstack.supervisor import ChildExited, StopRequested, Supervisor
@@ -375,15 +375,17 @@ def main(argv: list[str] | None = None) -> None:
         datefmt="%H:%M:%S",
     )
     sources = MeshSources(args.repo.resolve())
+    state_dir = args.state_dir.resolve() if args.state_dir else sources.root / ".devstack"
     try:
-        plan = StackPlan.render(sources, [*port_sets(os.environ), *args.sets])
+        plan = StackPlan.render(
+            sources, [*gateway_jwt_sets(state_dir), *port_sets(os.environ), *args.sets]
+        )
     except (ValueError, PolicyError) as error:
         log.error("%s", error)
         sys.exit(2)
     except FileNotFoundError as error:
         log.error("%s is missing: run `make proto` first", error.filename)
         sys.exit(2)
-    state_dir = args.state_dir.resolve() if args.state_dir else sources.root / ".devstack"
     if args.action:
         try:
             answer = control.send(state_dir / "control", args.name, args.action)
