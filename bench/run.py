@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
+from bench.auth_cost import auth_cost
 from bench.rest_check import rest_check_cost
 from bench.stack import Stack, sql_scalar
 from bench.write_scaling import write_scaling
@@ -122,6 +123,15 @@ def _stack_scenarios(
             scenarios.envoy_hop(stack, workdir, requests=200 if scale.name == "smoke" else 3000)
         )
         smoke = scale.name == "smoke"
+        rows.append(
+            auth_cost(
+                stack,
+                workdir / "auth-on",
+                seconds=1 if smoke else 10,
+                connections=8 if smoke else 16,
+                rounds=2 if smoke else 4,
+            )
+        )
         rows.append(
             rest_check_cost(
                 stack,

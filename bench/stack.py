@@ -15,6 +15,7 @@ import asyncpg
 from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from services.platform.migrations import upgrade
+from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth, gateway_jwt_sets
 from tooling.devstack.infra import create_database, drop_database
 from tooling.devstack.processes import free_port
 from tooling.devstack.supervisor import Supervisor
@@ -50,6 +51,9 @@ class Stack:
     lancamentos: Service | None = None
     consolidado: list[Service] = field(default_factory=list)
     gateway_port: int = 0
+    # With tokens checked, as make run has them: the gateway and every service.
+    authenticated: bool = False
+    auth: StackAuth | None = None
     _supervisor: Supervisor | None = None
     _databases: list[str] = field(default_factory=list)
 
@@ -57,7 +61,11 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.lancamentos_db = self._database("bench_lancamentos", LANCAMENTOS_MIGRATIONS)
         self.consolidado_db = self._database("bench_consolidado", CONSOLIDADO_MIGRATIONS)
-        plan = StackPlan.render(self.sources, [*free_port_sets(self.sources), *NO_READ_LIMIT])
+        sets = [*free_port_sets(self.sources), *NO_READ_LIMIT]
+        if self.authenticated:
+            self.auth = StackAuth.prepare(self.workdir)
+            sets += gateway_jwt_sets(self.workdir)
+        plan = StackPlan.render(self.sources, sets)
         metrics_ports = {service.name: free_port() for service in plan.services}
         self._supervisor = Supervisor(self.workdir / "logs", grace=20.0)
         launcher = Supervised(
@@ -83,6 +91,9 @@ class Stack:
             "LOG_LEVEL": "WARNING",
             "DATABASE_POOL_SIZE": "20",
         }
+        if self.auth is not None:
+            workload = DISPATCHER if service.service == "lancamentos" else CONSOLIDADO
+            env |= self.auth.env(workload)
         if service.service == "lancamentos":
             return {**env, "DATABASE_URL": self.lancamentos_db}
         return {

@@ -1,9 +1,14 @@
 -- POST CreateLancamento through the REST gateway, a fresh request_id per request.
--- Env: MERCHANTS (count), DAYS (count), RUN (unique run id), DELAY_MS (pacing).
+-- Env: MERCHANTS (count), DAYS (count), RUN (unique run id), DELAY_MS (pacing),
+-- TOKEN (a bearer JWT for every merchant, when the stack checks tokens).
 local merchants = tonumber(os.getenv("MERCHANTS") or "1000")
 local days = tonumber(os.getenv("DAYS") or "365")
 local run = os.getenv("RUN") or tostring(os.time())
 local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
+local headers = {["Content-Type"] = "application/json"}
+if os.getenv("TOKEN") then
+   headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+end
 local threads = {}
 local counter = 0
 local thread_id = 0
@@ -29,8 +34,7 @@ function request()
    local body = string.format(
       '{"kind":"KIND_CREDIT","amount_cents":%d,"value_date":"%s","request_id":"%s-%d-%d"}',
       math.random(1, 100000), value_date(math.random(0, days - 1)), run, thread_id, counter)
-   return wrk.format("POST", "/v1/merchants/" .. merchant .. "/lancamentos",
-      {["Content-Type"] = "application/json"}, body)
+   return wrk.format("POST", "/v1/merchants/" .. merchant .. "/lancamentos", headers, body)
 end
 
 function delay()

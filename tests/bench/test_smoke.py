@@ -55,6 +55,7 @@ def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
     assert lag["lag_p99_ms"] > 0
     _check_write_scaling(report)
     _check_rest_check(report)
+    _check_auth_cost(report)
     assert report["durability"]["synchronous_commit"] == "on"
     assert report["durability"]["fsync"] == "on"
 
@@ -89,3 +90,12 @@ def _check_rest_check(report: dict[str, Any]) -> None:
         for leg in legs:
             assert leg["requests"] > 0 and leg["error_pct"] == 0, leg
             assert leg["gateway_cpu_us_per_request"] > 0, leg
+
+
+def _check_auth_cost(report: dict[str, Any]) -> None:
+    """Both stacks, with and without tokens checked, booked every create."""
+    row = next(r for r in report["results"] if r["scenario"].startswith("authentication"))
+    assert [leg["auth"] for leg in row["legs"]] == ["on", "off", "off", "on"]
+    for leg in row["legs"]:
+        assert leg["grpc_codes"].get("OK", 0) > 0 and leg["error_pct"] == 0, leg
+        assert set(leg["grpc_codes"]) == {"OK"}, leg
