@@ -212,3 +212,32 @@ async def test_the_check_never_refuses_json_the_transcoder_accepts(
             assert "not valid JSON" not in reply.body["message"]
 
     await asyncio.to_thread(check)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'; DROP TABLE lancamentos; --",
+        '{"kind": "KIND_DEBIT", "amount_cents": "999"}',
+        "\\u0000 is not a NUL here, only six characters",
+        "ação – 😀 – ｆｕｌｌ",
+    ],
+)
+async def test_hostile_strings_are_stored_verbatim(
+    gateway: LocalStack, merchant: str, text: str
+) -> None:
+    created = await create(gateway, merchant, description=text)
+    assert created["description"] == text
+    got = await rest(gateway, "GET", f"{lancamentos(merchant)}/{created['lancamento_id']}")
+    assert got.body["description"] == text
+
+
+@pytest.mark.parametrize("size", [1024 * 1024, 4 * 1024 * 1024])
+async def test_a_huge_body_is_refused_whole_never_a_5xx(
+    gateway: LocalStack, merchant: str, size: int
+) -> None:
+    """Past the gateway's 1 MiB request buffer: 413 in the services' error shape."""
+    body = json.dumps(new_entry(description="x" * size))
+    reply = await rest(gateway, "POST", lancamentos(merchant), body)
+    assert_error(reply, 413, 8)
+    await nothing_booked(gateway, merchant)
