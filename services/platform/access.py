@@ -41,12 +41,15 @@ class Rule:
 @dataclass(frozen=True)
 class Workloads:
     """Workload subjects (SPIFFE ids, Kubernetes service accounts) and the
-    scopes the deployment grants each; a workload acts for every merchant."""
+    scopes the deployment grants each; a workload acts for every merchant.
+    With `issuer`, only tokens of that issuer (the cluster's) are workloads: a
+    user's identity provider naming a token after a workload gets nothing."""
 
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    issuer: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> Workloads:
+    def parse(cls, text: str, issuer: str | None = None) -> Workloads:
         """`subject=scope scope;subject=scope`, as in AUTH_WORKLOADS."""
         grants: dict[str, frozenset[str]] = {}
         for item in filter(None, (part.strip() for part in text.split(";"))):
@@ -54,9 +57,11 @@ class Workloads:
             if not sep or not subject.strip() or not scopes.split():
                 raise ValueError(f"{item!r} is not subject=scope [scope ...]")
             grants[subject.strip()] = frozenset(scopes.split())
-        return cls(grants)
+        return cls(grants, issuer)
 
     def scopes_of(self, principal: Principal) -> frozenset[str]:
+        if self.issuer is not None and principal.issuer != self.issuer:
+            return frozenset()
         return self.grants.get(principal.subject, frozenset())
 
 

@@ -9,22 +9,18 @@ services.platform.access's concern.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jwt
 
 from services.domain.errors import Unauthenticated
+from services.platform.jwks import KeySource
 
 ALL_MERCHANTS = "*"
-# Asymmetric only: a shared-secret (HS*) key in a JWKS would let anyone who can
-# read the JWKS mint tokens, and "none" is no signature at all.
-ALGORITHMS = ("ES256", "RS256")
 
 
 @dataclass(frozen=True)
@@ -34,6 +30,7 @@ class Principal:
     subject: str
     merchants: frozenset[str]
     scopes: frozenset[str]
+    issuer: str = ""
 
     @property
     def every_merchant(self) -> bool:
@@ -58,57 +55,50 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str:
 
 
 class TokenVerifier:
-    """Verifies JWTs against a JWKS; remembers verified tokens (by hash) until
-    they expire, so a client reusing its token pays for the signature once."""
+    """Verifies JWTs of one issuer, for one audience, with the keys of `keys`;
+    remembers verified tokens (by hash) until they expire, so a client reusing
+    its token pays for the signature once."""
 
     def __init__(
         self,
-        jwks: Mapping[str, Any],
+        keys: KeySource,
         *,
         issuer: str,
         audience: str,
         leeway_seconds: float = 30.0,
         cache_size: int = 10_000,
     ) -> None:
-        keys = jwt.PyJWKSet.from_dict(dict(jwks)).keys
-        self._keys = {key.key_id: key for key in keys if key.algorithm_name in ALGORITHMS}
-        if not self._keys:
-            raise ValueError(f"the JWKS holds no {'/'.join(ALGORITHMS)} key with a kid")
-        self._issuer = issuer
+        self.issuer = issuer
+        self._keys = keys
         self._audience = audience
         self._leeway = leeway_seconds
         self._cache: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
         self._cache_size = cache_size
 
-    @classmethod
-    def from_file(cls, path: Path, *, issuer: str, audience: str) -> TokenVerifier:
-        return cls(json.loads(path.read_text()), issuer=issuer, audience=audience)
-
-    def verify(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Principal:
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._cache.get(digest)
-        now = time.time()
-        if cached is not None and now < cached[1] + self._leeway:
+        if cached is not None and time.time() < cached[1] + self._leeway:
             self._cache.move_to_end(digest)
             return cached[0]
-        claims = self._claims(token)
+        claims = await self._claims(token)
         principal = _principal(claims)
         self._cache[digest] = (principal, float(claims["exp"]))
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return principal
 
-    def _claims(self, token: str) -> dict[str, Any]:
+    async def _claims(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
-            key = self._keys.get(str(header.get("kid")))
+            key = await self._keys.key(str(header.get("kid")))
             if key is None:
                 raise Unauthenticated("the token is signed with a key this service does not know")
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key,
                 algorithms=[key.algorithm_name],
-                issuer=self._issuer,
+                issuer=self.issuer,
                 audience=self._audience,
                 leeway=self._leeway,
                 options={"require": ["exp", "iss", "aud", "sub"]},
@@ -116,7 +106,7 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired") from None
         except jwt.InvalidIssuerError:
-            raise Unauthenticated(f"the token is not issued by {self._issuer}") from None
+            raise Unauthenticated(f"the token is not issued by {self.issuer}") from None
         except jwt.InvalidAudienceError:
             raise Unauthenticated(f"the token is not meant for {self._audience}") from None
         except jwt.InvalidSignatureError:
@@ -128,6 +118,25 @@ class TokenVerifier:
         return claims
 
 
+class Verifiers:
+    """The issuers a service trusts (users' and, apart, workloads'), each with
+    its keys and audience: a token is judged by the one its `iss` names."""
+
+    def __init__(self, verifiers: Sequence[TokenVerifier]) -> None:
+        self._by_issuer = {v.issuer: v for v in verifiers}
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError as error:
+            raise Unauthenticated(f"the token is not a valid JWT ({error})") from None
+        verifier = self._by_issuer.get(str(issuer))
+        if verifier is None:
+            trusted = " or ".join(sorted(self._by_issuer))
+            raise Unauthenticated(f"the token is not issued by {trusted}")
+        return await verifier.verify(token)
+
+
 def _principal(claims: Mapping[str, Any]) -> Principal:
     merchants = claims.get("merchants", [])
     scope = claims.get("scope", "")
@@ -135,4 +144,6 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         raise Unauthenticated("the token's merchants claim is not a list of merchant ids")
     if not isinstance(scope, str):
         raise Unauthenticated("the token's scope claim is not a space-separated string")
-    return Principal(str(claims["sub"]), frozenset(merchants), frozenset(scope.split()))
+    return Principal(
+        str(claims["sub"]), frozenset(merchants), frozenset(scope.split()), str(claims["iss"])
+    )

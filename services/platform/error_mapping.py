@@ -87,7 +87,7 @@ async def abort_with(
 Behavior = Callable[..., Any]
 
 
-def _guarded(
+async def _guarded(
     guard: Guard | None,
     method: str,
     request: Any,
@@ -99,7 +99,7 @@ def _guarded(
     the service runs without authentication."""
     if guard is None or not guard.guards(method):
         return request
-    rule, principal = guard.admit(method, context)
+    rule, principal = await guard.admit(method, context)
     if streaming_request:
         return guard.checked_stream(rule, principal, request)
     return guard.check(rule, principal, request)
@@ -111,7 +111,9 @@ def _wrap_unary_response(
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         try:
-            request = _guarded(guard, method, request, context, streaming_request=streaming_request)
+            request = await _guarded(
+                guard, method, request, context, streaming_request=streaming_request
+            )
             response = await behavior(request, context)
         except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
@@ -131,7 +133,9 @@ def _wrap_stream_response(
     ) -> AsyncIterator[Any]:
         started = time.perf_counter()
         try:
-            request = _guarded(guard, method, request, context, streaming_request=streaming_request)
+            request = await _guarded(
+                guard, method, request, context, streaming_request=streaming_request
+            )
             async for response in behavior(request, context):
                 yield response
         except Exception as exc:

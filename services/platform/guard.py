@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import grpc
 
 from services.platform.access import AccessPolicy, Rule, Workloads
-from services.platform.auth import Principal, TokenVerifier, bearer_token
+from services.platform.auth import Principal, TokenVerifier, Verifiers, bearer_token
+from services.platform.jwks import key_source
 from services.platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ current_principal: contextvars.ContextVar[Principal | None] = contextvars.Contex
 
 
 class Guard:
-    def __init__(self, verifier: TokenVerifier, policy: AccessPolicy) -> None:
+    def __init__(self, verifier: Verifiers, policy: AccessPolicy) -> None:
         self._verifier = verifier
         self._policy = policy
 
@@ -37,11 +37,11 @@ class Guard:
     def guards(method: str) -> bool:
         return not method.startswith(UNGUARDED_PREFIXES)
 
-    def admit(
+    async def admit(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> tuple[Rule, Principal]:
         """The caller and the method's rule; Unauthenticated or PermissionDenied."""
-        principal = self._verifier.verify(bearer_token(context.invocation_metadata()))
+        principal = await self._verifier.verify(bearer_token(context.invocation_metadata()))
         rule = self._policy.check_call(method, principal)
         current_principal.set(principal)
         return rule, principal
@@ -63,10 +63,17 @@ class Guard:
 def guard_of(settings: ServiceSettings, rules: Mapping[str, Rule]) -> Guard | None:
     """The service's guard, or None when no JWKS is configured (then every call
     is let through, and start-up says so)."""
-    if not settings.auth_jwks_file:
-        log.warning("no AUTH_JWKS_FILE: every call is let through, unauthenticated")
+    users = key_source(settings.auth_jwks_file, settings.auth_jwks_url)
+    if users is None:
+        log.warning("no AUTH_JWKS_FILE or AUTH_JWKS_URL: every call is let through")
         return None
-    verifier = TokenVerifier.from_file(
-        Path(settings.auth_jwks_file), issuer=settings.auth_issuer, audience=settings.auth_audience
-    )
-    return Guard(verifier, AccessPolicy(rules, Workloads.parse(settings.auth_workloads)))
+    verifiers = [TokenVerifier(users, issuer=settings.auth_issuer, audience=settings.auth_audience)]
+    workload_issuer = settings.auth_workload_issuer
+    if workload_issuer:
+        keys = key_source(settings.auth_workload_jwks_file, settings.auth_workload_jwks_url)
+        if keys is None:
+            raise ValueError("AUTH_WORKLOAD_ISSUER needs AUTH_WORKLOAD_JWKS_FILE or _URL")
+        audience = settings.auth_workload_audience
+        verifiers.append(TokenVerifier(keys, issuer=workload_issuer, audience=audience))
+    workloads = Workloads.parse(settings.auth_workloads, workload_issuer or None)
+    return Guard(Verifiers(verifiers), AccessPolicy(rules, workloads))

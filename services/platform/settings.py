@@ -39,8 +39,17 @@ class ServiceSettings(BaseSettings):
     health_probe_interval_seconds: float = Field(2.0, gt=0)
     business_timezone: str = "America/Sao_Paulo"
     auth_jwks_file: str | None = Field(
-        None, description="JWKS the bearer tokens are verified with; unset: no authentication"
+        None, description="JWKS the users' tokens are verified with (or AUTH_JWKS_URL)"
     )
+    auth_jwks_url: str | None = Field(
+        None, description="the issuer's JWKS URL; neither it nor the file: no authentication"
+    )
+    auth_workload_issuer: str | None = Field(
+        None, description="a second issuer, of workload tokens (Kubernetes service accounts)"
+    )
+    auth_workload_audience: str = "caixa-workloads"
+    auth_workload_jwks_file: str | None = None
+    auth_workload_jwks_url: str | None = None
     auth_issuer: str = Field("caixa-dev", description="the `iss` every token must carry")
     auth_audience: str = Field("caixa", description="the `aud` every token must carry")
     workload_token_file: str | None = Field(

@@ -15,6 +15,7 @@ import pytest
 from caixa.cli.dev_tokens import DEV_AUDIENCE, DEV_ISSUER, dev_key, stack_dir, write_jwks
 from services.domain.errors import Unauthenticated
 from services.platform.auth import TokenVerifier
+from services.platform.jwks import StaticJwks
 
 
 def caixa(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -30,7 +31,7 @@ def caixa(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_a_token_is_one_line_the_services_accept(tmp_path: Path) -> None:
+async def test_a_token_is_one_line_the_services_accept(tmp_path: Path) -> None:
     done = caixa(
         "token",
         "--merchant",
@@ -50,8 +51,8 @@ def test_a_token_is_one_line_the_services_accept(tmp_path: Path) -> None:
     # JWKS (written from the same key) verifies the token.
     auth = tmp_path / ".devstack" / "auth"
     assert (auth / "dev-key.pem").stat().st_mode & 0o077 == 0
-    verifier = TokenVerifier.from_file(write_jwks(auth), issuer=DEV_ISSUER, audience=DEV_AUDIENCE)
-    principal = verifier.verify(token)
+    keys = StaticJwks.from_file(write_jwks(auth))
+    principal = await TokenVerifier(keys, issuer=DEV_ISSUER, audience=DEV_AUDIENCE).verify(token)
     assert principal.merchants == {"m1", "m2"}
     assert principal.scopes == {"lancamentos:read", "admin"}
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -69,7 +70,7 @@ def test_a_folder_below_the_checkout_uses_its_key(tmp_path: Path) -> None:
     assert not (below / ".devstack").exists()
 
 
-def test_another_stack_dir_means_another_key(tmp_path: Path) -> None:
+async def test_another_stack_dir_means_another_key(tmp_path: Path) -> None:
     one = caixa("token", "--merchant", "m1", "--scope", "admin", cwd=tmp_path)
     other = caixa(
         "token",
@@ -80,12 +81,11 @@ def test_another_stack_dir_means_another_key(tmp_path: Path) -> None:
         cwd=tmp_path,
         CAIXA_STACK_DIR=str(tmp_path / "elsewhere"),
     )
-    verifier = TokenVerifier.from_file(
-        write_jwks(tmp_path / ".devstack" / "auth"), issuer=DEV_ISSUER, audience=DEV_AUDIENCE
-    )
-    verifier.verify(one.stdout.strip())
+    keys = StaticJwks.from_file(write_jwks(tmp_path / ".devstack" / "auth"))
+    verifier = TokenVerifier(keys, issuer=DEV_ISSUER, audience=DEV_AUDIENCE)
+    await verifier.verify(one.stdout.strip())
     with pytest.raises(Unauthenticated):
-        verifier.verify(other.stdout.strip())
+        await verifier.verify(other.stdout.strip())
 
 
 def test_racing_creators_end_with_one_key(tmp_path: Path) -> None:
