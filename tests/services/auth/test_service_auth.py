@@ -5,6 +5,9 @@ consolidado servers on free ports, over real PostgreSQL and Redis."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -274,3 +277,35 @@ async def test_health_needs_no_token(lancamentos: LancamentosApp) -> None:
     async with grpc.aio.insecure_channel(lancamentos.server.address) as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_the_cli_sends_its_token_from_the_flag_or_the_environment(
+    issuer: Issuer, lancamentos: LancamentosApp
+) -> None:
+    assert lancamentos.server is not None
+    target = ["--lancamentos-target", lancamentos.server.address]
+    command = [sys.executable, "-m", "caixa.cli", *target]
+    listing = ["list", "--merchant", A]
+    clean = {k: v for k, v in os.environ.items() if k != "CAIXA_TOKEN"}
+
+    # In a thread: the servers share this event loop.
+    async def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            subprocess.run,
+            [*command, *args],
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    anonymous = await run(*listing)
+    assert anonymous.returncode == 2 and "UNAUTHENTICATED" in anonymous.stderr
+    assert (await run("--token", issuer.token([A]), *listing)).returncode == 0
+    assert (await run(*listing, CAIXA_TOKEN=issuer.token([A]))).returncode == 0
+    other = await run("list", "--merchant", B, CAIXA_TOKEN=issuer.token([A]))
+    assert other.returncode == 2 and "PERMISSION_DENIED" in other.stderr
+    # The flag wins over the environment.
+    flagged = await run("--token", issuer.token([B]), "list", "--merchant", B, CAIXA_TOKEN="junk")
+    assert flagged.returncode == 0, flagged.stderr
