@@ -8,7 +8,6 @@ responses: Envoy sees `grpc-status` in the headers.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -76,12 +75,15 @@ def status_for(exc: BaseException) -> status_pb2.Status:
     )
 
 
-async def abort_with(
-    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str, started: float
-) -> None:
-    status = rpc_status.to_status(status_for(exc))
-    rpc_metrics.observe(method, status.code.name, time.perf_counter() - started)
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: Any) -> None:
+    """Ends the call with `status` (a grpc_status Status); raises AbortError."""
     await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _code_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The code a handler aborted with itself."""
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
 Behavior = Callable[..., Any]
@@ -106,43 +108,67 @@ async def _guarded(
 
 
 def _wrap_unary_response(
-    behavior: Behavior, method: str, guard: Guard | None, *, streaming_request: bool
+    behavior: Behavior,
+    method: str,
+    guard: Guard | None,
+    *,
+    streaming_request: bool,
+    metrics: rpc_metrics.MethodMetrics,
 ) -> Behavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        started = time.perf_counter()
+        started = metrics.started()
+        code = "CANCELLED"  # unless it ends otherwise: the caller went away
         try:
-            request = await _guarded(
-                guard, method, request, context, streaming_request=streaming_request
-            )
-            response = await behavior(request, context)
-        except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
+            try:
+                request = await _guarded(
+                    guard, method, request, context, streaming_request=streaming_request
+                )
+                response = await behavior(request, context)
+            except grpc.aio.AbortError:
+                code = _code_of(context)
                 raise
-            await abort_with(context, exc, method, started)
-        rpc_metrics.observe(method, "OK", time.perf_counter() - started)
-        return response
+            except Exception as exc:
+                status = rpc_status.to_status(status_for(exc))  # logs it, once
+                code = status.code.name
+                await abort_with(context, status)
+            code = "OK"
+            return response
+        finally:
+            metrics.handled(code, started)
 
     return wrapped
 
 
 def _wrap_stream_response(
-    behavior: Behavior, method: str, guard: Guard | None, *, streaming_request: bool
+    behavior: Behavior,
+    method: str,
+    guard: Guard | None,
+    *,
+    streaming_request: bool,
+    metrics: rpc_metrics.MethodMetrics,
 ) -> Behavior:
     async def wrapped(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        started = time.perf_counter()
+        started = metrics.started()
+        code = "CANCELLED"
         try:
-            request = await _guarded(
-                guard, method, request, context, streaming_request=streaming_request
-            )
-            async for response in behavior(request, context):
-                yield response
-        except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
+            try:
+                request = await _guarded(
+                    guard, method, request, context, streaming_request=streaming_request
+                )
+                async for response in behavior(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                code = _code_of(context)
                 raise
-            await abort_with(context, exc, method, started)
-        rpc_metrics.observe(method, "OK", time.perf_counter() - started)
+            except Exception as exc:
+                status = rpc_status.to_status(status_for(exc))  # logs it, once
+                code = status.code.name
+                await abort_with(context, status)
+            code = "OK"
+        finally:
+            metrics.handled(code, started)
 
     return wrapped
 
@@ -179,22 +205,50 @@ def _wrap(handler: Any, method: str, guard: Guard | None) -> Any:
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
+
+    def metrics(grpc_type: str) -> rpc_metrics.MethodMetrics:
+        return rpc_metrics.for_method(method, grpc_type)
+
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary_response(handler.unary_unary, method, guard, streaming_request=False),
+            _wrap_unary_response(
+                handler.unary_unary,
+                method,
+                guard,
+                streaming_request=False,
+                metrics=metrics("unary"),
+            ),
             **serializers,
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            _wrap_unary_response(handler.stream_unary, method, guard, streaming_request=True),
+            _wrap_unary_response(
+                handler.stream_unary,
+                method,
+                guard,
+                streaming_request=True,
+                metrics=metrics("client_stream"),
+            ),
             **serializers,
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _wrap_stream_response(handler.unary_stream, method, guard, streaming_request=False),
+            _wrap_stream_response(
+                handler.unary_stream,
+                method,
+                guard,
+                streaming_request=False,
+                metrics=metrics("server_stream"),
+            ),
             **serializers,
         )
     return grpc.stream_stream_rpc_method_handler(
-        _wrap_stream_response(handler.stream_stream, method, guard, streaming_request=True),
+        _wrap_stream_response(
+            handler.stream_stream,
+            method,
+            guard,
+            streaming_request=True,
+            metrics=metrics("bidi_stream"),
+        ),
         **serializers,
     )

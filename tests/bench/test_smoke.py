@@ -98,4 +98,5 @@ def _check_auth_cost(report: dict[str, Any]) -> None:
     assert [leg["auth"] for leg in row["legs"]] == ["on", "off", "off", "on"]
     for leg in row["legs"]:
         assert leg["grpc_codes"].get("OK", 0) > 0 and leg["error_pct"] == 0, leg
-        assert set(leg["grpc_codes"]) == {"OK"}, leg
+        # CANCELLED: calls still in flight when wrk's time was up.
+        assert set(leg["grpc_codes"]) <= {"OK", "CANCELLED"}, leg

@@ -91,10 +91,10 @@ async def test_outage_is_unavailable_and_heals(
         await _await_health(channel, health_pb2.HealthCheckResponse.SERVING)
 
 
-def _handled(method: str, code: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "caixa_grpc_server_handled_total", {"method": method, "code": code}
-    )
+def _handled(method: str, code: str, grpc_type: str = "unary") -> float:
+    service, _, name = method.lstrip("/").partition("/")
+    labels = {"grpc_type": grpc_type, "grpc_service": service, "grpc_method": name}
+    value = REGISTRY.get_sample_value("grpc_server_handled_total", {**labels, "grpc_code": code})
     return value or 0.0
 
 
@@ -109,7 +109,7 @@ async def test_client_retries_idempotent_calls_only(
     create_method = "/lancamentos.v1.LancamentosService/CreateLancamento"
     import_method = "/lancamentos.v1.LancamentosService/ImportLancamentos"
     creates_before = _handled(create_method, "UNAVAILABLE")
-    imports_before = _handled(import_method, "UNAVAILABLE")
+    imports_before = _handled(import_method, "UNAVAILABLE", "client_stream")
 
     def call_both() -> tuple[CaixaError, CaixaError]:
         with LancamentosClient(app.server.address, timeout=10) as client:
@@ -122,4 +122,4 @@ async def test_client_retries_idempotent_calls_only(
     create_error, import_error = await asyncio.to_thread(call_both)
     assert create_error.code == import_error.code == grpc.StatusCode.UNAVAILABLE
     assert _handled(create_method, "UNAVAILABLE") - creates_before == RETRY_ATTEMPTS
-    assert _handled(import_method, "UNAVAILABLE") - imports_before == 1
+    assert _handled(import_method, "UNAVAILABLE", "client_stream") - imports_before == 1
