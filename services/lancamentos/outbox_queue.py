@@ -95,6 +95,30 @@ async def retry_parked(conn: AsyncConnection, outbox_ids: Sequence[int] | None) 
     return int(result.rowcount)
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """The outbox at a glance: what waits for delivery, and for how long."""
+
+    waiting: int  # not yet delivered, parked ones aside
+    oldest_age_seconds: float  # of the oldest waiting entry; 0 with none
+    parked: int
+
+
+async def backlog(conn: AsyncConnection) -> Backlog:
+    """One scan of the outbox, which delivery keeps short."""
+    waiting = outbox.c.parked_at.is_(None)
+    row = (
+        await conn.execute(
+            select(
+                func.count().filter(waiting),
+                func.extract("epoch", func.now() - func.min(outbox.c.created_at).filter(waiting)),
+                func.count().filter(outbox.c.parked_at.is_not(None)),
+            )
+        )
+    ).one()
+    return Backlog(int(row[0]), max(0.0, float(row[1] or 0.0)), int(row[2]))
+
+
 async def parked_count(conn: AsyncConnection, merchant_id: str | None = None) -> int:
     query = select(func.count()).select_from(outbox).where(outbox.c.parked_at.is_not(None))
     if merchant_id:

@@ -25,6 +25,9 @@ class LancamentosSettings(ServiceSettings):
     dispatch_timeout_seconds: float = Field(5.0, gt=0, description="deadline of one batch")
     dispatch_backoff_base_seconds: float = Field(0.05, gt=0)
     dispatch_backoff_max_seconds: float = Field(5.0, gt=0)
+    outbox_metrics_seconds: float = Field(
+        5.0, gt=0, description="how often the outbox backlog and parked gauges are measured"
+    )
     dispatch_vacuum_every: int = Field(
         20_000, ge=0, description="VACUUM the outbox after this many deliveries (0: never)"
     )

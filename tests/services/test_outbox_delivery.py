@@ -18,6 +18,7 @@ from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 from lancamentos.v1 import lancamentos_pb2 as lpb
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.platform.database import sqlalchemy_url
@@ -68,6 +69,15 @@ async def test_consolidado_down_creates_succeed_then_converge(
     await asyncio.sleep(1.0)
     assert dispatcher.consecutive_failures >= 2, "the dispatcher should be backing off"
     assert await mesh.undelivered() == 60
+    # What an SRE sees meanwhile: the backlog, its age growing, the backoff.
+    await dispatcher.refresh_gauges()
+    assert gauge("caixa_outbox_backlog") == 60
+    first_age = gauge("caixa_outbox_oldest_age_seconds")
+    assert first_age >= 1.0
+    assert gauge("caixa_outbox_consecutive_failures") >= 2
+    await asyncio.sleep(0.5)
+    await dispatcher.refresh_gauges()
+    assert gauge("caixa_outbox_oldest_age_seconds") >= first_age + 0.4
 
     await mesh.start_consolidado(0)
     await mesh.start_consolidado(1)
@@ -76,6 +86,15 @@ async def test_consolidado_down_creates_succeed_then_converge(
     assert consolidado is not None
     await assert_sum_invariant(mesh, consolidado.engine)
     assert dispatcher.consecutive_failures == 0
+    await dispatcher.refresh_gauges()
+    assert gauge("caixa_outbox_backlog") == gauge("caixa_outbox_oldest_age_seconds") == 0
+    assert gauge("caixa_outbox_consecutive_failures") == 0
+
+
+def gauge(name: str) -> float:
+    value = REGISTRY.get_sample_value(name)
+    assert value is not None, name
+    return value
 
 
 async def test_consolidado_hanging_does_not_slow_creates(

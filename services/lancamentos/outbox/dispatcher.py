@@ -40,6 +40,10 @@ DELIVERED = Counter("caixa_outbox_delivered_total", "Entries acknowledged by con
 FAILURES = Counter("caixa_outbox_delivery_failures_total", "Batches consolidado did not ack")
 BACKING_OFF = Gauge("caixa_outbox_consecutive_failures", "Failed batches since the last ack")
 PARKED = Gauge("caixa_outbox_parked", "Entries consolidado refused for good, awaiting an operator")
+BACKLOG = Gauge("caixa_outbox_backlog", "Entries waiting for delivery (parked ones aside)")
+OLDEST_AGE = Gauge(
+    "caixa_outbox_oldest_age_seconds", "Age of the oldest entry waiting for delivery; 0 with none"
+)
 PARKINGS = Counter("caixa_outbox_parkings_total", "Entries this process parked")
 
 REFUSALS = frozenset(
@@ -78,9 +82,11 @@ class OutboxDispatcher:
         self._since_vacuum = 0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._observer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+        self._observer = asyncio.create_task(self._observe(), name="outbox-metrics")
 
     async def dispatch_once(self) -> int:
         """Delivers or parks one batch; returns its size (0: nothing to send)."""
@@ -95,7 +101,7 @@ class OutboxDispatcher:
         self.delivered += delivered
         if parked:
             PARKINGS.inc(parked)
-            await self.refresh_parked()
+            await self.refresh_gauges()
         self._since_vacuum += delivered
         every = self._settings.dispatch_vacuum_every
         if every and self._since_vacuum >= every:
@@ -131,13 +137,25 @@ class OutboxDispatcher:
         await outbox_queue.delete_outbox(driver, [item["outbox_id"] for item in items])
         return len(items), 0
 
-    async def refresh_parked(self) -> None:
-        """Sets the parked gauge from the table (an operator may have retried)."""
+    async def refresh_gauges(self) -> None:
+        """Sets the backlog and parked gauges from the table (an operator may
+        have retried parked entries, another dispatcher delivered some)."""
         try:
             async with self._engine.connect() as conn:
-                PARKED.set(await outbox_queue.parked_count(conn))
+                seen = await outbox_queue.backlog(conn)
         except Exception as exc:  # a metric must not stop delivery
-            log.warning("could not count parked entries: %s", _describe(exc))
+            log.warning("could not measure the outbox: %s", _describe(exc))
+            return
+        BACKLOG.set(seen.waiting)
+        OLDEST_AGE.set(seen.oldest_age_seconds)
+        PARKED.set(seen.parked)
+
+    async def _observe(self) -> None:
+        """The gauges, kept fresh whatever delivery does: while consolidado is
+        down the backlog and its age grow, and that is when they matter."""
+        while not self._stopping.is_set():
+            await self.refresh_gauges()
+            await self._sleep(self._settings.outbox_metrics_seconds)
 
     async def _vacuum(self) -> None:
         try:
@@ -148,7 +166,6 @@ class OutboxDispatcher:
 
     async def _run(self) -> None:
         settings = self._settings
-        await self.refresh_parked()
         while not self._stopping.is_set():
             try:
                 sent = await self.dispatch_once()
@@ -178,8 +195,6 @@ class OutboxDispatcher:
             BACKING_OFF.set(0)
             if sent < settings.dispatch_batch_size:
                 await self._notifier.wait(settings.dispatch_poll_seconds)
-                if not sent:
-                    await self.refresh_parked()
                 # Per-batch costs dominate at small batches; a short linger
                 # trades a little consolidation lag for much less CPU.
                 await self._sleep(settings.dispatch_linger_seconds)
@@ -193,10 +208,11 @@ class OutboxDispatcher:
         so a rolling restart leaves little behind (what's left stays safe
         in the outbox for the next dispatcher)."""
         self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._observer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         deadline = time.monotonic() + drain_seconds
         while time.monotonic() < deadline:
             try:
