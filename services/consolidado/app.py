@@ -75,7 +75,7 @@ class ConsolidadoApp:
     ) -> None:
         self.settings = settings
         self.engine: AsyncEngine = database.create_engine(
-            settings.database_url, pool_size=settings.database_pool_size
+            settings.database_url, pool_size=settings.database_pool_size, pool_name="consolidado"
         )
         self.cache = BalanceCache.from_settings(settings)
         # Lazy: no connection is made until reconcile or rebuild needs one.

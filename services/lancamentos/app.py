@@ -29,7 +29,7 @@ class LancamentosApp:
     def __init__(self, settings: LancamentosSettings, *, serve: bool, dispatch: bool) -> None:
         self.settings = settings
         self.engine: AsyncEngine = database.create_engine(
-            settings.database_url, pool_size=settings.database_pool_size
+            settings.database_url, pool_size=settings.database_pool_size, pool_name="lancamentos"
         )
         self.notifier = CommitNotifier(settings.database_url, NOTIFY_CHANNEL)
         self.service = LancamentosService(

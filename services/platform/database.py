@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from prometheus_client import Gauge
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
+
+POOL_IN_USE = Gauge(
+    "caixa_db_pool_connections_in_use", "Database connections checked out now", ["pool"]
+)
+POOL_LIMIT = Gauge(
+    "caixa_db_pool_connections_limit", "Connections the pool may open (size + overflow)", ["pool"]
+)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -18,8 +27,9 @@ def asyncpg_dsn(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int) -> AsyncEngine:
-    return create_async_engine(
+def create_engine(url: str, *, pool_size: int, pool_name: str | None = None) -> AsyncEngine:
+    """`pool_name`: export the pool's usage under that label (one per process role)."""
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -30,3 +40,9 @@ def create_engine(url: str, *, pool_size: int) -> AsyncEngine:
         # next checkout reconnects: that is how the service heals.
         connect_args={"timeout": 5, "command_timeout": 30},
     )
+    pool = engine.sync_engine.pool
+    if pool_name is not None and isinstance(pool, QueuePool):
+        # Read at scrape time: no bookkeeping on the hot path.
+        POOL_IN_USE.labels(pool_name).set_function(pool.checkedout)
+        POOL_LIMIT.labels(pool_name).set(2 * pool_size)
+    return engine

@@ -4,12 +4,15 @@ dashboards query them: they move as calls start, end, fail and are cancelled."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import TYPE_CHECKING
 
 import grpc
 from lancamentos.v1 import lancamentos_pb2 as pb
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 
+from services.platform import database
 from tests.support.lancamentos import create_request
 
 if TYPE_CHECKING:
@@ -75,3 +78,22 @@ async def test_an_open_stream_is_in_flight_and_a_cancelled_one_counted(
         )
         == cancelled + 1
     )
+
+
+async def test_the_database_pool_in_use_is_exported(lancamentos_db: str) -> None:
+    name = f"test-{uuid.uuid4().hex[:6]}"
+    engine = database.create_engine(lancamentos_db, pool_size=3, pool_name=name)
+
+    def in_use() -> float:
+        return REGISTRY.get_sample_value("caixa_db_pool_connections_in_use", {"pool": name}) or 0
+
+    try:
+        assert REGISTRY.get_sample_value("caixa_db_pool_connections_limit", {"pool": name}) == 6
+        assert in_use() == 0
+        async with engine.connect() as first, engine.connect() as second:
+            await first.execute(text("SELECT 1"))
+            await second.execute(text("SELECT 1"))
+            assert in_use() == 2
+        assert in_use() == 0
+    finally:
+        await engine.dispose()
