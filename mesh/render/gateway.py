@@ -69,6 +69,9 @@ def jwt_authn_filter(jwt: LocalJwt) -> JSON:
                     "audiences": list(jwt.audiences),
                     "local_jwks": {"filename": jwt.jwks_file},
                     "forward": True,
+                    # The header only: no `access_token` query parameter, which
+                    # the services would not accept and logs would keep.
+                    "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
                 }
             },
             "rules": [
@@ -131,12 +134,12 @@ def render_gateway(
     """`methods`: the public methods to count per grpc-status (see grpc_stats_filter);
     `openapi`: the document to serve at /openapi.json."""
     topology = policy.topology
-    # Order matters: the REST field check reads the JSON the transcoder would drop
-    # fields of; the transcoder rewrites REST into a gRPC path, so the route (and its
-    # rate limit) is chosen by method; grpc_stats then sees every answer, local
-    # rate-limit replies included.
+    # Order matters: a request without a valid token is refused first (grpc_stats
+    # does not count those; the jwt_authn stats do); the REST field check reads the
+    # JSON the transcoder would drop fields of; the transcoder rewrites REST into a
+    # gRPC path, so the route (and its rate limit) is chosen by method; grpc_stats
+    # then sees every other answer, local rate-limit replies included.
     services = policy.gateway.public_services
-    # A request without a valid token is refused first, before its body is read.
     checks = [jwt_authn_filter(topology.jwt)] if topology.jwt is not None else []
     filters = [
         *checks,

@@ -5,6 +5,7 @@ cases see neither gRPC nor protobuf."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -18,10 +19,12 @@ from services.consolidado.drifts import DaySums
 from services.consolidado.entries import IngestEntry
 from services.consolidado.queries import DayRange
 from services.consolidado.requests import ingest_batch
-from services.domain.errors import PermissionDenied, Unavailable
+from services.domain.errors import Unavailable
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub
+
+log = logging.getLogger(__name__)
 
 # Codes that mean "lancamentos can't answer now", worth a retry by the caller.
 _UNREACHABLE = frozenset(
@@ -65,9 +68,16 @@ def _unreachable_as_unavailable(doing: str) -> Iterator[None]:
         if outage is not None:
             raise outage from error
         if error.code() in _REFUSED:
-            raise PermissionDenied(
-                f"lancamentos refused to {doing} for this workload "
-                f"({error.code().name}: {error.details()}); check WORKLOAD_TOKEN_FILE"
+            # Our identity, not the caller's request: a deployment fault, retryable
+            # once fixed; the details are for the operator's log only.
+            log.error(
+                "lancamentos refused this workload's identity (%s: %s); check "
+                "WORKLOAD_TOKEN_FILE and lancamentos' AUTH_WORKLOADS",
+                error.code().name,
+                error.details(),
+            )
+            raise Unavailable(
+                f"lancamentos could not {doing}: it did not accept this service's identity"
             ) from error
         raise
 

@@ -89,8 +89,10 @@ class AccessPolicy:
         return rule
 
     def check_request(self, rule: Rule, principal: Principal, request: Any) -> None:
-        """Every merchant the request acts for is one the caller may act for."""
-        if self._workloads.scopes_of(principal):
+        """Every merchant the request acts for is one the caller may act for.
+        A workload acts for every merchant, but only under the scope it was
+        granted: what its token claims besides gives it no merchant."""
+        if rule.scope in self._workloads.scopes_of(principal):
             return
         for merchant in rule.merchants(request):
             if merchant == ALL_MERCHANTS and not principal.every_merchant:

@@ -124,6 +124,8 @@ class Verifiers:
 
     def __init__(self, verifiers: Sequence[TokenVerifier]) -> None:
         self._by_issuer = {v.issuer: v for v in verifiers}
+        if len(self._by_issuer) < len(verifiers):
+            raise ValueError("two trusted issuers have the same name; each needs its own")
 
     async def verify(self, token: str) -> Principal:
         try:

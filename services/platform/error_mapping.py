@@ -80,6 +80,14 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: Any) -
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+def _ended(code: str, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """A call cut off at its deadline is DEADLINE_EXCEEDED, not a caller leaving."""
+    remaining = context.time_remaining()
+    if code == "CANCELLED" and remaining is not None and remaining <= 0:
+        return "DEADLINE_EXCEEDED"
+    return code
+
+
 def _code_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The code a handler aborted with itself."""
     code = context.code()
@@ -134,7 +142,7 @@ def _wrap_unary_response(
             code = "OK"
             return response
         finally:
-            metrics.handled(code, started)
+            metrics.handled(_ended(code, context), started)
 
     return wrapped
 
@@ -168,7 +176,7 @@ def _wrap_stream_response(
                 await abort_with(context, status)
             code = "OK"
         finally:
-            metrics.handled(code, started)
+            metrics.handled(_ended(code, context), started)
 
     return wrapped
 

@@ -1,7 +1,7 @@
 """Where a service gets the keys that sign the tokens it accepts: a JWKS file,
 or an issuer's JWKS URL, fetched off the event loop and refreshed.
 
-A remote JWKS is fetched at start, then every `refresh_seconds`, and again
+A remote JWKS is fetched at the first call, then every `refresh_seconds`, and again
 (at most once per `cooldown_seconds`) when a token names a key not seen yet,
 as an issuer rotating its keys does. While it cannot be fetched the keys
 already known keep working; with none known, calls get a retryable UNAVAILABLE.
@@ -75,12 +75,19 @@ class RemoteJwks:
             return usable_keys(json.loads(response.read()))
 
     async def refresh(self) -> None:
-        """Fetches the JWKS now, in a thread; a failure keeps the keys known."""
+        """Fetches the JWKS now, in a thread. A failure, or a set without a
+        usable key, keeps the keys known: a broken issuer must not log out
+        every caller that a working one let in."""
         self._fetched_at = time.monotonic()
         try:
-            self._keys = await asyncio.to_thread(self._fetch)
-        except (OSError, ValueError, jwt.PyJWKError) as error:
+            keys = await asyncio.to_thread(self._fetch)
+        except Exception as error:  # any fetch or parse failure is the issuer's
             log.warning("JWKS %s not fetched: %s", self._url, error)
+            return
+        if not keys:
+            log.warning("JWKS %s holds no %s key; keeping the known ones", self._url, ALGORITHMS)
+            return
+        self._keys = keys
 
     def _due(self, kid: str) -> bool:
         since = time.monotonic() - self._fetched_at

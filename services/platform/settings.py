@@ -6,7 +6,7 @@ import sys
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 S = TypeVar("S", bound="ServiceSettings")
@@ -71,6 +71,15 @@ class ServiceSettings(BaseSettings):
                 f"{value!r} is not an IANA time zone, e.g. America/Sao_Paulo"
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _workloads_have_their_own_issuer(self) -> ServiceSettings:
+        # Else a user's token named after a workload would get its grants.
+        if self.auth_workloads and not self.auth_workload_issuer:
+            raise ValueError("AUTH_WORKLOADS needs AUTH_WORKLOAD_ISSUER, the workloads' issuer")
+        if self.auth_workload_issuer and self.auth_workload_issuer == self.auth_issuer:
+            raise ValueError("AUTH_WORKLOAD_ISSUER must differ from AUTH_ISSUER")
+        return self
 
     def require(self, name: str) -> str:
         """The value of setting `name`, or MissingSetting naming its variable."""

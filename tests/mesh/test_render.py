@@ -166,6 +166,8 @@ def test_the_gateway_checks_tokens_when_given_a_jwks(tmp_path: Path) -> None:
     [provider] = config["providers"].values()
     assert provider["local_jwks"] == {"filename": str(tmp_path / ".devstack/auth/jwks.json")}
     assert provider["forward"] is True  # the services verify the token again
+    # The Authorization header only: never an access_token query parameter.
+    assert provider["from_headers"] == [{"name": "authorization", "value_prefix": "Bearer "}]
     assert (provider["issuer"], provider["audiences"]) == ("caixa-dev", ["caixa"])
     required = [r["match"] for r in config["rules"] if "requires" in r]
     assert required == [{"prefix": "/"}]

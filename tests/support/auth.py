@@ -10,9 +10,23 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from caixa.cli.dev_tokens import DEV_AUDIENCE, DEV_ISSUER, dev_key, mint, write_jwks
-from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, WORKLOADS
+from tooling.devstack.auth import (
+    CONSOLIDADO,
+    DISPATCHER,
+    WORKLOAD_AUDIENCE,
+    WORKLOAD_ISSUER,
+    WORKLOADS,
+)
 
-__all__ = ["CONSOLIDADO", "DISPATCHER", "EVERY_SCOPE", "Issuer", "bearer"]
+__all__ = [
+    "CONSOLIDADO",
+    "DISPATCHER",
+    "EVERY_SCOPE",
+    "WORKLOAD_AUDIENCE",
+    "WORKLOAD_ISSUER",
+    "Issuer",
+    "bearer",
+]
 
 EVERY_SCOPE = ("lancamentos:write", "lancamentos:read", "consolidado:read", "admin")
 
@@ -34,7 +48,16 @@ class Issuer:
             "auth_issuer": DEV_ISSUER,
             "auth_audience": DEV_AUDIENCE,
             "auth_workloads": WORKLOADS,
+            "auth_workload_issuer": WORKLOAD_ISSUER,
+            "auth_workload_audience": WORKLOAD_AUDIENCE,
+            "auth_workload_jwks_file": str(self.jwks_file),
         }
+
+    def workload_token(self, subject: str) -> str:
+        """A workload's token, of the workloads' issuer, as `make run` mints it."""
+        return self.token(
+            [], [], subject=subject, issuer=WORKLOAD_ISSUER, audience=WORKLOAD_AUDIENCE
+        )
 
     def token(
         self,

@@ -8,13 +8,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from caixa.cli.dev_tokens import DEV_AUDIENCE, DEV_ISSUER, JWKS_FILE, dev_key, mint, write_jwks
+from caixa.cli.dev_tokens import (
+    DEV_AUDIENCE,
+    DEV_ISSUER,
+    JWKS_FILE,
+    dev_key,
+    mint,
+    write_jwks,
+    write_private,
+)
 
 DISPATCHER = "spiffe://caixa.local/ns/caixa/sa/caixa-dispatcher"
 CONSOLIDADO = "spiffe://caixa.local/ns/caixa/sa/caixa-consolidado"
 WORKLOADS = f"{DISPATCHER}=consolidado:ingest;{CONSOLIDADO}=lancamentos:read"
-# Minted at each start; a stack left up longer gets fresh ones from `refresh`.
-WORKLOAD_TOKEN_TTL = 24 * 3600.0
+# The workloads' own issuer, as a cluster's service-account issuer is: grants
+# go to its tokens only, never to a user's token named after a workload.
+WORKLOAD_ISSUER = "caixa-dev-workloads"
+WORKLOAD_AUDIENCE = "caixa-workloads"
+# Minted at each start of the stack; one left up longer than this must restart.
+WORKLOAD_TOKEN_TTL = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -36,20 +48,16 @@ class StackAuth:
         """(Re)mints each workload's token file; the services re-read it."""
         key = dev_key(self.folder)
         for subject in (DISPATCHER, CONSOLIDADO):
-            path = self.token_file(subject)
-            draft = path.with_suffix(".jwt.new")
-            draft.write_text(
-                mint(
-                    key,
-                    subject=subject,
-                    merchants=[],
-                    scopes=[],
-                    ttl_seconds=WORKLOAD_TOKEN_TTL,
-                )
-                + "\n"
+            token = mint(
+                key,
+                subject=subject,
+                merchants=[],
+                scopes=[],
+                ttl_seconds=WORKLOAD_TOKEN_TTL,
+                issuer=WORKLOAD_ISSUER,
+                audience=WORKLOAD_AUDIENCE,
             )
-            draft.chmod(0o600)
-            draft.replace(path)
+            write_private(self.token_file(subject), token + "\n")
 
     def env(self, workload: str) -> dict[str, str]:
         """What a service process needs: verify callers, and be `workload`."""
@@ -58,6 +66,9 @@ class StackAuth:
             "AUTH_ISSUER": DEV_ISSUER,
             "AUTH_AUDIENCE": DEV_AUDIENCE,
             "AUTH_WORKLOADS": WORKLOADS,
+            "AUTH_WORKLOAD_ISSUER": WORKLOAD_ISSUER,
+            "AUTH_WORKLOAD_AUDIENCE": WORKLOAD_AUDIENCE,
+            "AUTH_WORKLOAD_JWKS_FILE": str(self.jwks_file),
             "WORKLOAD_TOKEN_FILE": str(self.token_file(workload)),
         }
 

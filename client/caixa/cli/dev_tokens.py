@@ -41,6 +41,17 @@ def stack_dir(start: Path | None = None) -> Path:
     return here / ".devstack"
 
 
+def write_private(path: Path, content: str | bytes) -> None:
+    """`content` in a new file only its owner can read, from the first byte;
+    replaces `path` atomically (through a draft of a unique name)."""
+    data = content.encode() if isinstance(content, str) else content
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    draft.replace(path)
+
+
 def dev_key(auth_dir: Path) -> ec.EllipticCurvePrivateKey:
     """The dev key, created if missing. Two processes creating it at once both
     end up with the one that was linked first."""
@@ -54,8 +65,9 @@ def dev_key(auth_dir: Path) -> ec.EllipticCurvePrivateKey:
             serialization.NoEncryption(),
         )
         draft = auth_dir / f".{KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex}"
-        draft.write_bytes(pem)
-        draft.chmod(0o600)
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
         try:
             os.link(draft, path)  # atomic, and never replaces a key already there
         except FileExistsError:

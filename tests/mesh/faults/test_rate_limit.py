@@ -68,9 +68,13 @@ async def test_burst_is_limited_and_slow_rate_is_not(
         assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
         assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) >= 30 - 2 * BURST
         assert codes.count(grpc.StatusCode.OK) >= 1
-        # REST clients get 429 from the same bucket (still empty after the burst).
+        # REST clients get 429 from the same bucket. A burst of its own, not one
+        # call: on a loaded machine a token may refill before a single probe lands.
         path = f"/v1/merchants/{merchant}/daily-balances/2026-03-10"
-        assert await asyncio.to_thread(_rest_status, stack.gateway_port, path) == 429
+        statuses = await asyncio.gather(
+            *(asyncio.to_thread(_rest_status, stack.gateway_port, path) for _ in range(2 * BURST))
+        )
+        assert set(statuses) <= {200, 429} and 429 in statuses, statuses
         limited_burst = sum((await stack.gateway_stats(LIMITED)).values())
         assert limited_burst - limited_before >= 30 - 2 * BURST
 

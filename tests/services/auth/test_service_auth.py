@@ -27,7 +27,14 @@ from services.consolidado.app import ConsolidadoApp
 from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from services.lancamentos.app import LancamentosApp
 from services.platform.migrations import upgrade
-from tests.support.auth import CONSOLIDADO, DISPATCHER, Issuer, bearer
+from tests.support.auth import (
+    CONSOLIDADO,
+    DISPATCHER,
+    WORKLOAD_AUDIENCE,
+    WORKLOAD_ISSUER,
+    Issuer,
+    bearer,
+)
 from tests.support.consolidado import consolidado_settings
 from tests.support.lancamentos import count_rows, create_request, lancamentos_settings
 
@@ -221,7 +228,7 @@ async def test_the_change_feed_of_another_or_of_every_merchant_is_denied(
         else:
             pytest.fail(f"the feed of {merchant or 'every merchant'} was served")
     # A workload granted lancamentos:read (consolidado's rebuild) reads them all.
-    feed = bearer(issuer.token([], scopes=[], subject=CONSOLIDADO))
+    feed = bearer(issuer.workload_token(CONSOLIDADO))
     async for _ in ledger.StreamLancamentos(lpb.StreamLancamentosRequest(), metadata=feed):
         break
 
@@ -249,11 +256,31 @@ async def test_ingest_takes_the_dispatchers_identity_only(
     code, details = await code_of(ingest.ApplyLancamentos(request, metadata=user))
     assert code == grpc.StatusCode.PERMISSION_DENIED and "workload" in details
     # Another workload is no dispatcher.
-    other = bearer(issuer.token([], scopes=[], subject=CONSOLIDADO))
+    other = bearer(issuer.workload_token(CONSOLIDADO))
     code, _ = await code_of(ingest.ApplyLancamentos(request, metadata=other))
     assert code == grpc.StatusCode.PERMISSION_DENIED
-    dispatcher = bearer(issuer.token([], scopes=[], subject=DISPATCHER))
+    # A user's token named after the dispatcher: not of the workloads' issuer.
+    posing = bearer(issuer.token(["*"], scopes=["consolidado:ingest"], subject=DISPATCHER))
+    code, details = await code_of(ingest.ApplyLancamentos(request, metadata=posing))
+    assert code == grpc.StatusCode.PERMISSION_DENIED, details
+    dispatcher = bearer(issuer.workload_token(DISPATCHER))
     assert await ingest.ApplyLancamentos(request, metadata=dispatcher) is not None
+
+
+async def test_a_workload_acts_for_every_merchant_only_under_its_grant(
+    issuer: Issuer, ledger: LancamentosServiceAsyncStub
+) -> None:
+    """consolidado's identity reads every merchant's feed (its grant), but a
+    scope its token claims besides gives it no merchant."""
+    claims_write = issuer.token(
+        [],
+        ["lancamentos:write"],
+        subject=CONSOLIDADO,
+        issuer=WORKLOAD_ISSUER,
+        audience=WORKLOAD_AUDIENCE,
+    )
+    code, details = await code_of(ledger.CreateLancamento(create(B), metadata=bearer(claims_write)))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and B in details, details
 
 
 async def test_client_supplied_identity_headers_change_nothing(

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import jwt
 import pytest
+from pydantic import ValidationError
 
 from caixa.cli.dev_tokens import DEV_AUDIENCE, DEV_ISSUER, dev_key, public_jwk
 from services.domain.errors import Unauthenticated
 from services.platform.access import Workloads
 from services.platform.auth import TokenVerifier, bearer_token
 from services.platform.jwks import StaticJwks
+from services.platform.settings import ServiceSettings
 from services.platform.workload_identity import WorkloadToken
 from tests.support.auth import Issuer
 
@@ -117,3 +119,15 @@ def test_a_rotated_workload_token_is_used_at_once(tmp_path: Path) -> None:
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
     assert token.header() == ("authorization", "Bearer second-token")
     assert dev_key(tmp_path / "k") is not None
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"auth_workloads": "spiffe://x=consolidado:ingest"}, "needs AUTH_WORKLOAD_ISSUER"),
+        ({"auth_workload_issuer": DEV_ISSUER}, "must differ from AUTH_ISSUER"),
+    ],
+)
+def test_workload_grants_need_the_workloads_own_issuer(values: dict[str, str], words: str) -> None:
+    with pytest.raises(ValidationError, match=words):
+        ServiceSettings.model_validate(values)
