@@ -31,6 +31,11 @@ class Principal:
     merchants: frozenset[str]
     scopes: frozenset[str]
     issuer: str = ""
+    valid_until: float = float("inf")  # exp, plus the clock-skew leeway
+
+    @property
+    def expired(self) -> bool:
+        return time.time() > self.valid_until
 
     @property
     def every_merchant(self) -> bool:
@@ -82,7 +87,7 @@ class TokenVerifier:
             self._cache.move_to_end(digest)
             return cached[0]
         claims = await self._claims(token)
-        principal = _principal(claims)
+        principal = _principal(claims, self._leeway)
         self._cache[digest] = (principal, float(claims["exp"]))
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -139,7 +144,7 @@ class Verifiers:
         return await verifier.verify(token)
 
 
-def _principal(claims: Mapping[str, Any]) -> Principal:
+def _principal(claims: Mapping[str, Any], leeway: float) -> Principal:
     merchants = claims.get("merchants", [])
     scope = claims.get("scope", "")
     if not isinstance(merchants, list) or not all(isinstance(m, str) for m in merchants):
@@ -147,5 +152,9 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     if not isinstance(scope, str):
         raise Unauthenticated("the token's scope claim is not a space-separated string")
     return Principal(
-        str(claims["sub"]), frozenset(merchants), frozenset(scope.split()), str(claims["iss"])
+        str(claims["sub"]),
+        frozenset(merchants),
+        frozenset(scope.split()),
+        str(claims["iss"]),
+        float(claims["exp"]) + leeway,
     )

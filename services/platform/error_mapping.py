@@ -28,7 +28,7 @@ from services.domain.errors import (
     Unavailable,
 )
 from services.platform import rpc_metrics
-from services.platform.guard import Guard
+from services.platform.guard import Guard, current_principal
 from services.platform.outages import is_dependency_outage
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,13 @@ def _wrap_stream_response(
                 request = await _guarded(
                     guard, method, request, context, streaming_request=streaming_request
                 )
+                caller = current_principal.get()
                 async for response in behavior(request, context):
+                    # A feed may outlive its token: nothing is sent past its expiry.
+                    if caller is not None and caller.expired:
+                        raise Unauthenticated(
+                            "the token expired during the stream; resume with a fresh one"
+                        )
                     yield response
             except grpc.aio.AbortError:
                 code = _code_of(context)

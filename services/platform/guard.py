@@ -67,13 +67,27 @@ def guard_of(settings: ServiceSettings, rules: Mapping[str, Rule]) -> Guard | No
     if users is None:
         log.warning("no AUTH_JWKS_FILE or AUTH_JWKS_URL: every call is let through")
         return None
-    verifiers = [TokenVerifier(users, issuer=settings.auth_issuer, audience=settings.auth_audience)]
+    leeway = settings.auth_leeway_seconds
+    verifiers = [
+        TokenVerifier(
+            users,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            leeway_seconds=leeway,
+        )
+    ]
     workload_issuer = settings.auth_workload_issuer
     if workload_issuer:
         keys = key_source(settings.auth_workload_jwks_file, settings.auth_workload_jwks_url)
         if keys is None:
             raise ValueError("AUTH_WORKLOAD_ISSUER needs AUTH_WORKLOAD_JWKS_FILE or _URL")
-        audience = settings.auth_workload_audience
-        verifiers.append(TokenVerifier(keys, issuer=workload_issuer, audience=audience))
+        verifiers.append(
+            TokenVerifier(
+                keys,
+                issuer=workload_issuer,
+                audience=settings.auth_workload_audience,
+                leeway_seconds=leeway,
+            )
+        )
     workloads = Workloads.parse(settings.auth_workloads, workload_issuer or None)
     return Guard(Verifiers(verifiers), AccessPolicy(rules, workloads))

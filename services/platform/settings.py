@@ -52,6 +52,9 @@ class ServiceSettings(BaseSettings):
     auth_workload_jwks_url: str | None = None
     auth_issuer: str = Field("caixa-dev", description="the `iss` every token must carry")
     auth_audience: str = Field("caixa", description="the `aud` every token must carry")
+    auth_leeway_seconds: float = Field(
+        30.0, ge=0, le=300, description="clock skew allowed on a token's times"
+    )
     workload_token_file: str | None = Field(
         None, description="this workload's own token, sent on its calls to other services"
     )

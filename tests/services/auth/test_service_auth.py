@@ -336,3 +336,34 @@ async def test_the_cli_sends_its_token_from_the_flag_or_the_environment(
     # The flag wins over the environment.
     flagged = await run("--token", issuer.token([B]), "list", "--merchant", B, CAIXA_TOKEN="junk")
     assert flagged.returncode == 0, flagged.stderr
+
+
+async def test_a_live_feed_stops_once_its_token_expires(
+    issuer: Issuer, ledger: LancamentosServiceAsyncStub
+) -> None:
+    """Checked at the start only, a follow feed would stream for ever. A token
+    expired 29 s ago is still within the 30 s clock-skew leeway: admitted, and
+    cut off about a second later, at the next entry it would have sent."""
+    admin = bearer(issuer.token(["*"]))
+    nearly = bearer(issuer.token([A], ttl=-29))
+    feed = ledger.StreamLancamentos(
+        lpb.StreamLancamentosRequest(merchant_id=A, follow=True), metadata=nearly
+    )
+    received = 0
+
+    async def keep_creating() -> None:
+        for _ in range(40):
+            await ledger.CreateLancamento(create(A), metadata=admin)
+            await asyncio.sleep(0.25)
+
+    writer = asyncio.create_task(keep_creating())
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            async with asyncio.timeout(15):
+                async for _ in feed:
+                    received += 1
+    finally:
+        writer.cancel()
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED, ended.value
+    assert "expired during the stream" in (ended.value.details() or "")
+    assert received >= 1  # it did stream while the token was good
