@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from caixa.cli.dev_tokens import dev_key, mint
 from tests.support.auth import EVERY_SCOPE
 from tests.support.paths import MESH_SOURCES, REPO_ROOT
 from tooling.devstack.infra import drop_database
+from tooling.devstack.supervisor import Supervisor
 from tooling.stack.plan import StackPlan, free_port_sets
 
 READY = "Caixa is running"
@@ -114,8 +116,16 @@ def running_devstack(tmp_path: Path, pg_admin_url: str, redis_url: str) -> Itera
     try:
         yield Devstack(plan, process, output, argv, state_dir)
     finally:
+        # A clean stop: its children have sessions of their own, so a SIGKILL
+        # of the launcher alone would leave them running (and loading the machine).
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+        # Whatever it left behind (a crash, the kill above): as the next `make run` would.
+        Supervisor(state_dir / "logs").stop_leftovers()
         for service in ("lancamentos", "consolidado"):
             drop_database(pg_admin_url, f"{prefix}_{service}")
