@@ -60,9 +60,7 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str:
 
 
 class TokenVerifier:
-    """Verifies JWTs of one issuer, for one audience, with the keys of `keys`;
-    remembers verified tokens (by hash) until they expire, so a client reusing
-    its token pays for the signature once."""
+    """Verifies JWTs of one issuer, for one audience, with the keys of `keys`."""
 
     def __init__(
         self,
@@ -71,27 +69,14 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_seconds: float = 30.0,
-        cache_size: int = 10_000,
     ) -> None:
         self.issuer = issuer
         self._keys = keys
         self._audience = audience
         self._leeway = leeway_seconds
-        self._cache: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
-        self._cache_size = cache_size
 
     async def verify(self, token: str) -> Principal:
-        digest = hashlib.sha256(token.encode()).digest()
-        cached = self._cache.get(digest)
-        if cached is not None and time.time() < cached[1] + self._leeway:
-            self._cache.move_to_end(digest)
-            return cached[0]
-        claims = await self._claims(token)
-        principal = _principal(claims, self._leeway)
-        self._cache[digest] = (principal, float(claims["exp"]))
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return principal
+        return _principal(await self._claims(token), self._leeway)
 
     async def _claims(self, token: str) -> dict[str, Any]:
         try:
@@ -125,14 +110,30 @@ class TokenVerifier:
 
 class Verifiers:
     """The issuers a service trusts (users' and, apart, workloads'), each with
-    its keys and audience: a token is judged by the one its `iss` names."""
+    its keys and audience: a token is judged by the one its `iss` names.
+    Verified tokens are remembered (by hash) until they expire, so a client
+    reusing its token pays for the signature once and for a hash after."""
 
-    def __init__(self, verifiers: Sequence[TokenVerifier]) -> None:
+    def __init__(self, verifiers: Sequence[TokenVerifier], *, cache_size: int = 10_000) -> None:
         self._by_issuer = {v.issuer: v for v in verifiers}
         if len(self._by_issuer) < len(verifiers):
             raise ValueError("two trusted issuers have the same name; each needs its own")
+        self._cache: OrderedDict[bytes, Principal] = OrderedDict()
+        self._cache_size = cache_size
 
     async def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(digest)
+        if cached is not None and not cached.expired:
+            self._cache.move_to_end(digest)
+            return cached
+        principal = await self._verifier_of(token).verify(token)
+        self._cache[digest] = principal
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+    def _verifier_of(self, token: str) -> TokenVerifier:
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
         except jwt.PyJWTError as error:
@@ -141,7 +142,7 @@ class Verifiers:
         if verifier is None:
             trusted = " or ".join(sorted(self._by_issuer))
             raise Unauthenticated(f"the token is not issued by {trusted}")
-        return await verifier.verify(token)
+        return verifier
 
 
 def _principal(claims: Mapping[str, Any], leeway: float) -> Principal:

@@ -7,6 +7,7 @@ responses: Envoy sees `grpc-status` in the headers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -115,6 +116,29 @@ async def _guarded(
     return guard.check(rule, principal, request)
 
 
+@contextlib.asynccontextmanager
+async def _ending(
+    context: grpc.aio.ServicerContext[Any, Any], metrics: rpc_metrics.MethodMetrics
+) -> AsyncIterator[None]:
+    """One call, start to status: a raised exception becomes its status, and
+    the status is counted, exactly once, however the call ends."""
+    started = metrics.started()
+    code = "CANCELLED"  # unless it ends otherwise: the caller went away
+    try:
+        try:
+            yield
+        except grpc.aio.AbortError:
+            code = _code_of(context)
+            raise
+        except Exception as exc:
+            status = rpc_status.to_status(status_for(exc))  # logs it, once
+            code = status.code.name
+            await abort_with(context, status)
+        code = "OK"
+    finally:
+        metrics.handled(_ended(code, context), started)
+
+
 def _wrap_unary_response(
     behavior: Behavior,
     method: str,
@@ -124,25 +148,11 @@ def _wrap_unary_response(
     metrics: rpc_metrics.MethodMetrics,
 ) -> Behavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        started = metrics.started()
-        code = "CANCELLED"  # unless it ends otherwise: the caller went away
-        try:
-            try:
-                request = await _guarded(
-                    guard, method, request, context, streaming_request=streaming_request
-                )
-                response = await behavior(request, context)
-            except grpc.aio.AbortError:
-                code = _code_of(context)
-                raise
-            except Exception as exc:
-                status = rpc_status.to_status(status_for(exc))  # logs it, once
-                code = status.code.name
-                await abort_with(context, status)
-            code = "OK"
-            return response
-        finally:
-            metrics.handled(_ended(code, context), started)
+        async with _ending(context, metrics):
+            request = await _guarded(
+                guard, method, request, context, streaming_request=streaming_request
+            )
+            return await behavior(request, context)
 
     return wrapped
 
@@ -158,31 +168,18 @@ def _wrap_stream_response(
     async def wrapped(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        started = metrics.started()
-        code = "CANCELLED"
-        try:
-            try:
-                request = await _guarded(
-                    guard, method, request, context, streaming_request=streaming_request
-                )
-                caller = current_principal.get()
-                async for response in behavior(request, context):
-                    # A feed may outlive its token: nothing is sent past its expiry.
-                    if caller is not None and caller.expired:
-                        raise Unauthenticated(
-                            "the token expired during the stream; resume with a fresh one"
-                        )
-                    yield response
-            except grpc.aio.AbortError:
-                code = _code_of(context)
-                raise
-            except Exception as exc:
-                status = rpc_status.to_status(status_for(exc))  # logs it, once
-                code = status.code.name
-                await abort_with(context, status)
-            code = "OK"
-        finally:
-            metrics.handled(_ended(code, context), started)
+        async with _ending(context, metrics):
+            request = await _guarded(
+                guard, method, request, context, streaming_request=streaming_request
+            )
+            caller = current_principal.get()
+            async for response in behavior(request, context):
+                # A feed may outlive its token: nothing is sent past its expiry.
+                if caller is not None and caller.expired:
+                    raise Unauthenticated(
+                        "the token expired during the stream; resume with a fresh one"
+                    )
+                yield response
 
     return wrapped
 

@@ -123,6 +123,18 @@ async def test_known_keys_keep_working_while_the_issuer_is_down(
     assert server.fetches > fetches
 
 
+@pytest.mark.parametrize("broken", [{"keys": []}, ["not", "a", "jwks"], {"keys": "x"}])
+async def test_a_broken_jwks_keeps_the_keys_known(
+    server: JwksServer, tmp_path: Path, broken: object
+) -> None:
+    server.jwks = jwks_of(tmp_path)
+    verifier = remote(server.url, refresh_seconds=0, cooldown_seconds=0)
+    await verifier.verify(token(tmp_path))
+    server.jwks = broken  # type: ignore[assignment]
+    # Due for a refresh on every call; the set fetched is of no use: keep the old one.
+    assert (await verifier.verify(token(tmp_path, sub="again"))).subject == "again"
+
+
 async def test_many_callers_with_a_new_key_cause_one_fetch(
     server: JwksServer, tmp_path: Path
 ) -> None:
