@@ -8,7 +8,11 @@ session gets its own databases, so parallel sessions never collide.
 
 from __future__ import annotations
 
+import asyncio
+import faulthandler
 import os
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
@@ -23,6 +27,24 @@ from tooling.devstack.processes import free_port
 
 if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub
+
+# A hung run can be asked where it hangs: `kill -USR1 PID` prints every thread's
+# stack, `kill -USR2 PID` every asyncio task's (a fixture awaiting forever shows
+# only as an idle event loop in the first).
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+def _dump_tasks(signum: int, frame: object) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        print("no running event loop", file=sys.stderr)
+        return
+    for task in asyncio.all_tasks(loop):
+        task.print_stack(file=sys.stderr)
+
+
+signal.signal(signal.SIGUSR2, _dump_tasks)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
@@ -121,5 +121,21 @@ async def test_client_retries_idempotent_calls_only(
 
     create_error, import_error = await asyncio.to_thread(call_both)
     assert create_error.code == import_error.code == grpc.StatusCode.UNAVAILABLE
+    # The server counts a call just after sending its status, so the client
+    # can be back first; the client has returned, so no attempt is still to come.
+    await _settled(lambda: _handled(create_method, "UNAVAILABLE") - creates_before)
+    await _settled(lambda: _handled(import_method, "UNAVAILABLE", "client_stream") - imports_before)
     assert _handled(create_method, "UNAVAILABLE") - creates_before == RETRY_ATTEMPTS
     assert _handled(import_method, "UNAVAILABLE", "client_stream") - imports_before == 1
+
+
+async def _settled(count: Callable[[], float], quiet: float = 0.3, within: float = 5.0) -> None:
+    """Until `count` has not changed for `quiet` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last, since = count(), loop.time()
+    while loop.time() - since < quiet:
+        assert loop.time() < deadline, "the count kept changing"
+        await asyncio.sleep(0.05)
+        if (now := count()) != last:
+            last, since = now, loop.time()
