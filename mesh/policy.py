@@ -284,6 +284,15 @@ class LocalJwt(Strict):
     jwks_file: Annotated[str, Field(min_length=1)]
 
 
+class LocalTraces(Strict):
+    """The local trace receiver (tooling/devstack/trace_receiver.py): every local
+    Envoy and service exports OTLP/gRPC to `otlp_port`; `caixa trace` reads
+    `query_port`."""
+
+    otlp_port: Port
+    query_port: Port
+
+
 class LocalTopology(Strict):
     """Where the local mesh's processes listen; admin ports are bound to loopback.
 
@@ -296,6 +305,7 @@ class LocalTopology(Strict):
     services: dict[UpstreamName, LocalService]
     egress: tuple[EgressSidecar, ...]
     jwt: LocalJwt | None = None  # unset: the gateway checks no token (the services still do)
+    traces: LocalTraces | None = None  # unset: no local Envoy traces
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> LocalTopology:
@@ -305,6 +315,8 @@ class LocalTopology(Strict):
                 ports += [replica.app_port, replica.inbound_port, replica.inbound_admin_port]
         for sidecar in self.egress:
             ports += [sidecar.port, sidecar.admin_port]
+        if self.traces is not None:
+            ports += [self.traces.otlp_port, self.traces.query_port]
         clashes = sorted({p for p in ports if ports.count(p) > 1})
         if clashes:
             raise ValueError(f"ports used twice in the local topology: {clashes}")
@@ -315,11 +327,21 @@ class NoLocalTopology(ValueError):
     """A local render was asked of values without `mesh.localTopology`."""
 
 
+class TracingPolicy(Strict):
+    """Which requests the mesh traces: the share of those arriving without a
+    trace that start one (Envoy's random_sampling, Istio's
+    randomSamplingPercentage). A request that carries a sampled traceparent
+    keeps its caller's decision."""
+
+    sampling_percent: Annotated[float, Field(ge=0, le=100)] = 1.0
+
+
 class MeshPolicy(Strict):
     """The root: `mesh:` in helm/caixa/values.yaml (+ per-environment overrides)."""
 
     gateway: GatewayPolicy
     upstreams: dict[UpstreamName, UpstreamPolicy]
+    tracing: TracingPolicy = TracingPolicy()
     local_topology: LocalTopology | None = None
 
     @property

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mesh import envoy_fields
 from mesh.effective import EffectiveRoute
 from mesh.envoy_fields import JSON
-from mesh.policy import UpstreamPolicy
+from mesh.policy import MeshPolicy, UpstreamPolicy
 
 LOOPBACK = "127.0.0.1"
 
@@ -23,6 +24,9 @@ GRPC_STATS = "envoy.filters.http.grpc_stats"
 GRPC_STATS_TYPE = "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig"
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 HTTP_OPTIONS_TYPE = f"type.googleapis.com/{HTTP_OPTIONS}"
+OTEL_TRACER = "envoy.tracers.opentelemetry"
+OTEL_TRACER_TYPE = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
+TRACE_COLLECTOR = "trace-collector"
 STDOUT_LOG = "envoy.access_loggers.stdout"
 STDOUT_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 
@@ -55,12 +59,27 @@ def admin(port: int) -> JSON:
     return {"address": socket_address(LOOPBACK, port)}
 
 
-def bootstrap(node: str, admin_port: int, listeners: list[JSON], clusters: list[JSON]) -> JSON:
-    return {
+def bootstrap(
+    node: str,
+    admin_port: int,
+    listeners: list[JSON],
+    clusters: list[JSON],
+    traced: LocalTracing | None = None,
+) -> JSON:
+    """`traced`: the Envoy exports spans (its cluster and runtime are added)."""
+    config: JSON = {
         "node": {"id": node, "cluster": "caixa-local"},
         "admin": admin(admin_port),
-        "static_resources": {"listeners": listeners, "clusters": clusters},
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": [*clusters, *([traced.cluster] if traced else [])],
+        },
     }
+    if traced is not None:
+        config["layered_runtime"] = {
+            "layers": [{"name": "tracing", "static_layer": traced.runtime}]
+        }
+    return config
 
 
 def access_log(envoy: str) -> list[JSON]:
@@ -184,8 +203,12 @@ def http_connection_manager(
     edge: bool,
     local_replies: JSON | None = None,
     max_direct_response_bytes: int | None = None,
+    traced: JSON | None = None,
 ) -> JSON:
+    """`traced`: the HCM's tracing (see `tracing`); None traces nothing."""
     extra: JSON = {"local_reply_config": local_replies} if local_replies else {}
+    if traced is not None:
+        extra["tracing"] = traced
     route_extra: JSON = {}
     if max_direct_response_bytes is not None:
         # Envoy caps direct-response bodies at 4 KiB unless told otherwise.
@@ -211,9 +234,61 @@ def http_connection_manager(
     }
 
 
-def listener(name: str, address: str, port: int, hcm: JSON) -> JSON:
+def tracing(service_name: str, sampling_percent: float) -> JSON:
+    """The HCM's OpenTelemetry tracer, exporting to the trace collector cluster.
+    Envoy starts a trace for `sampling_percent` of the requests that carry none,
+    and sends the traceparent upstream, where the services' spans join it."""
+    return {
+        "random_sampling": {"value": sampling_percent},
+        "provider": {
+            "name": OTEL_TRACER,
+            "typed_config": {
+                "@type": OTEL_TRACER_TYPE,
+                "grpc_service": {
+                    "envoy_grpc": {"cluster_name": TRACE_COLLECTOR},
+                    "timeout": "1s",
+                },
+                "service_name": service_name,
+            },
+        },
+    }
+
+
+def trace_collector_cluster(address: str, port: int) -> JSON:
+    """Where the tracer exports (OTLP/gRPC). Spans are buffered and sent apart
+    from requests: a collector that is down loses spans, never a request."""
+    return static_cluster(TRACE_COLLECTOR, address, [port], {"connect_timeout": "1s"})
+
+
+@dataclass(frozen=True)
+class LocalTracing:
+    """What a local Envoy needs to trace: its HCM's tracing, the cluster it
+    exports to, and runtime that flushes spans within half a second (Envoy's
+    default, 5 s, would leave `caixa trace` showing half a request)."""
+
+    hcm: JSON
+    cluster: JSON
+    runtime: JSON
+
+
+def local_tracing(policy: MeshPolicy, node: str) -> LocalTracing | None:
+    """None when the local topology names no trace receiver."""
+    receiver = policy.topology.traces
+    if receiver is None:
+        return None
+    return LocalTracing(
+        tracing(node, policy.tracing.sampling_percent),
+        trace_collector_cluster(policy.topology.address, receiver.otlp_port),
+        {"tracing.opentelemetry.flush_interval_ms": 500},
+    )
+
+
+def listener(name: str, address: str, port: int, hcm: JSON, *, outbound: bool = False) -> JSON:
+    """`outbound`: a workload's calls out (Istio's outbound listener); its
+    spans are named egress."""
     return {
         "name": name,
         "address": socket_address(address, port),
         "filter_chains": [{"filters": [hcm]}],
+        **({"traffic_direction": "OUTBOUND"} if outbound else {}),
     }

@@ -17,6 +17,7 @@ TRANSCODER_TYPE = (
     "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder"
 )
 STAT_PREFIX = "gateway"
+TRACE_ID_HEADER = "x-trace-id"
 FILTER_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 
 
@@ -149,6 +150,7 @@ def render_gateway(
         rate_limit.hcm_filter(f"{STAT_PREFIX}_rate_limit"),
         common.router_filter(),
     ]
+    traced = common.local_tracing(policy, "gateway")
     hcm = common.http_connection_manager(
         STAT_PREFIX,
         gateway_routes_config(policy, openapi),
@@ -156,10 +158,17 @@ def render_gateway(
         edge=True,
         local_replies=local_reply_config(),
         max_direct_response_bytes=OPENAPI_MAX_BYTES if openapi is not None else None,
+        traced=traced.hcm if traced else None,
     )
+    if traced is not None:
+        # Every answer names its trace, so a caller can ask `caixa trace ID`.
+        hcm["typed_config"]["route_config"]["response_headers_to_add"] = [
+            {"header": {"key": TRACE_ID_HEADER, "value": "%TRACE_ID%"}}
+        ]
     return common.bootstrap(
         "gateway",
         topology.gateway.admin_port,
         [common.listener("gateway", topology.address, topology.gateway.port, hcm)],
         gateway_clusters(policy),
+        traced,
     )

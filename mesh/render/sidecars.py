@@ -49,13 +49,17 @@ def render_egress(policy: MeshPolicy, sidecar: EgressSidecar, methods: Sequence[
     routes.append(common.not_found_route())
     stat_prefix = f"egress_{sidecar.name}".replace("-", "_")
     filters = [common.grpc_stats_filter(methods), common.router_filter()]
-    hcm = common.http_connection_manager(stat_prefix, routes, filters, edge=False)
+    traced = common.local_tracing(policy, egress_node(sidecar))
+    hcm = common.http_connection_manager(
+        stat_prefix, routes, filters, edge=False, traced=traced.hcm if traced else None
+    )
     return common.bootstrap(
         egress_node(sidecar),
         sidecar.admin_port,
         # Loopback: only the workload beside it may use its sidecar.
-        [common.listener(stat_prefix, LOOPBACK, sidecar.port, hcm)],
+        [common.listener(stat_prefix, LOOPBACK, sidecar.port, hcm, outbound=True)],
         clusters,
+        traced,
     )
 
 
@@ -76,11 +80,20 @@ def render_inbound(policy: MeshPolicy, service: UpstreamName, index: int) -> JSO
             "name": "health",
             "match": {"prefix": HEALTH_PREFIX},
             "route": {**to_app, "priority": "HIGH"},
+            # The front Envoys check every second: traces of those are noise.
+            "tracing": {"overall_sampling": {"numerator": 0}},
         },
         {"name": "default", "match": {"prefix": "/"}, "route": to_app},
     ]
     stat_prefix = f"inbound_{replica.inbound_port}"
-    hcm = common.http_connection_manager(stat_prefix, routes, [common.router_filter()], edge=False)
+    traced = common.local_tracing(policy, inbound_node(service, index))
+    hcm = common.http_connection_manager(
+        stat_prefix,
+        routes,
+        [common.router_filter()],
+        edge=False,
+        traced=traced.hcm if traced else None,
+    )
     app = common.static_cluster(
         cluster,
         LOOPBACK,
@@ -93,4 +106,5 @@ def render_inbound(policy: MeshPolicy, service: UpstreamName, index: int) -> JSO
         replica.inbound_admin_port,
         [common.listener(stat_prefix, topology.address, replica.inbound_port, hcm)],
         [app],
+        traced,
     )

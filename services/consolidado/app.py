@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +32,7 @@ from services.platform import database
 from services.platform.grpc_server import GrpcServer
 from services.platform.guard import guard_of
 from services.platform.migrations import SchemaCheck
+from services.platform.tracing import Tracing, configure_tracing
 from services.platform.workload_identity import identity_interceptors
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -45,6 +47,7 @@ def build_server(
     balances: ConsolidadoServicer,
     ingest: ConsolidadoIngestServicer,
     readiness_probe: Callable[[], Awaitable[None]],
+    tracing: Tracing | None = None,
 ) -> GrpcServer:
     """Both services on one server; readiness is the migrated database (Redis is optional)."""
     return GrpcServer(
@@ -59,6 +62,7 @@ def build_server(
         probe_interval=settings.health_probe_interval_seconds,
         metrics_port=settings.metrics_port,
         guard=guard_of(settings, RULES),
+        tracing=tracing,
     )
 
 
@@ -74,13 +78,15 @@ class ConsolidadoApp:
         before_apply: BeforeApply | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = configure_tracing(settings, "consolidado")
         self.engine: AsyncEngine = database.create_engine(
             settings.database_url, pool_size=settings.database_pool_size, pool_name="consolidado"
         )
         self.cache = BalanceCache.from_settings(settings)
         # Lazy: no connection is made until reconcile or rebuild needs one.
         self.lancamentos_channel = open_channel(
-            settings.require("lancamentos_target"), identity_interceptors(settings)
+            settings.require("lancamentos_target"),
+            [*self.tracing.client_interceptors(), *identity_interceptors(settings)],
         )
         self.lancamentos = LancamentosLedger(
             lancamentos_stub(self.lancamentos_channel),
@@ -99,6 +105,7 @@ class ConsolidadoApp:
                     self.ingestor, self.reconciler, before_apply=before_apply
                 ),
                 readiness_probe=lambda: schema(self.engine),
+                tracing=self.tracing,
             )
 
     async def start(self) -> None:
@@ -112,6 +119,7 @@ class ConsolidadoApp:
         await self.lancamentos_channel.close(grace=None)
         await self.cache.close()
         await self.engine.dispose()
+        await asyncio.to_thread(self.tracing.shutdown)  # joins the export thread
 
     async def __aenter__(self) -> ConsolidadoApp:
         await self.start()

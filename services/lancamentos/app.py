@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
@@ -18,6 +19,7 @@ from services.platform import database
 from services.platform.grpc_server import GrpcServer, Registrar
 from services.platform.guard import guard_of
 from services.platform.migrations import SchemaCheck
+from services.platform.tracing import configure_tracing
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SERVICE_NAME = "lancamentos.v1.LancamentosService"
@@ -28,6 +30,7 @@ class LancamentosApp:
 
     def __init__(self, settings: LancamentosSettings, *, serve: bool, dispatch: bool) -> None:
         self.settings = settings
+        self.tracing = configure_tracing(settings, "lancamentos")
         self.engine: AsyncEngine = database.create_engine(
             settings.database_url, pool_size=settings.database_pool_size, pool_name="lancamentos"
         )
@@ -56,9 +59,12 @@ class LancamentosApp:
             probe_interval=settings.health_probe_interval_seconds,
             metrics_port=settings.metrics_port,
             guard=guard_of(settings, RULES),
+            tracing=self.tracing,
         )
         self.dispatcher = (
-            OutboxDispatcher(self.engine, self.notifier, settings) if dispatch else None
+            OutboxDispatcher(self.engine, self.notifier, settings, tracing=self.tracing)
+            if dispatch
+            else None
         )
 
     async def start(self) -> None:
@@ -77,3 +83,4 @@ class LancamentosApp:
             await self.dispatcher.stop(self.settings.dispatch_drain_seconds)
         await self.notifier.stop()
         await self.engine.dispose()
+        await asyncio.to_thread(self.tracing.shutdown)  # joins the export thread

@@ -24,6 +24,7 @@ from services.lancamentos import store
 from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request
 from services.lancamentos.tables import REVERSED_ONCE, VOLUME_BOUNDED
 from services.platform.refusals import unstorable
+from services.platform.trace_context import current_traceparent
 
 Outcome = Lancamento | AlreadyExists
 
@@ -41,11 +42,18 @@ class IdempotentWrites:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def write(self, entries: Sequence[NewLancamento]) -> Written:
+    async def write(
+        self,
+        entries: Sequence[NewLancamento],
+        traceparents: Sequence[str | None] | None = None,
+    ) -> Written:
         """Writes `entries`; a key repeated within them resolves against its first
-        occurrence."""
+        occurrence. Each outbox row keeps the trace of the request that wrote its
+        entry: `traceparents`, one per entry, or else the caller's own."""
+        if traceparents is None:
+            traceparents = [current_traceparent()] * len(entries)
         try:
-            inserted = await store.insert_entries(self._conn, entries, [None] * len(entries))
+            inserted = await store.insert_entries(self._conn, entries, traceparents)
         except asyncpg.UniqueViolationError as exc:
             # The idempotency key never gets here (ON CONFLICT absorbs it); the
             # reversed-once index is the backstop behind the reversal's row lock.

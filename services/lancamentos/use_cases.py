@@ -18,6 +18,7 @@ from services.lancamentos.group_commit import GroupCommitter
 from services.lancamentos.idempotent_writes import IdempotentWrites
 from services.lancamentos.notifier import CommitNotifier
 from services.platform.conflicts import retrying_conflicts
+from services.platform.trace_context import current_traceparent
 
 FEED_PAGE = 500
 
@@ -26,6 +27,13 @@ FEED_PAGE = 500
 class Page:
     lancamentos: list[Lancamento]
     next_page_token: str
+
+
+@dataclass(frozen=True)
+class _Create:
+    entry: NewLancamento
+    # The group commit writes in its own task: the request's trace travels along.
+    traceparent: str | None
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class LancamentosService:
         self._engine = engine
         self._notifier = notifier
         self._timezone = timezone
-        self._creates: GroupCommitter[NewLancamento, Lancamento] = GroupCommitter(
+        self._creates: GroupCommitter[_Create, Lancamento] = GroupCommitter(
             self._flush_creates, max_batch=group_commit_max_batch
         )
 
@@ -61,11 +69,9 @@ class LancamentosService:
         await self._creates.stop()
 
     async def create(self, entry: NewLancamento) -> Lancamento:
-        return await self._creates.submit(entry)
+        return await self._creates.submit(_Create(entry, current_traceparent()))
 
-    async def _flush_creates(
-        self, entries: Sequence[NewLancamento]
-    ) -> list[Lancamento | BaseException]:
+    async def _flush_creates(self, entries: Sequence[_Create]) -> list[Lancamento | BaseException]:
         try:
             return await self._write_creates(entries)
         except Unstorable:
@@ -81,14 +87,14 @@ class LancamentosService:
                 outcomes.append(exc)
         return outcomes
 
-    async def _write_creates(
-        self, entries: Sequence[NewLancamento]
-    ) -> list[Lancamento | BaseException]:
+    async def _write_creates(self, entries: Sequence[_Create]) -> list[Lancamento | BaseException]:
         # No transaction: the insert is one statement, committed on its own;
         # the commit below ends the replays' hold, if there were any.
         async def transaction() -> list[Lancamento | BaseException]:
             async with self._engine.connect() as conn:
-                written = await IdempotentWrites(conn).write(entries)
+                written = await IdempotentWrites(conn).write(
+                    [e.entry for e in entries], [e.traceparent for e in entries]
+                )
                 await conn.commit()
             return list(written.outcomes)
 

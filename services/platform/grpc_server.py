@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from services.platform import rpc_metrics
 from services.platform.error_mapping import ErrorMappingInterceptor
 from services.platform.guard import Guard
+from services.platform.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,14 @@ class GrpcServer:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
         metrics_port: int | None = None,
         guard: Guard | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        # Tracing outermost: its span covers the whole call and sees the status
+        # the error mapping sets.
+        traced = tracing.server_interceptors() if tracing is not None else []
         self._server = grpc.aio.server(
-            interceptors=[*interceptors, ErrorMappingInterceptor(guard)], options=_SERVER_OPTIONS
+            interceptors=[*traced, *interceptors, ErrorMappingInterceptor(guard)],
+            options=_SERVER_OPTIONS,
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._service_names = list(service_names)

@@ -1,4 +1,5 @@
-"""Structured JSON logs on stderr, one object per line."""
+"""Structured JSON logs on stderr, one object per line, with the trace and span
+ids of the request being served."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from services.platform.trace_context import log_ids
 
 # Attributes every LogRecord has; anything else was passed via `extra=` and is logged.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -23,6 +26,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
+            # The span the record was logged in: the line joins its trace.
+            **log_ids(),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS:

@@ -58,6 +58,14 @@ class ServiceSettings(BaseSettings):
     workload_token_file: str | None = Field(
         None, description="this workload's own token, sent on its calls to other services"
     )
+    # OpenTelemetry's own variable names, so a cluster's existing OTel settings apply.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP/gRPC collector, e.g. http://collector:4317; unset: no tracing"
+    )
+    otel_traces_sampler_arg: float = Field(
+        0.1, ge=0, le=1, description="share of the traces that start here which are kept"
+    )
+    otel_service_name: str | None = Field(None, description="defaults to the service's name")
     auth_workloads: str = Field(
         "", description="service identities and their scopes: `subject=scope ...;subject=...`"
     )
@@ -74,6 +82,14 @@ class ServiceSettings(BaseSettings):
                 f"{value!r} is not an IANA time zone, e.g. America/Sao_Paulo"
             ) from None
         return value
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _endpoint_has_scheme(cls, value: str | None) -> str | None:
+        # Without one the exporter would guess TLS or plaintext; say which.
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} needs a scheme: http://host:4317 (plaintext) or https://")
+        return value or None
 
     @model_validator(mode="after")
     def _workloads_have_their_own_issuer(self) -> ServiceSettings:

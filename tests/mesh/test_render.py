@@ -9,6 +9,7 @@ import pytest
 
 from mesh.policy import MeshPolicy
 from mesh.render import LocalEnvoy, local_envoys
+from mesh.render.common import OTEL_TRACER, TRACE_COLLECTOR
 from mesh.values import load_policy
 from tests.support.paths import DESCRIPTOR, VALUES, VALUES_LOCAL
 from tooling.devstack.auth import gateway_jwt_sets
@@ -132,7 +133,9 @@ def test_dispatcher_egress(envoys: dict[str, LocalEnvoy]) -> None:
     ingest = routes(config)["consolidado.ingest"]
     assert ingest["match"] == {"path": "/consolidado.v1.ConsolidadoIngestService/ApplyLancamentos"}
     assert ingest["route"]["retry_policy"]["per_try_timeout"] == "1.500s"
-    assert [c["name"] for c in config["static_resources"]["clusters"]] == ["consolidado"]
+    # Besides the upstream: only where its spans go (see test_every_envoy_traces_...).
+    names = [c["name"] for c in config["static_resources"]["clusters"]]
+    assert names == ["consolidado", TRACE_COLLECTOR]
 
 
 def test_inbound_sidecar_is_istio_inbound(envoys: dict[str, LocalEnvoy]) -> None:
@@ -176,3 +179,41 @@ def test_the_gateway_checks_tokens_when_given_a_jwks(tmp_path: Path) -> None:
     plain = {e.name: e for e in local_envoys(load_policy([VALUES, VALUES_LOCAL]), DESCRIPTOR)}
     names = [f["name"] for f in hcm(plain["gateway"].config)["http_filters"]]
     assert "envoy.filters.http.jwt_authn" not in names
+
+
+def test_every_envoy_traces_to_the_local_receiver(envoys: dict[str, LocalEnvoy]) -> None:
+    """Each local Envoy names itself in its spans, samples as the policy says
+    (100 % locally), exports to the receiver's OTLP port within half a second,
+    and the front Envoys' health checks through the inbound sidecars are never
+    traced."""
+    for name, envoy in envoys.items():
+        tracing = hcm(envoy.config)["tracing"]
+        assert tracing["random_sampling"] == {"value": 100.0}, name
+        provider = tracing["provider"]
+        assert provider["name"] == OTEL_TRACER
+        assert provider["typed_config"]["service_name"] == name
+        assert provider["typed_config"]["grpc_service"]["envoy_grpc"] == {
+            "cluster_name": TRACE_COLLECTOR
+        }
+        assert ports(cluster(envoy.config, TRACE_COLLECTOR)) == [15017], name
+        [layer] = envoy.config["layered_runtime"]["layers"]
+        assert layer["static_layer"] == {"tracing.opentelemetry.flush_interval_ms": 500}
+    for name in ("inbound-lancamentos-0", "inbound-consolidado-0", "inbound-consolidado-1"):
+        health = routes(envoys[name].config)["health"]
+        assert health["tracing"] == {"overall_sampling": {"numerator": 0}}, name
+    # The gateway tells every caller its trace; the egress sidecar's spans say egress.
+    added = hcm(envoys["gateway"].config)["route_config"]["response_headers_to_add"]
+    assert added == [{"header": {"key": "x-trace-id", "value": "%TRACE_ID%"}}]
+    [listener] = envoys["egress-dispatcher"].config["static_resources"]["listeners"]
+    assert listener["traffic_direction"] == "OUTBOUND"
+
+
+def test_without_a_receiver_no_envoy_traces() -> None:
+    policy = load_policy([VALUES, VALUES_LOCAL], ["mesh.localTopology.traces=null"])
+    for envoy in local_envoys(policy, DESCRIPTOR):
+        assert "tracing" not in hcm(envoy.config), envoy.name
+        assert "layered_runtime" not in envoy.config
+        names = [c["name"] for c in envoy.config["static_resources"]["clusters"]]
+        assert TRACE_COLLECTOR not in names
+    route_config = hcm(local_envoys(policy, DESCRIPTOR)[0].config)["route_config"]
+    assert "response_headers_to_add" not in route_config

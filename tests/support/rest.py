@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.support.stack import LocalStack
@@ -18,6 +18,7 @@ class Reply:
     status: int
     body: Any
     content_type: str
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
 
 def http_request(
@@ -48,7 +49,8 @@ def http_request(
         parsed: Any = raw
         if content_type.startswith("application/json"):
             parsed = json.loads(raw)
-        return Reply(response.status, parsed, content_type)
+        names = {name.lower(): value for name, value in response.getheaders()}
+        return Reply(response.status, parsed, content_type, names)
     finally:
         connection.close()
 

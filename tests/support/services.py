@@ -59,6 +59,8 @@ class Mesh:
     consolidado_ports: list[int]
     lancamentos_port: int
     gate: Gate = field(default_factory=Gate)
+    # OTEL_* settings of every service (a stack with a trace receiver sets them).
+    tracing: dict[str, str] = field(default_factory=dict)
     consolidados: list[ConsolidadoApp | None] = field(default_factory=list)
     lancamentos: list[LancamentosApp] = field(default_factory=list)
 
@@ -75,6 +77,7 @@ class Mesh:
                 "grpc_port": port,
                 "shutdown_grace_seconds": 0.5,
                 "lancamentos_target": self.lancamentos_address,
+                **self._tracing_settings,
             }
         )
 
@@ -89,9 +92,14 @@ class Mesh:
             "dispatch_backoff_base_seconds": 0.02,
             "dispatch_backoff_max_seconds": 0.3,
             "dispatch_drain_seconds": 0.0,
+            **self._tracing_settings,
             **overrides,
         }
         return LancamentosSettings.model_validate(values)
+
+    @property
+    def _tracing_settings(self) -> dict[str, str]:
+        return {name.lower(): value for name, value in self.tracing.items()}
 
     @property
     def lancamentos_address(self) -> str:

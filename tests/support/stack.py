@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from mesh.policy import LocalTraces
 from mesh.render.bundle import LocalEnvoy
 from services.lancamentos.outbox.dispatcher import OutboxDispatcher
 from services.platform.database import sqlalchemy_url
@@ -21,6 +22,7 @@ from tests.support.paths import MESH_SOURCES
 from tests.support.services import Mesh, truncate
 from tooling.devstack.envoy import stats
 from tooling.devstack.processes import ServerProcess
+from tooling.devstack.trace_receiver import TraceReceiver
 from tooling.stack.bring_up import bring_up
 from tooling.stack.envoys import start_all, stop_all, wait_membership
 from tooling.stack.plan import ServicePlan, StackPlan, free_port_sets
@@ -37,6 +39,7 @@ class LocalStack:
     mesh: Mesh
     consolidado_engine: AsyncEngine
     envoys: dict[str, ServerProcess]
+    traces: TraceReceiver | None  # what every Envoy and service exports spans to
 
     @property
     def gateway_port(self) -> int:
@@ -101,6 +104,11 @@ class InProcess:
         self.out = out
         self.envoys: dict[str, ServerProcess] = {}
         self._pending: list[LocalEnvoy] = []
+        self.traces: TraceReceiver | None = None
+
+    async def start_trace_receiver(self, address: str, traces: LocalTraces) -> None:
+        self.traces = TraceReceiver(address, traces.otlp_port, traces.query_port, 1000)
+        self.traces.start()
 
     async def start_service(self, service: ServicePlan) -> None:
         if service.service == "consolidado":
@@ -132,6 +140,7 @@ def stack_mesh(plan: StackPlan, dbs: tuple[str, str], redis_url: str, prefix: st
         consolidado_ports=[replica.port for replica in plan.consolidado],
         lancamentos_port=plan.lancamentos.port,
         consolidados=[None] * len(plan.consolidado),
+        tracing={k: v for k, v in plan.lancamentos.env.items() if k.startswith("OTEL_")},
     )
 
 
@@ -157,11 +166,13 @@ async def local_stack(
     launcher = InProcess(mesh, out)
     try:
         await bring_up(plan, launcher, within=15)
-        yield LocalStack(plan, mesh, engine, launcher.envoys)
+        yield LocalStack(plan, mesh, engine, launcher.envoys, launcher.traces)
     finally:
         mesh.gate.open()
         await mesh.close()
         await asyncio.to_thread(stop_all, launcher.envoys)
+        if launcher.traces is not None:
+            await asyncio.to_thread(launcher.traces.stop)
         await engine.dispose()
 
 

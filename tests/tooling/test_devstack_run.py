@@ -91,6 +91,7 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
             f"http://{gateway}", "POST", path, entry, headers={"authorization": f"Bearer {token}"}
         )
         assert reply.status == 200, reply.body
+        traced = reply.headers["x-trace-id"]
         # The token is the banner's: merchant m1 only.
         with pytest.raises(CaixaError) as other:
             lancamentos.create_lancamento("m2", "credit", 1, value_date=DAY)
@@ -101,6 +102,15 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
             assert time.monotonic() < deadline, balance
             time.sleep(0.2)
         assert balance.closing_balance_cents == 800
+    # The banner's trace command draws that create, gateway to consolidado's ingest.
+    [last] = [x.strip() for x in output.text.splitlines() if " trace" in x and "--last" in x]
+    pasted = last.split("--last")[0] + traced
+    hops = ["gateway:", "inbound-lancamentos-0:", "lancamentos: outbox deliver", "egress-"]
+    hops += ["consolidado: /consolidado.v1.ConsolidadoIngestService/ApplyLancamentos"]
+    deadline = time.monotonic() + 20
+    while not all(hop in (drawn := run_pasted(pasted, inside, venv=True)).stdout for hop in hops):
+        assert time.monotonic() < deadline, drawn
+        time.sleep(0.5)
 
     # Pasted as printed, in a folder of the checkout the stack runs from, with
     # nothing in the environment to say where its databases are.

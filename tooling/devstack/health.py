@@ -1,6 +1,9 @@
-"""gRPC health checks (grpc.health.v1) from synchronous code."""
+"""Readiness checks from synchronous code: gRPC health (grpc.health.v1), HTTP."""
 
 from __future__ import annotations
+
+import urllib.request
+from http import HTTPStatus
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -15,3 +18,12 @@ def grpc_serving(target: str, service: str = "", timeout: float = 1.0) -> bool:
         except grpc.RpcError:
             return False
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """Whether `url` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == HTTPStatus.OK)
+    except OSError:
+        return False

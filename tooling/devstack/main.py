@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from caixa.cli.dates import DEFAULT_TIMEZONE as CLI_DEFAULT_TIMEZONE
+from caixa.cli.traces import DEFAULT_TRACE_URL
 from caixa.client.targets import DEFAULT_LANCAMENTOS_TARGET
 from mesh.cli import add_set_option
 from mesh.values import PolicyError
@@ -174,6 +175,7 @@ def banner(
             # The business day, not the terminal's: right in any TZ.
             '  curl -s -H "authorization: Bearer $CAIXA_TOKEN" \\',
             f"       {rest}/v1/merchants/m1/daily-balances/$(TZ={zone} date +%F)",
+            *_trace_lines(plan, _cli_command()),
             # No flags: they find this stack by its stack.json (write_stack_file).
             "Operations (exit 0 ok, 1 drift, 2 invalid, 3 unreachable):",
             f"  {ops} reconcile --merchant m1 --from $(TZ={zone} date +%F) "
@@ -184,6 +186,18 @@ def banner(
             "",
         ]
     )
+
+
+def _trace_lines(plan: StackPlan, cli: str) -> list[str]:
+    if plan.traces is None:
+        return []
+    url = f"http://localhost:{plan.traces.query_port}"
+    flag = "" if url == DEFAULT_TRACE_URL else f" --url {url}"
+    return [
+        "Traces (every gateway answer names its trace in the x-trace-id header):",
+        f"  {cli} trace{flag} --last     the newest request, hop by hop",
+        f"  {cli} trace{flag} ID         one trace;  {cli} trace{flag}  lists them",
+    ]
 
 
 def run(

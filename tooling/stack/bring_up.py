@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from mesh.policy import LocalTraces
 from mesh.render.bundle import LocalEnvoy
 from tooling.stack.envoys import wait_membership
 from tooling.stack.plan import ServicePlan, StackPlan
 
 
 class Launcher(Protocol):
+    async def start_trace_receiver(self, address: str, traces: LocalTraces) -> None:
+        """Starts the trace receiver; `settle` waits for it."""
+
     async def start_service(self, service: ServicePlan) -> None:
         """Starts one service; `settle` waits for it."""
 
@@ -27,7 +31,10 @@ class Launcher(Protocol):
 async def bring_up(plan: StackPlan, launcher: Launcher, *, within: float = 30.0) -> None:
     """consolidado, its sidecars, the front Envoys, then lancamentos: the
     dispatcher starts with its egress up, and the front Envoys' first health
-    checks find the sidecars. Returns when every Envoy counts every host healthy."""
+    checks find the sidecars. Returns when every Envoy counts every host healthy.
+    The trace receiver, when there is one, comes first: no early span is lost."""
+    if plan.traces is not None:
+        await launcher.start_trace_receiver(plan.lancamentos.host, plan.traces)
     for replica in plan.consolidado:
         await launcher.start_service(replica)
     await launcher.settle()

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesh.policy import LocalTopology, MeshPolicy
+from mesh.policy import LocalTopology, LocalTraces, MeshPolicy
 from mesh.render.bundle import LocalEnvoy, local_envoys
 from mesh.values import load_policy
 from tooling.devstack.processes import free_port
@@ -46,6 +46,7 @@ class StackPlan:
     lancamentos: ServicePlan
     consolidado: tuple[ServicePlan, ...]
     envoys: tuple[LocalEnvoy, ...]
+    traces: LocalTraces | None = None  # the trace receiver, started first
 
     @classmethod
     def of(cls, policy: MeshPolicy, descriptor: Path, openapi: Path | None = None) -> StackPlan:
@@ -53,6 +54,7 @@ class StackPlan:
         envoys = tuple(local_envoys(policy, descriptor, openapi))
         by_name = {envoy.name: envoy for envoy in envoys}
         host = topology.address
+        traced = tracing_env(policy)
         [lancamentos_port] = [r.app_port for r in topology.services["lancamentos"].replicas]
         dispatcher_egress = by_name[DISPATCHER_EGRESS]
         lancamentos = ServicePlan(
@@ -65,6 +67,7 @@ class StackPlan:
                 "GRPC_PORT": str(lancamentos_port),
                 # The dispatcher reaches consolidado only through its sidecar.
                 "CONSOLIDADO_TARGET": f"{host}:{dispatcher_egress.listen_port}",
+                **traced,
             },
         )
         consolidado = tuple(
@@ -77,11 +80,12 @@ class StackPlan:
                     "GRPC_HOST": host,
                     "GRPC_PORT": str(replica.app_port),
                     "LANCAMENTOS_TARGET": lancamentos.address,
+                    **traced,
                 },
             )
             for index, replica in enumerate(topology.services["consolidado"].replicas)
         )
-        return cls(lancamentos, consolidado, envoys)
+        return cls(lancamentos, consolidado, envoys, topology.traces)
 
     @classmethod
     def render(
@@ -128,10 +132,26 @@ class StackPlan:
 
     @property
     def ports(self) -> list[int]:
+        traces = self.traces
         return [
             *(s.port for s in self.services),
             *(p for e in self.envoys for p in (e.listen_port, e.admin_port)),
+            *((traces.otlp_port, traces.query_port) if traces is not None else ()),
         ]
+
+
+def tracing_env(policy: MeshPolicy) -> dict[str, str]:
+    """The services' OpenTelemetry settings: export to the local receiver, and
+    sample the traces they start as the Envoys do."""
+    topology = policy.topology
+    if topology.traces is None:
+        return {}
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{topology.address}:{topology.traces.otlp_port}",
+        "OTEL_TRACES_SAMPLER_ARG": str(policy.tracing.sampling_percent / 100),
+        # The SDK's own variable: export every half second, as the Envoys do.
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
+    }
 
 
 def free_port_sets(sources: MeshSources) -> list[str]:
@@ -156,4 +176,6 @@ def _port_paths(topology: LocalTopology) -> list[str]:
         for index in range(len(local.replicas)):
             replica = f"{root}.services.{service}.replicas[{index}]"
             paths += [f"{replica}.appPort", f"{replica}.inboundPort", f"{replica}.inboundAdminPort"]
+    if topology.traces is not None:
+        paths += [f"{root}.traces.otlpPort", f"{root}.traces.queryPort"]
     return paths

@@ -8,9 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
+from mesh.policy import LocalTraces
 from mesh.render.bundle import LocalEnvoy
 from tooling.devstack import envoy
-from tooling.devstack.health import grpc_serving
+from tooling.devstack.health import grpc_serving, http_ok
 from tooling.devstack.supervisor import Supervisor
 from tooling.stack.plan import ServicePlan
 
@@ -22,11 +23,16 @@ LANCAMENTOS_TIER = 5
 EGRESS_TIER = 4
 CONSOLIDADO_INBOUND_TIER = 3
 CONSOLIDADO_TIER = 2
+# Last: it takes the spans of everything that stops before it.
+TRACES_TIER = 1
+TRACE_RECEIVER = "traces"
 
 ServiceEnv = Callable[[ServicePlan], Mapping[str, str]]
 
 
 def tier_of(name: str) -> int:
+    if name == TRACE_RECEIVER:
+        return TRACES_TIER
     if name == "gateway":
         return GATEWAY_TIER
     if name == "lancamentos":
@@ -60,6 +66,22 @@ class Supervised:
         self._env_of = env_of
         self._envoy_env = envoy_env
         self._ready_timeout = ready_timeout
+
+    async def start_trace_receiver(self, address: str, traces: LocalTraces) -> None:
+        self._supervisor.start(
+            TRACE_RECEIVER,
+            [
+                sys.executable,
+                "-m",
+                "tooling.devstack.trace_receiver",
+                f"--address={address}",
+                f"--otlp-port={traces.otlp_port}",
+                f"--query-port={traces.query_port}",
+            ],
+            env=self._envoy_env,
+            ready=partial(http_ok, f"http://{address}:{traces.query_port}/api/traces?limit=1"),
+            tier=TRACES_TIER,
+        )
 
     async def start_service(self, service: ServicePlan) -> None:
         self._supervisor.start(

@@ -44,6 +44,13 @@ def _parse_non_negative_int(text: str) -> int:
     return value
 
 
+def _parse_trace_limit(text: str) -> int:
+    value = _parse_non_negative_int(text)
+    if not 1 <= value <= 1000:
+        raise ValueError(f"invalid number {text!r}: expected 1 to 1000")
+    return value
+
+
 def _parse_timeout(text: str) -> float:
     try:
         value = float(text)
@@ -73,6 +80,7 @@ brl_amount: Callable[[str], int] = _usage_error_on_value_error(parse_brl_amount)
 amount_cents: Callable[[str], int] = _usage_error_on_value_error(_parse_cents)
 iso_date: Callable[[str], date] = _usage_error_on_value_error(parse_iso_date)
 non_negative_int: Callable[[str], int] = _usage_error_on_value_error(_parse_non_negative_int)
+trace_limit: Callable[[str], int] = _usage_error_on_value_error(_parse_trace_limit)
 timeout_seconds: Callable[[str], float] = _usage_error_on_value_error(_parse_timeout)
 time_zone: Callable[[str], str] = _usage_error_on_value_error(parse_timezone)
 duration_seconds: Callable[[str], float] = _usage_error_on_value_error(_parse_duration)

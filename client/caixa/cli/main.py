@@ -7,10 +7,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from caixa.cli import views
+from caixa.cli import traces, views
 from caixa.cli.commands import COMMANDS
 from caixa.cli.connections import Connections
-from caixa.cli.exit_codes import INTERRUPTED, OK, REQUEST_REJECTED, exit_code_for
+from caixa.cli.exit_codes import (
+    INTERRUPTED,
+    OK,
+    REQUEST_REJECTED,
+    SERVICE_FAILED,
+    exit_code_for,
+)
 from caixa.cli.parser import build_parser
 from caixa.client import CaixaError
 
@@ -19,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "token":
         return _token(args)
+    if args.command == "trace":
+        return _trace(args)
     run = COMMANDS[args.command]
     try:
         with Connections(
@@ -56,6 +64,20 @@ def _token(args: argparse.Namespace) -> int:
         )
         return REQUEST_REJECTED
     print(dev_token(args.merchants, args.scope, args.ttl, args.subject))
+    return OK
+
+
+def _trace(args: argparse.Namespace) -> int:
+    """Local: asks the stack's trace receiver, calls no service."""
+    base = args.url or traces.default_trace_url()
+    try:
+        if args.trace_id or args.last:
+            print(traces.show(base, args.trace_id or traces.last_id(base)))
+        else:
+            print(traces.recent(base, args.limit))
+    except traces.TraceLookupError as error:
+        print(f"caixa trace: {error}", file=sys.stderr)
+        return REQUEST_REJECTED if error.rejected else SERVICE_FAILED
     return OK
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from caixa.cli import arguments
+from caixa.cli import arguments, traces
 from caixa.cli.dates import TIMEZONE_ENV, default_timezone
 from caixa.client.channel import TOKEN_ENV
 from caixa.client.targets import (
@@ -180,4 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--ttl", type=arguments.duration_seconds, default=3600.0, help="lifetime, e.g. 30m, 1h"
     )
     token.add_argument("--subject", default="dev-user", help="the token's sub (default dev-user)")
+
+    trace = commands.add_parser(
+        "trace",
+        help="show a request's trace through the local stack",
+        description="Reads the trace receiver `make run` starts. Every gateway answer "
+        "names its trace in the x-trace-id header; `caixa trace ID` draws it, "
+        "`caixa trace --last` the newest, `caixa trace` lists the newest traces.",
+    )
+    which = trace.add_mutually_exclusive_group()
+    which.add_argument("trace_id", nargs="?", metavar="TRACE_ID", help="32 hex digits")
+    which.add_argument("--last", action="store_true", help="draw the newest trace")
+    trace.add_argument(
+        "--limit", type=arguments.trace_limit, default=20, help="traces to list (default 20)"
+    )
+    trace.add_argument(
+        "--url",
+        help=f"the receiver's query URL (default ${traces.TRACE_URL_ENV} or "
+        f"{traces.DEFAULT_TRACE_URL})",
+    )
     return parser

@@ -67,7 +67,7 @@ and preStopSeconds (default termination.preStopSeconds; 0 for a workload nobody 
 {{- $shutdownGrace := int (default $drain .shutdownGrace) -}}
 {{- $stop := int (default $drain .stopSeconds) -}}
 {{- $preStop := int (ternary .preStopSeconds $root.Values.termination.preStopSeconds (hasKey . "preStopSeconds")) -}}
-{{- $reserved := list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" -}}
+{{- $reserved := list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_TRACES_SAMPLER_ARG" "OTEL_SERVICE_NAME" -}}
 {{- range .env }}{{ $reserved = append $reserved .name }}{{ end -}}
 {{- range $name, $_ := $values.env }}
 {{- if has $name $reserved }}
@@ -166,6 +166,14 @@ spec:
             - name: SHUTDOWN_GRACE_SECONDS
               value: {{ $shutdownGrace | quote }}
             {{- include "caixa.secretEnv" (dict "name" "DATABASE_URL" "ref" .databaseSecret) | nindent 12 }}
+            {{- with $root.Values.tracing.otlpEndpoint }}
+            - name: OTEL_EXPORTER_OTLP_ENDPOINT
+              value: {{ . | quote }}
+            - name: OTEL_TRACES_SAMPLER_ARG
+              value: {{ $root.Values.tracing.samplingRatio | quote }}
+            - name: OTEL_SERVICE_NAME
+              value: {{ $ctx.component | quote }}
+            {{- end }}
             {{- with .env }}
             {{- toYaml . | nindent 12 }}
             {{- end }}

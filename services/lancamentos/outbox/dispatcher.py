@@ -32,6 +32,7 @@ from services.lancamentos.conversions import record_to_proto
 from services.lancamentos.notifier import CommitNotifier
 from services.lancamentos.outbox.backoff import full_jitter_delay
 from services.lancamentos.settings import LancamentosSettings
+from services.platform.tracing import Tracing
 from services.platform.workload_identity import identity_interceptors
 
 log = logging.getLogger(__name__)
@@ -63,18 +64,23 @@ class OutboxDispatcher:
         settings: LancamentosSettings,
         *,
         rng: random.Random | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._engine = engine
         self._notifier = notifier
         self._settings = settings
         self._rng = rng or random.Random()
+        self._tracing = tracing or Tracing(None)
         self._channel = grpc.aio.insecure_channel(
             settings.require("consolidado_target"),
             options=[
                 ("grpc.lb_policy_name", "round_robin"),
                 ("grpc.enable_retries", 0),  # this loop owns retrying, with backoff
             ],
-            interceptors=identity_interceptors(settings),
+            interceptors=[
+                *self._tracing.client_interceptors(),
+                *identity_interceptors(settings),
+            ],
         )
         self._stub = cpb_grpc.ConsolidadoIngestServiceStub(self._channel)
         self.consecutive_failures = 0
@@ -96,7 +102,10 @@ class OutboxDispatcher:
                 items = await outbox_queue.claim_outbox(driver, self._settings.dispatch_batch_size)
                 if not items:
                     return 0
-                delivered, parked = await self._deliver(driver, items)
+                # Each entry's row holds the trace of the request that wrote it.
+                traces = [item["traceparent"] for item in items]
+                with self._tracing.consumer_span("outbox deliver", traces):
+                    delivered, parked = await self._deliver(driver, items)
         DELIVERED.inc(delivered)
         self.delivered += delivered
         if parked:

@@ -1,0 +1,127 @@
+"""One REST create is one trace, end to end: the gateway, lancamentos' sidecar and
+server, the outbox delivery that carries the entry on, the dispatcher's egress
+sidecar, consolidado's sidecar and its ingest. Read back from the local trace
+receiver the stack exports to, as `caixa trace` reads it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from typing import Any
+
+import pytest
+
+from caixa.cli.main import main as caixa
+from tests.mesh.gateway.test_rest import lancamentos, new_entry
+from tests.support.rest import rest
+from tests.support.stack import LocalStack
+
+pytestmark = pytest.mark.slow
+
+CREATE = "/lancamentos.v1.LancamentosService/CreateLancamento"
+INGEST = "/consolidado.v1.ConsolidadoIngestService/ApplyLancamentos"
+
+
+def _spans_by(trace: dict[str, Any], service: str, name: str | None = None) -> list[Any]:
+    """In the trace, or in a batch delivery of another trace that links to it
+    (when an earlier test's entry was delivered in the same batch)."""
+    return [
+        s
+        for s in [*trace["spans"], *trace["linked"]]
+        if s["service"].startswith(service) and (name is None or s["name"] == name)
+    ]
+
+
+def _complete(trace: dict[str, Any] | None) -> bool:
+    if trace is None:
+        return False
+    wanted = [
+        ("gateway", None),
+        ("inbound-lancamentos", None),
+        ("lancamentos", CREATE),
+        ("lancamentos", "outbox deliver"),
+        ("egress-dispatcher", None),
+        ("inbound-consolidado", None),
+        ("consolidado", INGEST),
+    ]
+    return all(_spans_by(trace, service, name) for service, name in wanted)
+
+
+async def _trace_of(gateway: LocalStack, trace_id: str, within: float = 15.0) -> dict[str, Any]:
+    assert gateway.traces is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not _complete(trace := gateway.traces.store.trace(trace_id)):
+        assert loop.time() < deadline, f"trace {trace_id} incomplete: {trace}"
+        await asyncio.sleep(0.2)
+    assert trace is not None
+    return trace
+
+
+async def test_one_rest_create_is_one_trace_through_every_hop(
+    gateway: LocalStack, merchant: str
+) -> None:
+    reply = await rest(gateway, "POST", lancamentos(merchant), new_entry())
+    assert reply.status == 200, reply.body
+    trace_id = reply.headers["x-trace-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id), trace_id
+
+    trace = await _trace_of(gateway, trace_id)
+    spans = trace["spans"]
+    ids = {s["span_id"] for s in spans}
+    # One tree: a single root (the gateway's), every other span's parent in it.
+    roots = [s for s in spans if s["parent_span_id"] not in ids]
+    assert [r["service"] for r in roots] == ["gateway"], roots
+    spans += trace["linked"]
+    [create] = _spans_by(trace, "lancamentos", CREATE)
+    assert create["kind"] == "server"
+    assert create["attributes"]["rpc.grpc.status_code"] == 0
+    [deliver] = _spans_by(trace, "lancamentos", "outbox deliver")
+    # Delivery is not part of the request: it starts after the create's span ends.
+    assert deliver["start_unix_nano"] >= create["start_unix_nano"]
+    [ingest] = _spans_by(trace, "consolidado", INGEST)
+    assert ingest["kind"] == "server"
+    chain = {s["span_id"]: s for s in spans}
+
+    def ancestors(span: dict[str, Any]) -> list[str]:
+        names = []
+        while span["parent_span_id"] in chain:
+            span = chain[span["parent_span_id"]]
+            names.append(f"{span['service']}: {span['name']}")
+        return names
+
+    assert "lancamentos: outbox deliver" in ancestors(ingest)
+    if deliver in trace["linked"]:  # batched with another trace's entry: a link
+        assert trace_id in {link["trace_id"] for link in deliver["links"]}
+    else:
+        assert f"lancamentos: {CREATE}" in ancestors(deliver)
+
+
+async def test_caixa_trace_draws_it(
+    gateway: LocalStack, merchant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gateway.traces is not None
+    reply = await rest(gateway, "POST", lancamentos(merchant), new_entry())
+    trace_id = reply.headers["x-trace-id"]
+    await _trace_of(gateway, trace_id)
+    url = gateway.traces.query_url
+
+    status = await asyncio.to_thread(caixa, ["trace", trace_id, "--url", url])
+    drawn = capsys.readouterr().out
+    assert status == 0
+    assert drawn.startswith(f"trace {trace_id}")
+    lines = drawn.splitlines()
+    [create_line] = [line for line in lines if CREATE in line]
+    [ingest_line] = [line for line in lines if f"consolidado: {INGEST}" in line]
+    indent = len(ingest_line) - len(ingest_line.lstrip(" 0123456789."))
+    assert indent > len(create_line) - len(create_line.lstrip(" 0123456789."))
+
+    status = await asyncio.to_thread(caixa, ["trace", "--url", url, "--limit", "50"])
+    assert status == 0
+    assert trace_id in capsys.readouterr().out
+
+    unknown = uuid.uuid4().hex
+    status = await asyncio.to_thread(caixa, ["trace", unknown, "--url", url])
+    assert status == 2
+    assert f"no trace {unknown}" in capsys.readouterr().err
