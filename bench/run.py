@@ -1,8 +1,8 @@
-"""`python -m bench.run [--scale smoke|full] [--only write-scaling]`: starts the
+"""`python -m bench.run [--scale smoke|full] [--only SCENARIO]`: starts the
 stack, runs every scenario with native load generators, then write scaling
 (1 vs 2 lancamentos processes, without the stack), writes
-bench/results/<date>-<scale>.json (or <date>-write-scaling.json) and prints a
-Markdown table."""
+bench/results/<date>-<scale>.json (or <date>-<scenario>.json) and prints a
+Markdown table. `--only` runs write-scaling, auth-cost or tracing-cost alone."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.auth_cost import auth_cost
 from bench.rest_check import rest_check_cost
 from bench.stack import Stack, sql_scalar
+from bench.twin_cost import auth_cost, tracing_cost
 from bench.write_scaling import write_scaling
 from tooling.devstack.infra import ensure_postgres, ensure_redis
 from tooling.stack.sources import MeshSources
@@ -57,9 +58,10 @@ def run(
     sources: MeshSources,
     *,
     out: Path | None,
-    only_write_scaling: bool = False,
+    only: str | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
+    """`only`: one scenario alone: write-scaling (no stack), or a twin's cost."""
     with tempfile.TemporaryDirectory(prefix="caixa-bench-") as tmp:
         workdir = Path(tmp)
         postgres = ensure_postgres(os.environ.get("DATABASE_URL"), workdir / "pg")
@@ -73,18 +75,21 @@ def run(
                 "fsync": sql_scalar(postgres.url, "SHOW fsync"),
                 "postgresql": sql_scalar(postgres.url, "SHOW server_version"),
             }
-            if not only_write_scaling:
+            if only in TWINS:
+                rows.append(_twin_alone(TWINS[only], scale, sources, postgres.url, workdir))
+            elif only is None:
                 rows += _stack_scenarios(scale, sources, postgres.url, workdir)
-            # After the stack has stopped: only the lancamentos processes under test run.
-            rows.append(
-                write_scaling(
-                    postgres.url,
-                    scale.name,
-                    merchants=scale.merchants,
-                    days=scale.days,
-                    workdir=workdir / "write-scaling",
+            if only in (None, "write-scaling"):
+                # After the stack has stopped: only the lancamentos processes under test run.
+                rows.append(
+                    write_scaling(
+                        postgres.url,
+                        scale.name,
+                        merchants=scale.merchants,
+                        days=scale.days,
+                        workdir=workdir / "write-scaling",
+                    )
                 )
-            )
         finally:
             postgres.stop()
     report = {
@@ -100,6 +105,33 @@ def run(
     if out is not None:
         out.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+Twin = Callable[..., dict[str, Any]]
+TWINS: dict[str, Twin] = {"auth-cost": auth_cost, "tracing-cost": tracing_cost}
+
+
+def _twin(twin: Twin, stack: Stack, workdir: Path, smoke: bool) -> dict[str, Any]:
+    return twin(
+        stack,
+        workdir,
+        seconds=1 if smoke else 10,
+        connections=8 if smoke else 16,
+        rounds=2 if smoke else 4,
+    )
+
+
+def _twin_alone(
+    twin: Twin, scale: scenarios.Scale, sources: MeshSources, postgres_url: str, workdir: Path
+) -> dict[str, Any]:
+    redis = ensure_redis(os.environ.get("REDIS_URL"), workdir / "redis")
+    stack = Stack(postgres_url, redis.url, workdir / "stack", sources)
+    try:
+        stack.start()
+        return _twin(twin, stack, workdir / "twin", scale.name == "smoke")
+    finally:
+        stack.stop()
+        redis.stop()
 
 
 def _stack_scenarios(
@@ -123,15 +155,8 @@ def _stack_scenarios(
             scenarios.envoy_hop(stack, workdir, requests=200 if scale.name == "smoke" else 3000)
         )
         smoke = scale.name == "smoke"
-        rows.append(
-            auth_cost(
-                stack,
-                workdir / "auth-on",
-                seconds=1 if smoke else 10,
-                connections=8 if smoke else 16,
-                rounds=2 if smoke else 4,
-            )
-        )
+        rows.append(_twin(auth_cost, stack, workdir / "auth-on", smoke))
+        rows.append(_twin(tracing_cost, stack, workdir / "tracing-on", smoke))
         rows.append(
             rest_check_cost(
                 stack,
@@ -179,7 +204,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/…)")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the Caixa checkout")
     parser.add_argument(
-        "--only", choices=["write-scaling"], help="run this scenario alone (no stack)"
+        "--only",
+        choices=["write-scaling", *TWINS],
+        help="run this scenario alone (write-scaling needs no stack)",
     )
     parser.add_argument("--note", help="a remark stored in the results JSON")
     args = parser.parse_args()
@@ -191,7 +218,7 @@ def main() -> None:
         scale,
         MeshSources(args.repo.resolve()),
         out=out,
-        only_write_scaling=args.only == "write-scaling",
+        only=args.only,
         note=args.note,
     )
     print(markdown(report))

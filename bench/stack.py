@@ -54,6 +54,10 @@ class Stack:
     # With tokens checked, as make run has them: the gateway and every service.
     authenticated: bool = False
     auth: StackAuth | None = None
+    # Traced as make run is: every request, every hop, to the local receiver.
+    # Off by default, as in the chart: the scenarios measure the services.
+    traced: bool = False
+    trace_url: str = ""  # the receiver's query API, when traced
     _supervisor: Supervisor | None = None
     _databases: list[str] = field(default_factory=list)
 
@@ -65,6 +69,8 @@ class Stack:
         if self.authenticated:
             self.auth = StackAuth.prepare(self.workdir)
             sets += gateway_jwt_sets(self.workdir)
+        if not self.traced:
+            sets.append("mesh.localTopology.traces=null")
         plan = StackPlan.render(self.sources, sets)
         metrics_ports = {service.name: free_port() for service in plan.services}
         self._supervisor = Supervisor(self.workdir / "logs", grace=20.0)
@@ -83,6 +89,8 @@ class Stack:
         self.lancamentos = services[plan.lancamentos.name]
         self.consolidado = [services[replica.name] for replica in plan.consolidado]
         self.gateway_port = plan.gateway.listen_port
+        if plan.traces is not None:
+            self.trace_url = f"http://{plan.lancamentos.host}:{plan.traces.query_port}"
 
     def _env(self, service: ServicePlan, metrics_port: int) -> dict[str, str]:
         env = {

@@ -55,7 +55,10 @@ def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
     assert lag["lag_p99_ms"] > 0
     _check_write_scaling(report)
     _check_rest_check(report)
-    _check_auth_cost(report)
+    _check_twin_cost(report, "authentication", "auth")
+    _check_twin_cost(report, "tracing", "tracing")
+    traced = next(r for r in report["results"] if r["scenario"].startswith("tracing"))
+    assert traced["traces_kept"] > 0
     assert report["durability"]["synchronous_commit"] == "on"
     assert report["durability"]["fsync"] == "on"
 
@@ -92,10 +95,10 @@ def _check_rest_check(report: dict[str, Any]) -> None:
             assert leg["gateway_cpu_us_per_request"] > 0, leg
 
 
-def _check_auth_cost(report: dict[str, Any]) -> None:
-    """Both stacks, with and without tokens checked, booked every create."""
-    row = next(r for r in report["results"] if r["scenario"].startswith("authentication"))
-    assert [leg["auth"] for leg in row["legs"]] == ["on", "off", "off", "on"]
+def _check_twin_cost(report: dict[str, Any], scenario: str, variable: str) -> None:
+    """Both stacks, with and without the feature, booked every create."""
+    row = next(r for r in report["results"] if r["scenario"].startswith(scenario))
+    assert [leg[variable] for leg in row["legs"]] == ["on", "off", "off", "on"]
     for leg in row["legs"]:
         assert leg["grpc_codes"].get("OK", 0) > 0 and leg["error_pct"] == 0, leg
         # CANCELLED: calls still in flight when wrk's time was up.
