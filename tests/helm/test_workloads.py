@@ -100,7 +100,7 @@ def test_a_cluster_without_lancamentos_still_resolves_it(renders: dict[str, Rend
     assert "selector" not in stub["spec"]
     target = env(container(cloud.get("Deployment", "caixa-consolidado")))["LANCAMENTOS_TARGET"]
     assert target == f"dns:///{stub['metadata']['name']}.caixa.svc.cluster.local:{GRPC_PORT}"
-    # Also when the Istio objects come from elsewhere (primary-remote, helm/README.md).
+    # Also when the Istio objects come from elsewhere (primary-remote, helm/caixa/README.md).
     no_istio = render_chart([CHART_DIR / "values-cloud.yaml"], sets=["istio.enabled=false"])
     assert stub["metadata"]["name"] in no_istio.names("Service")
     # Without the multi-cluster mesh there is nobody to send those calls to.

@@ -79,9 +79,12 @@ async def test_consolidado_down_creates_succeed_then_converge(
     await dispatcher.refresh_gauges()
     assert gauge("caixa_outbox_oldest_age_seconds") >= first_age + 0.4
 
+    lagged_before = _lag_over_one_second()
     await mesh.start_consolidado(0)
     await mesh.start_consolidado(1)
     await mesh.wait_delivered()
+    # Each of the 60 waited over a second to be applied, and the histogram says so.
+    assert _lag_over_one_second() - lagged_before >= 60
     consolidado = mesh.consolidados[0]
     assert consolidado is not None
     await assert_sum_invariant(mesh, consolidado.engine)
@@ -89,6 +92,14 @@ async def test_consolidado_down_creates_succeed_then_converge(
     await dispatcher.refresh_gauges()
     assert gauge("caixa_outbox_backlog") == gauge("caixa_outbox_oldest_age_seconds") == 0
     assert gauge("caixa_outbox_consecutive_failures") == 0
+
+
+def _lag_over_one_second() -> float:
+    """Entries applied more than 1 s after their booking, so far in this process."""
+    name = "caixa_consolidation_lag_seconds"
+    count = REGISTRY.get_sample_value(f"{name}_count") or 0.0
+    within = REGISTRY.get_sample_value(f"{name}_bucket", {"le": "1.0"}) or 0.0
+    return count - within
 
 
 def gauge(name: str) -> float:

@@ -18,6 +18,8 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 app.kubernetes.io/part-of: caixa
 app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+{{- /* Not in the selectors, which are immutable: name already tells the workloads apart. */}}
+app.kubernetes.io/component: {{ .component }}
 {{ include "caixa.selectorLabels" . }}
 {{- end -}}
 

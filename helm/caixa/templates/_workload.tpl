@@ -98,8 +98,9 @@ spec:
         # itself only when every node is >= 1.33): kubelet starts it before the app and
         # stops it only after the app has exited, which the grace period below relies on.
         sidecar.istio.io/nativeSidecar: "true"
-        # Then the sidecar drains as long as the app does.
-        proxy.istio.io/config: {{ dict "terminationDrainDuration" (printf "%ds" $drain) | toJson | quote }}
+        # Then the sidecar drains as long as the app does. Its stats include what the
+        # alerts and the dashboard read: circuit breakers, ejections, retries.
+        proxy.istio.io/config: {{ dict "terminationDrainDuration" (printf "%ds" $drain) "proxyStatsMatcher" (dict "inclusionRegexps" (list ".*circuit_breakers.*" ".*upstream_rq_pending_overflow.*" ".*upstream_rq_retry.*" ".*outlier_detection.*")) | toJson | quote }}
         # kubelet's gRPC probes go to the sidecar agent, not through STRICT mTLS.
         sidecar.istio.io/rewriteAppHTTPProbers: "true"
         prometheus.io/scrape: "true"
