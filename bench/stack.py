@@ -17,7 +17,6 @@ from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from services.platform.migrations import upgrade
 from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth, gateway_jwt_sets
 from tooling.devstack.infra import create_database, drop_database
-from tooling.devstack.processes import free_port
 from tooling.devstack.supervisor import Supervisor
 from tooling.stack.bring_up import bring_up
 from tooling.stack.plan import ServicePlan, StackPlan, free_port_sets
@@ -57,6 +56,8 @@ class Stack:
     # Traced as make run is: every request, every hop, to the local receiver.
     # Off by default, as in the chart: the scenarios measure the services.
     traced: bool = False
+    # Of the requests arriving without a trace, the share traced (100: make run's).
+    sampling_percent: float = 100.0
     trace_url: str = ""  # the receiver's query API, when traced
     _supervisor: Supervisor | None = None
     _databases: list[str] = field(default_factory=list)
@@ -71,20 +72,19 @@ class Stack:
             sets += gateway_jwt_sets(self.workdir)
         if not self.traced:
             sets.append("mesh.localTopology.traces=null")
+        sets.append(f"mesh.tracing.samplingPercent={self.sampling_percent}")
         plan = StackPlan.render(self.sources, sets)
-        metrics_ports = {service.name: free_port() for service in plan.services}
         self._supervisor = Supervisor(self.workdir / "logs", grace=20.0)
         launcher = Supervised(
             self._supervisor,
             self.workdir / "envoy",
-            lambda service: self._env(service, metrics_ports[service.name]),
+            self._env,
             envoy_env=dict(os.environ),
             ready_timeout=30.0,
         )
         asyncio.run(bring_up(plan, launcher))
         services = {
-            s.name: Service(s.name, s.address, f"{s.host}:{metrics_ports[s.name]}")
-            for s in plan.services
+            s.name: Service(s.name, s.address, s.metrics_address or "") for s in plan.services
         }
         self.lancamentos = services[plan.lancamentos.name]
         self.consolidado = [services[replica.name] for replica in plan.consolidado]
@@ -92,10 +92,10 @@ class Stack:
         if plan.traces is not None:
             self.trace_url = f"http://{plan.lancamentos.host}:{plan.traces.query_port}"
 
-    def _env(self, service: ServicePlan, metrics_port: int) -> dict[str, str]:
+    def _env(self, service: ServicePlan) -> dict[str, str]:
+        """Laid under the plan's wiring, which sets the ports (METRICS_PORT too)."""
         env = {
             **os.environ,
-            "METRICS_PORT": str(metrics_port),
             "LOG_LEVEL": "WARNING",
             "DATABASE_POOL_SIZE": "20",
         }

@@ -8,8 +8,8 @@ from the services' metrics; anything refused, at the gateway too, is an error.
 
 - authentication: the gateway's jwt_authn, then each service verifying the
   token again, and the dispatcher's workload identity on ingest;
-- tracing: every request traced (100 % sampling) by every Envoy and service,
-  exported to the local trace receiver.
+- tracing: requests traced by every Envoy and service, exported to the local
+  trace receiver: all of them (make run's sampling), or 1 % (the chart's).
 """
 
 from __future__ import annotations
@@ -57,10 +57,24 @@ def auth_cost(
 
 
 def tracing_cost(
-    off: Stack, workdir: Path, *, seconds: int, connections: int, rounds: int
+    off: Stack,
+    workdir: Path,
+    *,
+    seconds: int,
+    connections: int,
+    rounds: int,
+    sampling_percent: float = 100.0,
 ) -> dict[str, Any]:
-    """`off`: a running stack that traces nothing; its traced twin is started here."""
-    on = Stack(off.admin_url, off.redis_url, workdir, off.sources, traced=True)
+    """`off`: a running stack that traces nothing; its twin, tracing
+    `sampling_percent` of the requests, is started here."""
+    on = Stack(
+        off.admin_url,
+        off.redis_url,
+        workdir,
+        off.sources,
+        traced=True,
+        sampling_percent=sampling_percent,
+    )
     try:
         on.start()
         legs = _legs(
@@ -75,7 +89,7 @@ def tracing_cost(
     finally:
         on.stop()
     return {
-        "scenario": "tracing (every request, every hop, exported): creates",
+        "scenario": f"tracing ({sampling_percent:g} % of requests, every hop, exported): creates",
         **_summary(legs),
         "traces_kept": kept,  # by the receiver (it keeps the newest 5,000)
     }

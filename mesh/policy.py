@@ -249,11 +249,13 @@ class GatewayPolicy(Strict):
 
 
 class ReplicaPorts(Strict):
-    """One local replica: the app's own port and its inbound sidecar's ports."""
+    """One local replica: the app's own port, its inbound sidecar's ports, and
+    the app's Prometheus /metrics port (unset: it serves none)."""
 
     app_port: Port
     inbound_port: Port
     inbound_admin_port: Port
+    metrics_port: Port | None = None
 
 
 class ListenerPorts(Strict):
@@ -306,6 +308,9 @@ class LocalTopology(Strict):
     egress: tuple[EgressSidecar, ...]
     jwt: LocalJwt | None = None  # unset: the gateway checks no token (the services still do)
     traces: LocalTraces | None = None  # unset: no local Envoy traces
+    # Where `make run` starts Prometheus (when one is installed) scraping every
+    # service's metrics port and every Envoy's stats; unset: none.
+    prometheus_port: Port | None = None
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> LocalTopology:
@@ -313,10 +318,13 @@ class LocalTopology(Strict):
         for service in self.services.values():
             for replica in service.replicas:
                 ports += [replica.app_port, replica.inbound_port, replica.inbound_admin_port]
+                ports += [replica.metrics_port] if replica.metrics_port else []
         for sidecar in self.egress:
             ports += [sidecar.port, sidecar.admin_port]
         if self.traces is not None:
             ports += [self.traces.otlp_port, self.traces.query_port]
+        if self.prometheus_port is not None:
+            ports.append(self.prometheus_port)
         clashes = sorted({p for p in ports if ports.count(p) > 1})
         if clashes:
             raise ValueError(f"ports used twice in the local topology: {clashes}")

@@ -56,9 +56,10 @@ def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
     _check_write_scaling(report)
     _check_rest_check(report)
     _check_twin_cost(report, "authentication", "auth")
-    _check_twin_cost(report, "tracing", "tracing")
-    traced = next(r for r in report["results"] if r["scenario"].startswith("tracing"))
-    assert traced["traces_kept"] > 0
+    for sampling in ("100 %", "1 %"):
+        _check_twin_cost(report, f"tracing ({sampling}", "tracing")
+    every = next(r for r in report["results"] if r["scenario"].startswith("tracing (100 %"))
+    assert every["traces_kept"] > 0
     assert report["durability"]["synchronous_commit"] == "on"
     assert report["durability"]["fsync"] == "on"
 

@@ -5,13 +5,17 @@ real services as children, the Envoys of values-local.yaml on ports moved by
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -111,6 +115,7 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
     while not all(hop in (drawn := run_pasted(pasted, inside, venv=True)).stdout for hop in hops):
         assert time.monotonic() < deadline, drawn
         time.sleep(0.5)
+    check_metrics(devstack, output.text)
 
     # Pasted as printed, in a folder of the checkout the stack runs from, with
     # nothing in the environment to say where its databases are.
@@ -127,6 +132,35 @@ def test_make_run_serves_the_stack_and_stops_on_ctrl_c(
     assert "everything stopped" in output.text
     assert not (devstack.state_dir / "stack.json").exists()
     assert [port for port in plan.ports if port_open("127.0.0.1", port, timeout=0.2)] == []
+
+
+def check_metrics(devstack: Devstack, banner: str) -> None:
+    """With a prometheus binary, make run's Prometheus scrapes every service and
+    every Envoy, and has seen the creates; without one, the banner says how."""
+    [line] = [x.strip() for x in banner.splitlines() if x.strip().startswith("metrics ")]
+    if shutil.which("prometheus") is None:
+        assert "apt-get install prometheus" in line, line
+        return
+    url = line.split()[1]
+    plan = devstack.plan
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(f"{url}{path}", timeout=5) as response:
+            return json.load(response)["data"]
+
+    deadline = time.monotonic() + 30
+    query = urllib.parse.quote('sum(grpc_server_handled_total{grpc_method="CreateLancamento"})')
+    while True:
+        targets = get("/api/v1/targets")["activeTargets"]
+        up = {t["labels"]["process"] for t in targets if t["health"] == "up"}
+        seen = get(f"/api/v1/query?query={query}")["result"]
+        if up == {*(s.name for s in plan.services), *(e.name for e in plan.envoys)} and seen:
+            break
+        assert time.monotonic() < deadline, (targets, seen)
+        time.sleep(1)
+    assert float(seen[0]["value"][1]) >= 3  # two created, one refused for m2
+    envoy = urllib.parse.quote("envoy_cluster_upstream_rq_total")
+    assert get(f"/api/v1/query?query={envoy}")["result"], "no Envoy stats"
 
 
 def banner_token(banner: str, cwd: Path) -> str:

@@ -25,6 +25,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,8 +36,9 @@ from mesh.cli import add_set_option
 from mesh.values import PolicyError
 from services.platform import local_stack
 from services.platform.settings import ServiceSettings
-from tooling.devstack import control
+from tooling.devstack import control, prometheus
 from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth, gateway_jwt_sets
+from tooling.devstack.health import http_ok
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
 from tooling.devstack.processes import StartupError, port_open
 from tooling.devstack.supervisor import ChildExited, StopRequested, Supervisor
@@ -45,7 +47,7 @@ from tooling.stack.bring_up import bring_up
 from tooling.stack.envoys import NotHealthy
 from tooling.stack.plan import ServicePlan, StackPlan
 from tooling.stack.sources import MeshSources
-from tooling.stack.supervised import Supervised, service_argv
+from tooling.stack.supervised import TRACES_TIER, Supervised, service_argv
 
 log = logging.getLogger("tooling.devstack")
 
@@ -137,6 +139,7 @@ def banner(
     *,
     zone: str,
     ops_env: str = "",
+    prometheus_url: str | None = None,
 ) -> str:
     def where(handle: ServerHandle) -> str:
         kind = f"embedded, files in {handle.data_dir}" if handle.embedded else "external"
@@ -162,6 +165,7 @@ def banner(
             f"  PostgreSQL   {where(postgres)}",
             f"  Redis        {where(redis)}",
             f"  logs         {log_dir}/*.log",
+            _metrics_line(plan, prometheus_url),
             "Every call needs a token; one for merchant m1, signed with this stack's dev key:",
             f"  export CAIXA_TOKEN=$({ops_env}{_cli_command()} token --merchant m1 "
             f"--scope '{USER_SCOPES}')",
@@ -186,6 +190,45 @@ def banner(
             "",
         ]
     )
+
+
+def _start_prometheus(
+    supervisor: Supervisor, plan: StackPlan, state_dir: Path, environ: Mapping[str, str]
+) -> str | None:
+    """Prometheus' URL once it serves, or None: none installed, or its port taken
+    (a Prometheus of your own, say), which is no reason to refuse to start."""
+    found = prometheus.binary()
+    if plan.prometheus_port is None or found is None:
+        return None
+    host, port = plan.lancamentos.host, plan.prometheus_port
+    if port_open(host, port, timeout=0.3):
+        log.warning("port %d is taken: not starting Prometheus", port)
+        return None
+    url = f"http://{host}:{port}"
+    supervisor.start(
+        "prometheus",
+        prometheus.argv(plan, state_dir, found),
+        env=dict(environ),
+        ready=partial(http_ok, f"{url}/-/ready"),
+        tier=TRACES_TIER,
+    )
+    supervisor.wait_ready(READY_TIMEOUT)
+    return url
+
+
+def _metrics_line(plan: StackPlan, prometheus_url: str | None) -> str:
+    if prometheus_url is not None:
+        return (
+            f"  metrics      {prometheus_url.replace('127.0.0.1', 'localhost')}  "
+            "(Prometheus: every service's /metrics, every Envoy's stats)"
+        )
+    ports = ", ".join(f":{s.env['METRICS_PORT']}" for s in plan.services if s.metrics_address)
+    hint = (
+        f"; `apt-get install prometheus` and make run starts one on :{plan.prometheus_port}"
+        if plan.prometheus_port is not None
+        else ""
+    )
+    return f"  metrics      /metrics on {ports}, Envoys' /stats/prometheus on their admin{hint}"
 
 
 def _trace_lines(plan: StackPlan, cli: str) -> list[str]:
@@ -295,11 +338,20 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
             ready_timeout=READY_TIMEOUT,
         )
         asyncio.run(bring_up(plan, launcher, within=READY_TIMEOUT))
+        metrics = _start_prometheus(supervisor, plan, state_dir, environ)
         zone = business_zone(environ)
         write_stack_file(state_dir, plan, databases, redis.url, auth)
         ops_env = stack_dir_env(state_dir, environ)
         print(
-            banner(plan, postgres, redis, supervisor.log_dir, zone=zone, ops_env=ops_env),
+            banner(
+                plan,
+                postgres,
+                redis,
+                supervisor.log_dir,
+                zone=zone,
+                ops_env=ops_env,
+                prometheus_url=metrics,
+            ),
             flush=True,
         )
         supervisor.watch(control_dir=control_dir)

@@ -71,37 +71,59 @@ def span_json(span: Span, service: str) -> Json:
     }
 
 
+# A span as received, made JSON only when asked for: the receiver shares the
+# machine with what it traces, and most spans are never looked at.
+Received = tuple[str, Span]
+
+
 class SpanStore:
     """The newest `max_traces` traces, thread-safe (gRPC and HTTP threads share it)."""
 
     def __init__(self, max_traces: int = 5000) -> None:
         self._max = max_traces
-        self._traces: OrderedDict[str, list[Json]] = OrderedDict()
+        self._traces: OrderedDict[str, list[Received]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, spans: Iterable[Json]) -> None:
+    def add(self, spans: Iterable[Received]) -> None:
         with self._lock:
-            for span in spans:
-                trace = self._traces.setdefault(span["trace_id"], [])
-                trace.append(span)
-                self._traces.move_to_end(span["trace_id"])
+            for service, span in spans:
+                trace_id = span.trace_id.hex()
+                self._traces.setdefault(trace_id, []).append((service, span))
+                self._traces.move_to_end(trace_id)
             while len(self._traces) > self._max:
                 self._traces.popitem(last=False)
 
     def summaries(self, limit: int) -> list[Json]:
         with self._lock:
-            traces = [(tid, list(spans)) for tid, spans in self._traces.items()]
-        summaries = [_summary(tid, spans) for tid, spans in traces]
-        summaries.sort(key=lambda s: s["start_unix_nano"], reverse=True)
-        return summaries[:limit]
+            traces = list(self._traces.items())
+        # Newest first by their first span's start; only those shown become JSON.
+        traces.sort(key=lambda t: min(s.start_time_unix_nano for _, s in t[1]), reverse=True)
+        return [_summary(tid, _json(spans)) for tid, spans in traces[:limit]]
 
     def trace(self, trace_id: str) -> Json | None:
         with self._lock:
             spans = list(self._traces.get(trace_id, ()))
-            others = [(tid, list(found)) for tid, found in self._traces.items() if tid != trace_id]
+            linking = [
+                (tid, list(found))
+                for tid, found in self._traces.items()
+                if tid != trace_id and any(_links_to(s, trace_id) for _, s in found)
+            ]
         if not spans:
             return None
-        return {"trace_id": trace_id, "spans": spans, "linked": _linked_into(trace_id, others)}
+        others = [(tid, _json(found)) for tid, found in linking]
+        return {
+            "trace_id": trace_id,
+            "spans": _json(spans),
+            "linked": _linked_into(trace_id, others),
+        }
+
+
+def _links_to(span: Span, trace_id: str) -> bool:
+    return any(link.trace_id.hex() == trace_id for link in span.links)
+
+
+def _json(spans: Sequence[Received]) -> list[Json]:
+    return [span_json(span, service) for service, span in spans]
 
 
 def _summary(trace_id: str, spans: Sequence[Json]) -> Json:
@@ -143,12 +165,12 @@ class _OtlpTraces(otlp_grpc.TraceServiceServicer):
     def Export(  # noqa: N802 - the OTLP service's name
         self, request: otlp.ExportTraceServiceRequest, context: grpc.ServicerContext
     ) -> otlp.ExportTraceServiceResponse:
-        spans: list[Json] = []
+        spans: list[Received] = []
         for resource_spans in request.resource_spans:
             resource = _attributes(resource_spans.resource.attributes)
             service = str(resource.get("service.name", "unknown"))
             for scope_spans in resource_spans.scope_spans:
-                spans += [span_json(span, service) for span in scope_spans.spans]
+                spans += [(service, span) for span in scope_spans.spans]
         self._store.add(spans)
         return otlp.ExportTraceServiceResponse()
 

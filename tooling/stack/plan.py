@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesh.policy import LocalTopology, LocalTraces, MeshPolicy
+from mesh.policy import LocalTopology, LocalTraces, MeshPolicy, ReplicaPorts
 from mesh.render.bundle import LocalEnvoy, local_envoys
 from mesh.values import load_policy
 from tooling.devstack.processes import free_port
@@ -40,6 +40,12 @@ class ServicePlan:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def metrics_address(self) -> str | None:
+        """host:port of its Prometheus /metrics, if it serves one."""
+        port = self.env.get("METRICS_PORT")
+        return f"{self.host}:{port}" if port else None
+
 
 @dataclass(frozen=True)
 class StackPlan:
@@ -47,6 +53,7 @@ class StackPlan:
     consolidado: tuple[ServicePlan, ...]
     envoys: tuple[LocalEnvoy, ...]
     traces: LocalTraces | None = None  # the trace receiver, started first
+    prometheus_port: int | None = None  # Prometheus, when one is installed
 
     @classmethod
     def of(cls, policy: MeshPolicy, descriptor: Path, openapi: Path | None = None) -> StackPlan:
@@ -55,7 +62,8 @@ class StackPlan:
         by_name = {envoy.name: envoy for envoy in envoys}
         host = topology.address
         traced = tracing_env(policy)
-        [lancamentos_port] = [r.app_port for r in topology.services["lancamentos"].replicas]
+        [lancamentos_replica] = topology.services["lancamentos"].replicas
+        lancamentos_port = lancamentos_replica.app_port
         dispatcher_egress = by_name[DISPATCHER_EGRESS]
         lancamentos = ServicePlan(
             "lancamentos",
@@ -68,6 +76,7 @@ class StackPlan:
                 # The dispatcher reaches consolidado only through its sidecar.
                 "CONSOLIDADO_TARGET": f"{host}:{dispatcher_egress.listen_port}",
                 **traced,
+                **_metrics_env(lancamentos_replica),
             },
         )
         consolidado = tuple(
@@ -81,11 +90,12 @@ class StackPlan:
                     "GRPC_PORT": str(replica.app_port),
                     "LANCAMENTOS_TARGET": lancamentos.address,
                     **traced,
+                    **_metrics_env(replica),
                 },
             )
             for index, replica in enumerate(topology.services["consolidado"].replicas)
         )
-        return cls(lancamentos, consolidado, envoys, topology.traces)
+        return cls(lancamentos, consolidado, envoys, topology.traces, topology.prometheus_port)
 
     @classmethod
     def render(
@@ -135,9 +145,14 @@ class StackPlan:
         traces = self.traces
         return [
             *(s.port for s in self.services),
+            *(int(s.env["METRICS_PORT"]) for s in self.services if "METRICS_PORT" in s.env),
             *(p for e in self.envoys for p in (e.listen_port, e.admin_port)),
             *((traces.otlp_port, traces.query_port) if traces is not None else ()),
-        ]
+        ]  # Prometheus' port aside: optional, it is skipped when taken
+
+
+def _metrics_env(replica: ReplicaPorts) -> dict[str, str]:
+    return {"METRICS_PORT": str(replica.metrics_port)} if replica.metrics_port else {}
 
 
 def tracing_env(policy: MeshPolicy) -> dict[str, str]:
@@ -176,6 +191,10 @@ def _port_paths(topology: LocalTopology) -> list[str]:
         for index in range(len(local.replicas)):
             replica = f"{root}.services.{service}.replicas[{index}]"
             paths += [f"{replica}.appPort", f"{replica}.inboundPort", f"{replica}.inboundAdminPort"]
+            if local.replicas[index].metrics_port is not None:
+                paths.append(f"{replica}.metricsPort")
+    if topology.prometheus_port is not None:
+        paths.append(f"{root}.prometheusPort")
     if topology.traces is not None:
         paths += [f"{root}.traces.otlpPort", f"{root}.traces.queryPort"]
     return paths

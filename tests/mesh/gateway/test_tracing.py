@@ -10,10 +10,14 @@ import re
 import uuid
 from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
 from caixa.cli.main import main as caixa
 from tests.mesh.gateway.test_rest import lancamentos, new_entry
+from tests.support.lancamentos import create_request
 from tests.support.rest import rest
 from tests.support.stack import LocalStack
 
@@ -125,3 +129,24 @@ async def test_caixa_trace_draws_it(
     status = await asyncio.to_thread(caixa, ["trace", unknown, "--url", url])
     assert status == 2
     assert f"no trace {unknown}" in capsys.readouterr().err
+
+
+async def test_health_checks_are_never_traced(gateway: LocalStack, merchant: str) -> None:
+    """The front Envoys check every replica every second through its sidecar,
+    and kubelet (or anyone) may call a service's health directly: none of it is
+    traced. A create sent the same way, straight to the service, is."""
+    assert gateway.traces is not None
+    store = gateway.traces.store
+    async with grpc.aio.insecure_channel(gateway.plan.lancamentos.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for _ in range(3):
+            await health.Check(health_pb2.HealthCheckRequest())
+        stub = lpb_grpc.LancamentosServiceStub(channel)
+        await stub.CreateLancamento(create_request(merchant_id=merchant))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while not [t for t in store.summaries(1000) if t["root"] == f"lancamentos: {CREATE}"]:
+        assert loop.time() < deadline, "the direct create was not traced"
+        await asyncio.sleep(0.2)
+    spans = [s for t in store.summaries(1000) for s in (store.trace(t["trace_id"]) or {})["spans"]]
+    assert not [s for s in spans if "grpc.health" in s["name"] + str(s["attributes"])]
