@@ -19,7 +19,7 @@ from services.platform.refusals import database_refusal, unstorable
 LAG = Histogram(
     "caixa_consolidation_lag_seconds",
     "Time from an entry's booking in lancamentos to its apply in consolidado",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60, 120, 300, 900, 3600),
 )
 
 
