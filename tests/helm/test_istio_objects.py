@@ -70,7 +70,8 @@ def test_toggle_matrix_stays_valid(combination: tuple[bool, ...], tmp_path: Path
     for component, enabled in (("lancamentos", combination[1]), ("dispatcher", combination[2])):
         assert (component in sidecars) == enabled
     assert ("cross-network-gateway" in rendered.names("Gateway")) == combination[0]
-    assert rendered.names("ServiceEntry") == {"pg"}
+    # The database of the overlay, and the users issuer every service fetches keys from.
+    assert rendered.names("ServiceEntry") == {"pg", "identity-provider"}
     assert [e for o in rendered.of_kind("ServiceEntry") for e in object_errors(o)] == []
 
 
@@ -110,13 +111,15 @@ def test_sidecars_limit_egress_to_what_each_workload_calls(renders: dict[str, Re
     hosts = {name: spec["egress"][0]["hosts"] for name, spec in sidecars.items()}
     # The defaults: PostgreSQL and Redis in namespaces of their own.
     database = "postgres/postgres.postgres.svc.cluster.local"
+    issuer = "./auth.example.com"  # every service fetches the users' issuer's keys
     assert hosts == {
-        "lancamentos": [database],
-        "dispatcher": ["./consolidado.caixa.svc.cluster.local", database],
+        "lancamentos": [database, issuer],
+        "dispatcher": ["./consolidado.caixa.svc.cluster.local", database, issuer],
         "consolidado": [
             "./lancamentos.caixa.svc.cluster.local",
             database,
             "redis/redis.redis.svc.cluster.local",
+            issuer,
         ],
     }
     for spec in sidecars.values():

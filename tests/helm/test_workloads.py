@@ -404,8 +404,11 @@ def test_network_policies_deny_by_default_and_allow_the_mesh(
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     [dns] = rules(rendered, "caixa-dns", "egress")
     assert ports(dns) == {("UDP", 53), ("TCP", 53)}
-    [istiod] = rules(rendered, "caixa-mesh", "egress")  # no east-west peers by default
+    # No east-west peers by default; the users' issuer, whose keys every service fetches.
+    [istiod, issuer] = rules(rendered, "caixa-mesh", "egress")
     assert ports(istiod) == {("TCP", 15012)}
+    assert ports(issuer) == {("TCP", 443)}
+    assert issuer["to"] == VALUES["auth"]["identityProvider"]["peers"]
     [scrape] = rules(rendered, "caixa-mesh", "ingress")
     assert ports(scrape) == {("TCP", VALUES["ports"]["metrics"]), ("TCP", 15020), ("TCP", 15090)}
 
@@ -500,7 +503,7 @@ def test_extra_dns_and_istiod_peers() -> None:
     [dns] = rules(rendered, "caixa-dns", "egress")
     assert dns["to"][1:] == [{"ipBlock": {"cidr": "169.254.20.10/32"}}]
     assert ports(dns) == {("UDP", 53), ("TCP", 53)}
-    [istiod] = rules(rendered, "caixa-mesh", "egress")
+    [istiod, _issuer] = rules(rendered, "caixa-mesh", "egress")
     assert istiod["to"][1:] == [{"ipBlock": {"cidr": "203.0.113.7/32"}}]
     assert ports(istiod) == {("TCP", 15012)}
 

@@ -54,3 +54,12 @@ version: {{ .root.Chart.AppVersion | quote }}
 {{- define "caixa.principal" -}}
 cluster.local/ns/{{ .root.Release.Namespace }}/sa/{{ include "caixa.serviceAccountName" . }}
 {{- end -}}
+
+
+{{/* AUTH_WORKLOADS: each calling workload's service account and the one scope it is
+granted (the services' access rules name them). */}}
+{{- define "caixa.workloadGrants" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $sa := dict "dispatcher" (include "caixa.serviceAccountName" (dict "root" . "component" "dispatcher")) "consolidado" (include "caixa.serviceAccountName" (dict "root" . "component" "consolidado")) -}}
+system:serviceaccount:{{ $ns }}:{{ $sa.dispatcher }}=consolidado:ingest;system:serviceaccount:{{ $ns }}:{{ $sa.consolidado }}=lancamentos:read
+{{- end -}}

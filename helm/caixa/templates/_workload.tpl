@@ -67,7 +67,10 @@ and preStopSeconds (default termination.preStopSeconds; 0 for a workload nobody 
 {{- $shutdownGrace := int (default $drain .shutdownGrace) -}}
 {{- $stop := int (default $drain .stopSeconds) -}}
 {{- $preStop := int (ternary .preStopSeconds $root.Values.termination.preStopSeconds (hasKey . "preStopSeconds")) -}}
-{{- $reserved := list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_TRACES_SAMPLER_ARG" "OTEL_SERVICE_NAME" -}}
+{{- $reserved := list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_TRACES_SAMPLER_ARG" "OTEL_SERVICE_NAME" "AUTH_ISSUER" "AUTH_AUDIENCE" "AUTH_JWKS_URL" "AUTH_WORKLOAD_ISSUER" "AUTH_WORKLOAD_AUDIENCE" "AUTH_WORKLOAD_JWKS_FILE" "AUTH_WORKLOADS" "WORKLOAD_TOKEN_FILE" -}}
+{{- $auth := $root.Values.auth.workloads -}}
+{{- /* Who calls whom: the dispatcher feeds consolidado, consolidado reads lancamentos. */ -}}
+{{- $calls := has .component (list "dispatcher" "consolidado") -}}
 {{- range .env }}{{ $reserved = append $reserved .name }}{{ end -}}
 {{- range $name, $_ := $values.env }}
 {{- if has $name $reserved }}
@@ -167,6 +170,26 @@ spec:
             - name: SHUTDOWN_GRACE_SECONDS
               value: {{ $shutdownGrace | quote }}
             {{- include "caixa.secretEnv" (dict "name" "DATABASE_URL" "ref" .databaseSecret) | nindent 12 }}
+            # Every call is checked here too, whatever Istio let through: the user's
+            # token (the gateway's issuer) or a workload's (Kubernetes service account).
+            - name: AUTH_ISSUER
+              value: {{ $root.Values.istio.jwt.issuer | quote }}
+            - name: AUTH_AUDIENCE
+              value: {{ first $root.Values.istio.jwt.audiences | quote }}
+            - name: AUTH_JWKS_URL
+              value: {{ $root.Values.istio.jwt.jwksUri | quote }}
+            - name: AUTH_WORKLOAD_ISSUER
+              value: {{ $auth.issuer | quote }}
+            - name: AUTH_WORKLOAD_AUDIENCE
+              value: {{ $auth.audience | quote }}
+            - name: AUTH_WORKLOAD_JWKS_FILE
+              value: /etc/caixa/workload-jwks/{{ $auth.jwksConfigMap.key }}
+            - name: AUTH_WORKLOADS
+              value: {{ include "caixa.workloadGrants" $root | quote }}
+            {{- if $calls }}
+            - name: WORKLOAD_TOKEN_FILE
+              value: /var/run/secrets/caixa/workload/token
+            {{- end }}
             {{- with $root.Values.tracing.otlpEndpoint }}
             - name: OTEL_EXPORTER_OTLP_ENDPOINT
               value: {{ . | quote }}
@@ -196,11 +219,34 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            - name: workload-jwks
+              mountPath: /etc/caixa/workload-jwks
+              readOnly: true
+            {{- if $calls }}
+            - name: workload-token
+              mountPath: /var/run/secrets/caixa/workload
+              readOnly: true
+            {{- end }}
       volumes:
         # The root filesystem is read-only; Python and grpc still want a scratch dir.
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        # The cluster's service-account keys, which workload tokens are checked with.
+        - name: workload-jwks
+          configMap:
+            name: {{ $auth.jwksConfigMap.name }}
+        {{- if $calls }}
+        # This workload's identity on its calls: kubelet keeps it fresh, for our
+        # audience only (never the API server's token, which stays unmounted).
+        - name: workload-token
+          projected:
+            sources:
+              - serviceAccountToken:
+                  path: token
+                  audience: {{ $auth.audience }}
+                  expirationSeconds: {{ int $auth.tokenExpirationSeconds }}
+        {{- end }}
 {{- end -}}
 
 {{/* The Service that the mesh upstream `.upstream` names. */}}

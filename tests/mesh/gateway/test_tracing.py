@@ -18,7 +18,7 @@ from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 from caixa.cli.main import main as caixa
 from tests.mesh.gateway.test_rest import lancamentos, new_entry
 from tests.support.lancamentos import create_request
-from tests.support.rest import rest
+from tests.support.rest import http_request, rest
 from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.slow
@@ -63,10 +63,21 @@ async def _trace_of(gateway: LocalStack, trace_id: str, within: float = 15.0) ->
     return trace
 
 
+SECRET = "Bearer not-to-be-kept-anywhere"
+
+
 async def test_one_rest_create_is_one_trace_through_every_hop(
     gateway: LocalStack, merchant: str
 ) -> None:
-    reply = await rest(gateway, "POST", lancamentos(merchant), new_entry())
+    # This stack checks no token, so this one passes through to every hop.
+    reply = await asyncio.to_thread(
+        http_request,
+        gateway.rest_url,
+        "POST",
+        lancamentos(merchant),
+        new_entry(),
+        headers={"authorization": SECRET},
+    )
     assert reply.status == 200, reply.body
     trace_id = reply.headers["x-trace-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", trace_id), trace_id
@@ -100,6 +111,8 @@ async def test_one_rest_create_is_one_trace_through_every_hop(
         assert trace_id in {link["trace_id"] for link in deliver["links"]}
     else:
         assert f"lancamentos: {CREATE}" in ancestors(deliver)
+    # No span keeps the caller's credentials, at any hop.
+    assert "not-to-be-kept-anywhere" not in str(spans)
 
 
 async def test_caixa_trace_draws_it(

@@ -1,0 +1,153 @@
+"""The chart's side of "every service checks every call itself": each workload
+gets the users' issuer of istio.jwt and the workloads' Kubernetes issuer, the
+callers a projected service-account token for the workloads' audience, and a
+consolidado configured from exactly that environment admits the dispatcher's
+token on ingest and nobody else's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from consolidado.v1 import consolidado_pb2 as cpb
+from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
+from helm_python import HelmRenderError
+
+from mesh.chart import Rendered
+from services.consolidado.app import ConsolidadoApp
+from services.consolidado.settings import ConsolidadoSettings
+from services.platform.access import Workloads
+from tests.support.auth import Issuer, bearer
+from tests.support.chart import render_chart, render_with
+from tests.support.services import Mesh
+from tooling.devstack.processes import free_port
+
+VALUES_JWT = {
+    "issuer": "https://auth.example.com/",
+    "jwksUri": "https://auth.example.com/.well-known/jwks.json",
+}
+K8S_ISSUER = "https://kubernetes.default.svc.cluster.local"
+DISPATCHER = "system:serviceaccount:caixa:caixa-dispatcher"
+CONSOLIDADO = "system:serviceaccount:caixa:caixa-consolidado"
+
+
+def _pods(rendered: Rendered) -> dict[str, dict[str, Any]]:
+    return {
+        d["metadata"]["name"].removeprefix("caixa-"): d["spec"]["template"]["spec"]
+        for d in rendered.of_kind("Deployment")
+    }
+
+
+def _env(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in pod["containers"][0]["env"]}
+
+
+@pytest.fixture(scope="module")
+def pods() -> dict[str, dict[str, Any]]:
+    return _pods(render_chart())
+
+
+def test_every_service_checks_the_gateway_issuers_tokens(pods: dict[str, dict[str, Any]]) -> None:
+    assert set(pods) == {"lancamentos", "dispatcher", "consolidado"}
+    for name, pod in pods.items():
+        env = _env(pod)
+        assert env["AUTH_ISSUER"] == VALUES_JWT["issuer"], name
+        assert env["AUTH_JWKS_URL"] == VALUES_JWT["jwksUri"], name
+        assert env["AUTH_AUDIENCE"] == "caixa", name
+        assert env["AUTH_WORKLOAD_ISSUER"] == K8S_ISSUER, name
+        grants = Workloads.parse(env["AUTH_WORKLOADS"], env["AUTH_WORKLOAD_ISSUER"]).grants
+        assert grants == {
+            DISPATCHER: frozenset({"consolidado:ingest"}),
+            CONSOLIDADO: frozenset({"lancamentos:read"}),
+        }
+        # The cluster's keys, from the ConfigMap, where the setting says.
+        jwks = Path(env["AUTH_WORKLOAD_JWKS_FILE"])
+        [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "workload-jwks"]
+        assert mount["mountPath"] == str(jwks.parent)
+        [volume] = [v for v in pod["volumes"] if v["name"] == "workload-jwks"]
+        assert volume["configMap"]["name"] == "caixa-workload-jwks" and jwks.name == "jwks.json"
+        # The API server's token is never mounted.
+        assert pod["automountServiceAccountToken"] is False
+
+
+def test_callers_carry_a_projected_token_for_the_workloads_audience(
+    pods: dict[str, dict[str, Any]],
+) -> None:
+    for name in ("dispatcher", "consolidado"):
+        pod, env = pods[name], _env(pods[name])
+        token = Path(env["WORKLOAD_TOKEN_FILE"])
+        [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "workload-token"]
+        assert mount["mountPath"] == str(token.parent)
+        [volume] = [v for v in pod["volumes"] if v["name"] == "workload-token"]
+        [source] = volume["projected"]["sources"]
+        projected = source["serviceAccountToken"]
+        assert projected["path"] == token.name
+        assert projected["audience"] == env["AUTH_WORKLOAD_AUDIENCE"] == "caixa-workloads"
+        assert 600 <= projected["expirationSeconds"] <= 86400
+    # lancamentos calls nobody: no identity to carry.
+    assert "WORKLOAD_TOKEN_FILE" not in _env(pods["lancamentos"])
+    assert "workload-token" not in {v["name"] for v in pods["lancamentos"]["volumes"]}
+
+
+def test_the_issuer_must_be_reachable(tmp_path: Path) -> None:
+    overlay = {"auth": {"identityProvider": {"port": 443, "peers": []}}}
+    with pytest.raises(HelmRenderError, match=r"auth\.identityProvider\.peers is empty"):
+        render_with("default", overlay, tmp_path)
+
+
+async def test_consolidado_from_the_charts_env_admits_only_the_dispatcher_on_ingest(
+    mesh: Mesh, pods: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The chart's AUTH_* as they are, but for where the keys come from (a file
+    here, as the ConfigMap is there): a token as Kubernetes projects it for the
+    dispatcher is admitted on ingest; the consolidado's own, or a user's token
+    claiming the dispatcher's name, are not."""
+    users, cluster = Issuer.create(tmp_path / "users"), Issuer.create(tmp_path / "cluster")
+    env = _env(pods["consolidado"])
+    chart_auth = {k.lower(): v for k, v in env.items() if k.startswith("AUTH_")}
+    chart_auth.pop("auth_jwks_url")
+    chart_auth |= {
+        "auth_jwks_file": str(users.jwks_file),
+        "auth_workload_jwks_file": str(cluster.jwks_file),
+    }
+    base = mesh.consolidado_settings(free_port()).model_dump()
+    settings = ConsolidadoSettings.model_validate({**base, **chart_auth})
+    app = ConsolidadoApp(settings)
+    await app.start()
+    try:
+        assert app.server is not None
+        async with grpc.aio.insecure_channel(app.server.address) as channel:
+            ingest = cpb_grpc.ConsolidadoIngestServiceStub(channel)
+
+            async def apply(token: str) -> grpc.StatusCode:
+                try:
+                    await ingest.ApplyLancamentos(
+                        cpb.ApplyLancamentosRequest(), metadata=bearer(token), timeout=5
+                    )
+                except grpc.aio.AioRpcError as error:
+                    return error.code()
+                return grpc.StatusCode.OK
+
+            def projected(subject: str, issuer: str = K8S_ISSUER) -> str:
+                return cluster.token(
+                    [], [], subject=subject, issuer=issuer, audience="caixa-workloads"
+                )
+
+            assert await apply(projected(DISPATCHER)) == grpc.StatusCode.OK
+            assert await apply(projected(CONSOLIDADO)) == grpc.StatusCode.PERMISSION_DENIED
+            named = users.token(
+                ["*"],
+                ["consolidado:ingest"],
+                subject=DISPATCHER,
+                issuer=VALUES_JWT["issuer"],
+                audience="caixa",
+            )
+            assert await apply(named) == grpc.StatusCode.PERMISSION_DENIED
+            assert (
+                await apply(projected(DISPATCHER, "https://other"))
+                == grpc.StatusCode.UNAUTHENTICATED
+            )
+    finally:
+        await app.stop()
