@@ -203,13 +203,17 @@ def observe(plan: StackPlan, script: Script, started: float, series: Series) -> 
             _buckets(now_l, latency, grpc_method="CreateLancamento"),
             _buckets(before_l, latency, grpc_method="CreateLancamento"),
         )
-        lag_now: dict[float, float] = {}
-        lag_before: dict[float, float] = {}
+        # Each replica's increase on its own (a restart resets its counters, a
+        # missed scrape is no reset), then summed, as rate() then sum() does.
+        lag_increase: dict[float, float] = {}
         for now, before in zip(now_c, before_c, strict=True):
+            if not now or not before:
+                continue
+            earlier = _buckets(before, "caixa_consolidation_lag_seconds")
             for le, v in _buckets(now, "caixa_consolidation_lag_seconds").items():
-                lag_now[le] = lag_now.get(le, 0.0) + v
-            for le, v in _buckets(before, "caixa_consolidation_lag_seconds").items():
-                lag_before[le] = lag_before.get(le, 0.0) + v
+                lag_increase[le] = lag_increase.get(le, 0.0) + (
+                    _increase(v, earlier.get(le)) or 0.0
+                )
         series.add(
             t,
             {
@@ -217,12 +221,14 @@ def observe(plan: StackPlan, script: Script, started: float, series: Series) -> 
                 "create_p99_ms": p99 * 1000 if p99 is not None and before_l else None,
                 "outbox_backlog": _value(now_l, "caixa_outbox_backlog"),
                 "outbox_oldest_age_seconds": _value(now_l, "caixa_outbox_oldest_age_seconds"),
-                "consolidation_lag_p99_seconds": quantile(0.99, lag_now, lag_before),
+                "consolidation_lag_p99_seconds": quantile(0.99, lag_increase, {}),
                 "outbox_parked": _value(now_l, "caixa_outbox_parked"),
                 "consolidado_replicas_up": float(sum(1 for c in now_c if c)),
             },
         )
-        before_l, before_c = now_l, now_c
+        before_l = now_l
+        # A replica that did not answer keeps its last scrape, to count from.
+        before_c = [now or before for now, before in zip(now_c, before_c, strict=True)]
         time.sleep(max(0.0, 1.0 - (time.monotonic() - started - t)))
 
 

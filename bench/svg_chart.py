@@ -90,7 +90,10 @@ def chart(
         points: list[tuple[float, float | None]] = [*zip(t, panel.values, strict=True)]
         for seconds, value in [*points, (span, None)]:
             if value is None:
-                if len(run) > 1:
+                if len(run) == 1:  # a lone value: a dot, not nothing
+                    x_, y_ = run[0].split(",")
+                    parts.append(f'<circle cx="{x_}" cy="{y_}" r="2" fill="#1f5fa8"/>')
+                elif len(run) > 1:
                     parts.append(
                         f'<polyline points="{" ".join(run)}" fill="none" stroke="#1f5fa8" '
                         'stroke-width="1.6"/>'

@@ -91,7 +91,8 @@ def tracing_cost(
     return {
         "scenario": f"tracing ({sampling_percent:g} % of requests, every hop, exported): creates",
         **_summary(legs),
-        "traces_kept": kept,  # by the receiver (it keeps the newest 5,000)
+        # At least this many traces kept by the receiver (the query shows 1,000 at most).
+        "traces_kept": kept,
     }
 
 

@@ -20,6 +20,7 @@ from tests.support.istio_crds import object_errors
 from tests.support.paths import CHART_DIR, DESCRIPTOR
 
 CHART_VALUES = CHART_DIR / "values.yaml"
+VALUES = load_values([CHART_VALUES])
 
 ISTIO_KINDS = {
     "AuthorizationPolicy",
@@ -196,7 +197,16 @@ def test_jwt_at_the_gateway_and_again_at_the_workloads(rendered: Rendered) -> No
     assert authn["spec"]["jwtRules"] == [{**rule, "forwardOriginalToken": True}]
     workloads = rendered.get("RequestAuthentication", "caixa-workload-jwt")
     assert workloads["metadata"]["namespace"] == "caixa"
-    assert workloads["spec"]["jwtRules"] == [rule]
+    # Kept for the service, which checks it again; and the workloads' own tokens,
+    # which Envoy would otherwise refuse as of an unknown issuer.
+    users, own = workloads["spec"]["jwtRules"]
+    assert users == {**rule, "forwardOriginalToken": True}
+    assert own == {
+        "issuer": VALUES["auth"]["workloads"]["issuer"],
+        "jwks": VALUES["auth"]["workloads"]["jwks"],
+        "audiences": ["caixa-workloads"],
+        "forwardOriginalToken": True,
+    }
     selector = workloads["spec"]["selector"]["matchLabels"]
     for deployment in rendered.of_kind("Deployment"):
         labels = deployment["spec"]["template"]["metadata"]["labels"]

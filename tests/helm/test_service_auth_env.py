@@ -6,6 +6,7 @@ token on ingest and nobody else's."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,35 @@ def test_callers_carry_a_projected_token_for_the_workloads_audience(
     # lancamentos calls nobody: no identity to carry.
     assert "WORKLOAD_TOKEN_FILE" not in _env(pods["lancamentos"])
     assert "workload-token" not in {v["name"] for v in pods["lancamentos"]["volumes"]}
+
+
+def test_the_cluster_keys_are_the_ones_istio_checks_and_roll_the_pods(tmp_path: Path) -> None:
+    """One JWKS for the sidecars and the services: a new one rolls every pod
+    (the services read it at start); one without keys is refused."""
+    rendered = render_chart()
+    [config] = [
+        c for c in rendered.of_kind("ConfigMap") if c["metadata"]["name"] == "caixa-workload-jwks"
+    ]
+    authn = rendered.get("RequestAuthentication", "caixa-workload-jwt")
+    [own] = [r for r in authn["spec"]["jwtRules"] if r["issuer"] == K8S_ISSUER]
+    assert json.loads(config["data"]["jwks.json"]) == json.loads(own["jwks"])
+    assert json.loads(own["jwks"])["keys"]
+    rotated = Issuer.create(tmp_path / "rotated").jwks_file.read_text()
+    before = {n: p["metadata"]["annotations"] for n, p in _templates(rendered).items()}
+    after = {
+        n: p["metadata"]["annotations"]
+        for n, p in _templates(
+            render_with("default", {"auth": {"workloads": {"jwks": rotated}}}, tmp_path)
+        ).items()
+    }
+    for name in before:
+        assert before[name]["checksum/workload-jwks"] != after[name]["checksum/workload-jwks"]
+    with pytest.raises(HelmRenderError, match="not a JWKS with keys"):
+        render_with("default", {"auth": {"workloads": {"jwks": '{"keys": []}'}}}, tmp_path)
+
+
+def _templates(rendered: Rendered) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d["spec"]["template"] for d in rendered.of_kind("Deployment")}
 
 
 def test_the_issuer_must_be_reachable(tmp_path: Path) -> None:

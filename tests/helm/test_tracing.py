@@ -115,3 +115,12 @@ def test_a_collector_nobody_may_reach_is_refused(tmp_path: Path) -> None:
 def test_bad_tracing_values_are_refused(bad: str) -> None:
     with pytest.raises((HelmValuesError, HelmRenderError)):
         render_chart(sets=[*ON, bad])
+
+
+def test_the_proxies_alone_still_reach_the_collector() -> None:
+    """With only the mesh provider named, istiod pushes its cluster to a
+    REGISTRY_ONLY sidecar only if the sidecar's egress names the collector."""
+    rendered = render_chart(sets=["tracing.istioProvider=otel"])
+    assert all(env == {} for env in _otel_env(rendered).values())
+    for name, hosts in _sidecar_hosts(rendered).items():
+        assert COLLECTOR_HOST in hosts, name

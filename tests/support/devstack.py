@@ -89,8 +89,14 @@ class Devstack:
         )
 
 
+SEARCHED = (str(Path(sys.executable).parent), "/usr/bin", "/bin")
+
+
 @contextlib.contextmanager
-def running_devstack(tmp_path: Path, pg_admin_url: str, redis_url: str) -> Iterator[Devstack]:
+def running_devstack(
+    tmp_path: Path, pg_admin_url: str, redis_url: str, *, path_first: Path | None = None
+) -> Iterator[Devstack]:
+    """`path_first`: a folder searched before the others on PATH (a fake binary)."""
     sets = free_port_sets(MESH_SOURCES)
     plan = StackPlan.render(MESH_SOURCES, sets)
     prefix = f"devstack_{uuid.uuid4().hex[:8]}"
@@ -104,7 +110,7 @@ def running_devstack(tmp_path: Path, pg_admin_url: str, redis_url: str) -> Itera
         argv,
         cwd=tmp_path,
         env={
-            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "PATH": ":".join([*([str(path_first)] if path_first else []), *SEARCHED]),
             "DATABASE_URL": pg_admin_url,
             "REDIS_URL": redis_url,
         },

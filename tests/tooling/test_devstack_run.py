@@ -231,3 +231,21 @@ def test_the_banner_points_the_commands_at_a_stack_they_would_not_find(
     write_stack(tmp_path / "state", {})
     assert stack_dir_env(tmp_path / "state", {}) == f"CAIXA_STACK_DIR={tmp_path / 'state'} "
     assert stack_dir_env(tmp_path / "state", {"CAIXA_STACK_DIR": str(tmp_path / "state")}) == ""
+
+
+def test_a_prometheus_that_will_not_start_does_not_stop_the_stack(
+    tmp_path: Path, pg_admin_url: str, redis_url: str
+) -> None:
+    """Prometheus is optional: one that exits at once costs a warning, not the stack."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "prometheus").write_text("#!/bin/sh\necho 'cannot start' >&2\nexit 1\n")
+    (fake / "prometheus").chmod(0o755)
+    with running_devstack(tmp_path, pg_admin_url, redis_url, path_first=fake) as devstack:
+        devstack.output.wait_for(READY, within=120)
+        assert "Prometheus did not start" in devstack.output.text
+        [line] = [x for x in devstack.output.text.splitlines() if x.strip().startswith("metrics ")]
+        assert "apt-get install prometheus" in line
+        gateway = devstack.plan.gateway
+        with LancamentosClient(f"127.0.0.1:{gateway.listen_port}", token=devstack.token()) as c:
+            c.create_lancamento("m1", "credit", 100, value_date=DAY)

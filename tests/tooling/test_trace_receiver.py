@@ -132,6 +132,9 @@ def test_caixa_trace_without_a_receiver_says_so(capsys: pytest.CaptureFixture[st
     assert err.startswith(f"caixa trace: no trace receiver at {url}") and "make run" in err
     assert caixa(["trace", "--url", "localhost:1"]) == 2
     assert "expected http://host:port" in capsys.readouterr().err
+    for bad in ("abc?limit=1", "a b", "0" * 31, "g" * 32):
+        assert caixa(["trace", bad, "--url", url]) == 2, bad
+        assert "is not a trace id" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
         caixa(["trace", "--limit", "0"])
     assert usage.value.code == 2

@@ -212,7 +212,13 @@ def _start_prometheus(
         ready=partial(http_ok, f"{url}/-/ready"),
         tier=TRACES_TIER,
     )
-    supervisor.wait_ready(READY_TIMEOUT)
+    try:
+        supervisor.wait_ready(READY_TIMEOUT)
+    except (ChildExited, StartupError) as error:
+        # Optional: the stack serves without it; its log says why it would not.
+        log.warning("Prometheus did not start (%s); going on without it", error)
+        supervisor.stop_child("prometheus")
+        return None
     return url
 
 

@@ -258,6 +258,12 @@ class Supervisor:
         self._respawn(child)
         return f"started {request.name} (pid {child.process.pid})"
 
+    def stop_child(self, name: str) -> None:
+        """Stops `name` and forgets it: an optional process that would not start."""
+        for child in [c for c in self._children if c.process.name == name]:
+            self._children.remove(child)
+            child.process.stop(self.grace)
+
     def stop(self) -> None:
         """Stops every process, highest tier first. Idempotent."""
         self._stopping = True

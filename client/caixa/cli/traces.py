@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ TRACE_URL_ENV = "CAIXA_TRACE_URL"
 DEFAULT_TRACE_URL = "http://localhost:15018"
 
 Json = dict[str, Any]
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class TraceLookupError(Exception):
@@ -40,8 +42,15 @@ def _get(url: str) -> Json:
             body: Json = json.load(response)
             return body
     except urllib.error.HTTPError as error:
-        detail = json.loads(error.read() or b"{}").get("error", error.reason)
+        try:
+            detail = json.loads(error.read() or b"{}").get("error", error.reason)
+        except ValueError:
+            detail = f"{error.code} {error.reason} (is this the trace receiver?)"
         raise TraceLookupError(f"{url}: {detail}", rejected=True) from None
+    except ValueError:
+        raise TraceLookupError(
+            f"{url} did not answer JSON: is this the trace receiver?", rejected=True
+        ) from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise TraceLookupError(
@@ -84,7 +93,13 @@ def last_id(base: str) -> str:
 
 def show(base: str, trace_id: str) -> str:
     """One trace as a tree of spans, then the spans of batches that carried it."""
-    trace = _get(f"{_checked(base)}/api/traces/{trace_id.strip().lower()}")
+    wanted = trace_id.strip().lower()
+    if not TRACE_ID.fullmatch(wanted):
+        raise TraceLookupError(
+            f"{trace_id!r} is not a trace id: 32 hex digits, as in the x-trace-id header",
+            rejected=True,
+        )
+    trace = _get(f"{_checked(base)}/api/traces/{wanted}")
     spans: list[Json] = trace["spans"]
     start = min(s["start_unix_nano"] for s in spans)
     services = sorted({s["service"] for s in spans})

@@ -106,6 +106,8 @@ spec:
         proxy.istio.io/config: {{ dict "terminationDrainDuration" (printf "%ds" $drain) "proxyStatsMatcher" (dict "inclusionRegexps" (list ".*circuit_breakers.*" ".*upstream_rq_pending_overflow.*" ".*upstream_rq_retry.*" ".*outlier_detection.*")) | toJson | quote }}
         # kubelet's gRPC probes go to the sidecar agent, not through STRICT mTLS.
         sidecar.istio.io/rewriteAppHTTPProbers: "true"
+        # New cluster keys roll the pods: the services read them at start.
+        checksum/workload-jwks: {{ $auth.jwks | sha256sum }}
         prometheus.io/scrape: "true"
         prometheus.io/port: {{ $root.Values.ports.metrics | quote }}
         prometheus.io/path: /metrics
@@ -183,7 +185,7 @@ spec:
             - name: AUTH_WORKLOAD_AUDIENCE
               value: {{ $auth.audience | quote }}
             - name: AUTH_WORKLOAD_JWKS_FILE
-              value: /etc/caixa/workload-jwks/{{ $auth.jwksConfigMap.key }}
+              value: /etc/caixa/workload-jwks/jwks.json
             - name: AUTH_WORKLOADS
               value: {{ include "caixa.workloadGrants" $root | quote }}
             {{- if $calls }}
@@ -235,7 +237,7 @@ spec:
         # The cluster's service-account keys, which workload tokens are checked with.
         - name: workload-jwks
           configMap:
-            name: {{ $auth.jwksConfigMap.name }}
+            name: {{ include "caixa.componentName" (dict "root" $root "component" "workload-jwks") }}
         {{- if $calls }}
         # This workload's identity on its calls: kubelet keeps it fresh, for our
         # audience only (never the API server's token, which stays unmounted).

@@ -93,7 +93,7 @@ async def test_one_rest_create_is_one_trace_through_every_hop(
     assert create["kind"] == "server"
     assert create["attributes"]["rpc.grpc.status_code"] == 0
     [deliver] = _spans_by(trace, "lancamentos", "outbox deliver")
-    # Delivery is not part of the request: it starts after the create's span ends.
+    # Delivery is not part of the request, and never precedes it.
     assert deliver["start_unix_nano"] >= create["start_unix_nano"]
     [ingest] = _spans_by(trace, "consolidado", INGEST)
     assert ingest["kind"] == "server"
