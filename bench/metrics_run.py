@@ -41,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.svg_chart import Panel, chart
 from caixa.cli.dev_tokens import dev_key, mint
 from services.platform.database import asyncpg_dsn
+from tooling.devstack import control
 from tooling.devstack.supervisor import Supervisor
 from tooling.stack.plan import StackPlan, free_port_sets
 from tooling.stack.sources import MeshSources
@@ -235,7 +236,7 @@ def observe(plan: StackPlan, script: Script, started: float, series: Series) -> 
 @contextlib.contextmanager
 def devstack(
     sources: MeshSources, workdir: Path, environ: dict[str, str]
-) -> Iterator[tuple[StackPlan, Path, list[str]]]:
+) -> Iterator[tuple[StackPlan, Path]]:
     sets = free_port_sets(sources)
     plan = StackPlan.render(sources, sets)
     state_dir = workdir / ".devstack"
@@ -250,7 +251,7 @@ def devstack(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the devstack did not start; see {workdir / 'devstack.log'}")
             time.sleep(0.3)
-        yield plan, state_dir, argv
+        yield plan, state_dir
     finally:
         process.terminate()
         try:
@@ -259,11 +260,6 @@ def devstack(
             process.kill()
         Supervisor(state_dir / "logs").stop_leftovers()
         log.close()
-
-
-def control(argv: list[str], action: str, name: str) -> None:
-    # `caixa-devstack ACTION NAME` with the launch's --repo and --state-dir.
-    subprocess.run([*argv[:7], action, name], check=True, capture_output=True, timeout=90)
 
 
 async def refuse(database_url: str, refused: bool) -> None:
@@ -283,7 +279,7 @@ def run(sources: MeshSources, workdir: Path, *, seconds: float, rate: float) -> 
     environ = {**os.environ, "OUTBOX_METRICS_SECONDS": "1", "LOG_LEVEL": "WARNING"}
     series = Series()
     events: list[dict[str, Any]] = []
-    with devstack(sources, workdir, environ) as (plan, state_dir, argv):
+    with devstack(sources, workdir, environ) as (plan, state_dir):
         stack = json.loads((state_dir / "stack.json").read_text())
         consolidado_db = stack["services"]["consolidado"]["DATABASE_URL"]
         asyncio.run(refuse(consolidado_db, True))
@@ -302,7 +298,10 @@ def run(sources: MeshSources, workdir: Path, *, seconds: float, rate: float) -> 
         def at(when: float, action: str) -> None:
             time.sleep(max(0.0, started + when - time.monotonic()))
             for replica in plan.consolidado:
-                control(argv, action, replica.name)
+                # What `caixa-devstack stop|start NAME` sends.
+                answer = control.send(state_dir / "control", replica.name, action)
+                if answer.startswith("error"):
+                    raise RuntimeError(answer)
             events.append(
                 {"t": round(time.monotonic() - started, 2), "event": f"consolidado {action}"}
             )

@@ -85,6 +85,9 @@ class Tracing:
         delivery of their entries). It joins the trace of the first sampled one,
         so a lone entry's trace holds its whole path, and links to the others, as
         OpenTelemetry's messaging conventions do for a batch."""
+        if self._provider is None:  # off: no span to make, nothing to parse
+            yield
+            return
         contexts: dict[str, otel_context.Context] = {}
         for traceparent in traceparents:
             parent = context_of(traceparent)

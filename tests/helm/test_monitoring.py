@@ -28,7 +28,7 @@ import services.lancamentos.outbox.dispatcher
 import services.platform.database
 import services.platform.rpc_metrics  # noqa: F401
 from mesh.chart import Rendered
-from tests.support.chart import render_chart, render_with
+from tests.support.chart import render_chart
 from tests.support.paths import CHART_DIR, REPO_ROOT
 
 ALERTS = CHART_DIR / "files" / "alerts.yaml"
@@ -169,10 +169,3 @@ def test_the_rule_and_the_dashboard_are_the_files_as_tested() -> None:
     [dashboard] = [c for c in _kinds(rendered, "ConfigMap") if "dashboard" in c["metadata"]["name"]]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["caixa.json"]) == json.loads(DASHBOARD.read_text())
-
-
-def test_a_dashboard_without_extra_labels_still_renders(tmp_path: Path) -> None:
-    overlay = {"monitoring": {"dashboard": {"enabled": True, "labels": {}}}}
-    rendered = render_with("default", overlay, tmp_path)
-    [dashboard] = [c for c in _kinds(rendered, "ConfigMap") if "dashboard" in c["metadata"]["name"]]
-    assert dashboard["metadata"]["labels"]["app.kubernetes.io/part-of"] == "caixa"
