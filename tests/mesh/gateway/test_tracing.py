@@ -92,11 +92,12 @@ async def test_one_rest_create_is_one_trace_through_every_hop(
     [create] = _spans_by(trace, "lancamentos", CREATE)
     assert create["kind"] == "server"
     assert create["attributes"]["rpc.grpc.status_code"] == 0
-    [deliver] = _spans_by(trace, "lancamentos", "outbox deliver")
-    # Delivery is not part of the request, and never precedes it.
-    assert deliver["start_unix_nano"] >= create["start_unix_nano"]
-    [ingest] = _spans_by(trace, "consolidado", INGEST)
-    assert ingest["kind"] == "server"
+    # Delivery is at least once: a batch that failed (a deadline on a loaded
+    # machine) is sent again, each attempt a span of its own.
+    delivers = _spans_by(trace, "lancamentos", "outbox deliver")
+    assert delivers
+    ingests = _spans_by(trace, "consolidado", INGEST)
+    assert all(i["kind"] == "server" for i in ingests)
     chain = {s["span_id"]: s for s in spans}
 
     def ancestors(span: dict[str, Any]) -> list[str]:
@@ -106,11 +107,16 @@ async def test_one_rest_create_is_one_trace_through_every_hop(
             names.append(f"{span['service']}: {span['name']}")
         return names
 
-    assert "lancamentos: outbox deliver" in ancestors(ingest)
-    if deliver in trace["linked"]:  # batched with another trace's entry: a link
-        assert trace_id in {link["trace_id"] for link in deliver["links"]}
-    else:
-        assert f"lancamentos: {CREATE}" in ancestors(deliver)
+    # One ingest succeeded, inside a delivery.
+    applied = [i for i in ingests if i["attributes"].get("rpc.grpc.status_code") == 0]
+    assert any("lancamentos: outbox deliver" in ancestors(i) for i in applied), ingests
+    for deliver in delivers:
+        # Delivery is not part of the request, and never precedes it.
+        assert deliver["start_unix_nano"] >= create["start_unix_nano"]
+        if deliver in trace["linked"]:  # batched with another trace's entry: a link
+            assert trace_id in {link["trace_id"] for link in deliver["links"]}
+        else:
+            assert f"lancamentos: {CREATE}" in ancestors(deliver)
     # No span keeps the caller's credentials, at any hop.
     assert "not-to-be-kept-anywhere" not in str(spans)
 
