@@ -249,7 +249,8 @@ def devstack(
         deadline = time.monotonic() + 120
         while "Ctrl-C stops everything" not in (workdir / "devstack.log").read_text():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the devstack did not start; see {workdir / 'devstack.log'}")
+                tail = (workdir / "devstack.log").read_text()[-4000:]
+                raise RuntimeError(f"the devstack did not start; its log ends:\n{tail}")
             time.sleep(0.3)
         yield plan, state_dir
     finally:

@@ -13,6 +13,8 @@ ADMIN = "admin"
 RULES = {
     _BALANCES + "GetDailyBalance": Rule(READ),
     _BALANCES + "ListDailyBalances": Rule(READ),
+    # Its merchant, or "*" (the chain of full rebuilds).
+    _BALANCES + "ListAuditRecords": Rule(ADMIN),
     # The dispatcher's identity only, never an end user's token.
     _INGEST + "ApplyLancamentos": Rule(INGEST, merchants=lambda _r: [], workload_only=True),
     _INGEST + "Reconcile": Rule(ADMIN, merchants=merchant_or_every),

@@ -100,7 +100,7 @@ class ConsolidadoApp:
             schema = SchemaCheck.of(MIGRATIONS)
             self.server = build_server(
                 settings,
-                ConsolidadoServicer(self.reader),
+                ConsolidadoServicer(self.reader, self.engine),
                 ConsolidadoIngestServicer(
                     self.ingestor, self.reconciler, before_apply=before_apply
                 ),

@@ -27,6 +27,8 @@ from services.consolidado import rebuild_store, store
 from services.consolidado.entries import IngestEntry
 from services.consolidado.lancamentos_client import LancamentosLedger
 from services.domain.errors import FailedPrecondition
+from services.platform import audit
+from services.platform.auth import ALL_MERCHANTS
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,19 @@ async def rebuild(
     merchant_id: str | None = None,
     batch_size: int = 1000,
     hook: Hook = _no_hook,
+    actor: audit.Actor | None = None,
 ) -> RebuildReport:
-    """Replays `merchant_id`'s entries (all when None); see the module doc."""
+    """Replays `merchant_id`'s entries (all when None); see the module doc.
+    Audited as `actor`, by default the operator running the command."""
+    actor = actor or audit.operator("caixa-consolidado rebuild")
     async with engine.connect() as lock:
         if not await rebuild_store.try_lock_rebuild(lock):
             raise FailedPrecondition("another rebuild is running; wait for it to finish")
         await lock.commit()
         try:
-            return await _rebuild(engine, lancamentos, merchant_id, batch_size, hook)
+            return await _rebuild(
+                engine, lancamentos, merchant_id, batch_size, hook=hook, actor=actor
+            )
         finally:
             async with engine.begin() as conn:
                 await rebuild_store.drop_shadow(conn)
@@ -73,7 +80,9 @@ async def _rebuild(
     lancamentos: LancamentosLedger,
     merchant_id: str | None,
     batch_size: int,
+    *,
     hook: Hook,
+    actor: audit.Actor,
 ) -> RebuildReport:
     async with engine.begin() as conn:
         await rebuild_store.create_shadow(conn)
@@ -89,6 +98,10 @@ async def _rebuild(
     await hook("swap")
     async with engine.begin() as conn:
         merchants = await rebuild_store.swap(conn, merchant_id, started=started)
+        # Audited with the swap it records: under "*" when it rebuilt every merchant.
+        outcome = f"rebuilt {applied} entries of {len(merchants)} merchants"
+        record = audit.Mutation(merchant_id or ALL_MERCHANTS, "", [], outcome, actor)
+        await audit.append(conn, [record])
     log.info(
         "rebuild finished",
         extra={"merchant": merchant_id, "applied": applied, "duplicates": duplicates},

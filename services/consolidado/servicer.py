@@ -6,14 +6,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from audit.v1 import audit_pb2 as audit_pb
 from consolidado.v1 import consolidado_pb2 as pb
 from consolidado.v1 import consolidado_pb2_grpc as pb_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.consolidado import requests
 from services.consolidado.conversions import reconcile_response
 from services.consolidado.ingest import Ingestor
 from services.consolidado.reader import BalanceReader
 from services.consolidado.reconcile import Reconciler
+from services.platform.audit_api import list_audit_records
 
 Context = grpc.aio.ServicerContext[Any, Any]
 # Test hook: runs after validation, before the transaction (to delay or fail ingest).
@@ -21,8 +24,11 @@ BeforeApply = Callable[[], Awaitable[None]]
 
 
 class ConsolidadoServicer(pb_grpc.ConsolidadoServiceServicer):
-    def __init__(self, reader: BalanceReader[pb.ListDailyBalancesResponse]) -> None:
+    def __init__(
+        self, reader: BalanceReader[pb.ListDailyBalancesResponse], engine: AsyncEngine
+    ) -> None:
         self._reader = reader
+        self._engine = engine
 
     async def GetDailyBalance(
         self, request: pb.GetDailyBalanceRequest, context: Context
@@ -35,6 +41,11 @@ class ConsolidadoServicer(pb_grpc.ConsolidadoServiceServicer):
     ) -> pb.ListDailyBalancesResponse:
         query = requests.day_range(request.merchant_id, request.from_date, request.to_date)
         return await self._reader.balances(query)
+
+    async def ListAuditRecords(
+        self, request: audit_pb.ListAuditRecordsRequest, context: Context
+    ) -> audit_pb.ListAuditRecordsResponse:
+        return await list_audit_records(self._engine, request)
 
 
 class ConsolidadoIngestServicer(pb_grpc.ConsolidadoIngestServiceServicer):

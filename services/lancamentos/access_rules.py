@@ -7,6 +7,7 @@ from services.platform.access import Rule, merchant_or_every
 _SERVICE = "/lancamentos.v1.LancamentosService/"
 WRITE = "lancamentos:write"
 READ = "lancamentos:read"
+ADMIN = "admin"
 
 RULES = {
     _SERVICE + "CreateLancamento": Rule(WRITE),
@@ -21,4 +22,6 @@ RULES = {
     # No merchant: every merchant's entries, live; a back-office token ("*") or
     # a workload granted lancamentos:read (consolidado's rebuild and reconcile).
     _SERVICE + "StreamLancamentos": Rule(READ, merchants=merchant_or_every),
+    # Its merchant, or "*" (the chain of operations on every merchant).
+    _SERVICE + "ListAuditRecords": Rule(ADMIN),
 }

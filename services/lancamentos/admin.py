@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from services.lancamentos import outbox_queue
 from services.lancamentos.settings import LancamentosSettings
 from services.platform import database
+from services.platform.audit import operator
 
 
 async def parked_command(
@@ -21,7 +22,9 @@ async def parked_command(
     try:
         async with engine.begin() as conn:
             if retry is not None:
-                count = await outbox_queue.retry_parked(conn, list(retry) or None)
+                count = await outbox_queue.retry_parked(
+                    conn, list(retry) or None, operator("caixa-lancamentos parked --retry")
+                )
                 print(f"{count} parked entries queued for delivery again")
                 return 0
             entries = await outbox_queue.parked(conn)

@@ -45,7 +45,7 @@ class LancamentosApp:
         registrars: list[Registrar] = []
         if serve:
             servicer = LancamentosServicer(
-                self.service, import_chunk_size=settings.import_chunk_size
+                self.service, self.engine, import_chunk_size=settings.import_chunk_size
             )
             add_servicer = pb_grpc.add_LancamentosServiceServicer_to_server
             registrars.append(lambda server: add_servicer(servicer, server))

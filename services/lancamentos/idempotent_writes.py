@@ -5,7 +5,8 @@ reverse all write through it:
 2. find the entries the other keys already name;
 3. hold those replays until they are on the standbys, as a first answer is;
 4. accept a replay only with its original's payload (fingerprint);
-5. turn the table's constraint violations and data errors into domain errors.
+5. turn the table's constraint violations and data errors into domain errors;
+6. audit each entry written or replayed, in the same transaction.
 
 Bound to one connection; the caller owns the transaction boundary."""
 
@@ -23,6 +24,8 @@ from services.domain.rules import MAX_MERCHANT_VOLUME_CENTS
 from services.lancamentos import store
 from services.lancamentos.domain import Lancamento, NewLancamento, ensure_same_request
 from services.lancamentos.tables import REVERSED_ONCE, VOLUME_BOUNDED
+from services.platform import audit
+from services.platform.audit import Actor
 from services.platform.refusals import unstorable
 from services.platform.trace_context import current_traceparent
 
@@ -46,14 +49,18 @@ class IdempotentWrites:
         self,
         entries: Sequence[NewLancamento],
         traceparents: Sequence[str | None] | None = None,
+        actors: Sequence[Actor] | None = None,
     ) -> Written:
         """Writes `entries`; a key repeated within them resolves against its first
         occurrence. Each outbox row keeps the trace of the request that wrote its
-        entry: `traceparents`, one per entry, or else the caller's own."""
+        entry, and each audit record its caller: `traceparents` and `actors`,
+        one per entry, or else the caller's own."""
         if traceparents is None:
             traceparents = [current_traceparent()] * len(entries)
+        if actors is None:
+            actors = [audit.current_actor(t) for t in traceparents]
         try:
-            inserted = await store.insert_entries(self._conn, entries, traceparents)
+            inserted = await store.insert_entries(self._conn, entries, traceparents, actors)
         except asyncpg.UniqueViolationError as exc:
             # The idempotency key never gets here (ON CONFLICT absorbs it); the
             # reversed-once index is the backstop behind the reversal's row lock.
@@ -65,14 +72,23 @@ class IdempotentWrites:
         missing = [key_of(e) for e in entries if key_of(e) not in inserted]
         existing = await self._replays(missing)
         outcomes: list[Outcome] = []
-        for entry in entries:
-            found = inserted.get(key_of(entry)) or existing[key_of(entry)]
+        replays: list[audit.Mutation] = []
+        first: set[store.Key] = set()  # the keys whose insert is already audited, as created
+        for entry, actor in zip(entries, actors, strict=True):
+            key = key_of(entry)
+            found = inserted.get(key) or existing[key]
             try:
                 outcomes.append(
                     ensure_same_request(found, entry.fingerprint, entry.requested_value_date)
                 )
             except AlreadyExists as exc:
-                outcomes.append(exc)
+                outcomes.append(exc)  # refused: nothing done, nothing audited
+                continue
+            if key in inserted and key not in first:
+                first.add(key)
+            else:
+                replays.append(_replayed(found, actor))
+        await audit.append(self._conn, replays)
         return Written(outcomes, new=len(inserted))
 
     async def replay(
@@ -83,13 +99,22 @@ class IdempotentWrites:
         earlier = (await self._replays([key])).get(key)
         if earlier is None:
             return None
-        return ensure_same_request(earlier, fingerprint, requested_value_date)
+        replayed = ensure_same_request(earlier, fingerprint, requested_value_date)
+        await audit.append(self._conn, [_replayed(replayed, audit.current_actor())])
+        return replayed
 
     async def _replays(self, keys: Sequence[store.Key]) -> dict[store.Key, Lancamento]:
         existing = await store.find_by_keys(self._conn, keys)
         if existing:
             await store.hold_until_replicated(self._conn, list(existing.values()))
         return existing
+
+
+def _replayed(entry: Lancamento, actor: audit.Actor) -> audit.Mutation:
+    ids = [entry.lancamento_id]
+    if entry.reverses_lancamento_id is not None:
+        ids.append(entry.reverses_lancamento_id)
+    return audit.Mutation(entry.merchant_id, entry.request_id, ids, audit.REPLAYED, actor)
 
 
 def key_of(entry: NewLancamento) -> store.Key:

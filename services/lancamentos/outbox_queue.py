@@ -13,6 +13,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.lancamentos.tables import lancamentos, outbox
+from services.platform import audit
+
+REQUEUED = "requeued"  # the audit outcome of a parked entry queued again
 
 # Raw SQL on the driver connection: the dispatcher moves every entry once,
 # and SQLAlchemy's row handling was a quarter of its CPU during bulk imports.
@@ -85,14 +88,30 @@ async def parked(conn: AsyncConnection) -> list[Parked]:
     return [Parked(*row) for row in (await conn.execute(query)).all()]
 
 
-async def retry_parked(conn: AsyncConnection, outbox_ids: Sequence[int] | None) -> int:
+async def retry_parked(
+    conn: AsyncConnection, outbox_ids: Sequence[int] | None, actor: audit.Actor
+) -> int:
     """Puts parked rows (all of them when `outbox_ids` is None) back in the
-    queue; returns how many. Redelivery is harmless: consolidado dedupes."""
-    statement = update(outbox).where(outbox.c.parked_at.is_not(None))
+    queue, auditing each in the same transaction; returns how many.
+    Redelivery is harmless: consolidado dedupes."""
+    statement = (
+        update(outbox)
+        .where(outbox.c.parked_at.is_not(None))
+        .where(lancamentos.c.lancamento_id == outbox.c.lancamento_id)
+    )
     if outbox_ids is not None:
         statement = statement.where(outbox.c.outbox_id.in_(list(outbox_ids)))
-    result = await conn.execute(statement.values(parked_at=None, parked_reason=None))
-    return int(result.rowcount)
+    rows = await conn.execute(
+        statement.values(parked_at=None, parked_reason=None).returning(
+            lancamentos.c.merchant_id, lancamentos.c.request_id, lancamentos.c.lancamento_id
+        )
+    )
+    mutations = [
+        audit.Mutation(merchant, request_id, [entry_id], REQUEUED, actor)
+        for merchant, request_id, entry_id in rows
+    ]
+    await audit.append(conn, mutations)
+    return len(mutations)
 
 
 @dataclass(frozen=True)

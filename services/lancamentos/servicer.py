@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from audit.v1 import audit_pb2 as audit_pb
 from lancamentos.v1 import lancamentos_pb2 as pb
 from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.domain.errors import InvalidArgument, ViolationCollector
 from services.lancamentos import requests
 from services.lancamentos.conversions import to_proto
 from services.lancamentos.domain import NewLancamento
 from services.lancamentos.use_cases import LancamentosService
+from services.platform.audit_api import list_audit_records
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -23,8 +26,11 @@ MAX_REPORTED_VIOLATIONS = 100
 
 
 class LancamentosServicer(pb_grpc.LancamentosServiceServicer):
-    def __init__(self, service: LancamentosService, *, import_chunk_size: int) -> None:
+    def __init__(
+        self, service: LancamentosService, engine: AsyncEngine, *, import_chunk_size: int
+    ) -> None:
         self._service = service
+        self._engine = engine
         self._chunk_size = import_chunk_size
 
     async def CreateLancamento(
@@ -120,6 +126,11 @@ class LancamentosServicer(pb_grpc.LancamentosServiceServicer):
             undelivered_count=summary.undelivered,
             parked_count=summary.parked,
         )
+
+    async def ListAuditRecords(
+        self, request: audit_pb.ListAuditRecordsRequest, context: Context
+    ) -> audit_pb.ListAuditRecordsResponse:
+        return await list_audit_records(self._engine, request)
 
 
 async def _numbered_rows(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from services.lancamentos.domain import Kind, Lancamento, NewLancamento
 from services.lancamentos.tables import lancamentos, outbox
+from services.platform.audit import Actor
 
 # Held from the insert until commit by every writer, so feed sequence numbers
 # become visible in order and StreamLancamentos never skips a late commit.
@@ -56,8 +57,8 @@ def _to_domain(row: Any) -> Lancamento:
 
 # One statement, so a batch costs one round trip: take the feed lock, insert
 # the entries whose idempotency key is new, add them to their merchants'
-# volumes, queue them in the outbox and wake the dispatchers (NOTIFY is
-# delivered at commit). Run alone it is its own
+# volumes, queue them in the outbox, wake the dispatchers (NOTIFY is
+# delivered at commit) and audit them. Run alone it is its own
 # transaction; inside a transaction it joins it.
 _INSERT = """
 WITH feed_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($11)),
@@ -69,7 +70,8 @@ inserted AS (
          unnest($1::uuid[], $2::text[], $3::smallint[], $4::bigint[], $5::text[],
                 $6::date[], $7::text[], $8::text[], $9::text[], $10::uuid[]) AS u
     ON CONFLICT (merchant_id, request_id) DO NOTHING
-    RETURNING lancamento_id, sequence, created_at, merchant_id, amount_cents
+    RETURNING lancamento_id, sequence, created_at, merchant_id, amount_cents, request_id,
+              reverses_lancamento_id
 ),
 -- Fails the statement (merchant_volumes_bounded) if a merchant's sums could overflow.
 volumes AS (
@@ -84,8 +86,21 @@ queued AS (
     FROM inserted JOIN unnest($1::uuid[], $12::text[]) AS t(lancamento_id, traceparent)
          USING (lancamento_id)
 ),
-woken AS (SELECT pg_notify($13, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row)
-SELECT lancamento_id, sequence, created_at, (SELECT count(*) FROM woken) AS woken
+woken AS (SELECT pg_notify($13, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row),
+-- One audit record per new entry, in this same statement (see services.platform.audit).
+audited AS (
+    SELECT audit_append(
+        array_agg(i.merchant_id ORDER BY i.sequence), array_agg(a.subject ORDER BY i.sequence),
+        array_agg(a.rpc ORDER BY i.sequence), array_agg(i.request_id ORDER BY i.sequence),
+        array_agg(concat_ws(' ', i.lancamento_id, i.reverses_lancamento_id) ORDER BY i.sequence),
+        array_agg('created'::text ORDER BY i.sequence), array_agg(a.trace_id ORDER BY i.sequence)
+    ) AS appended
+    FROM inserted AS i
+    JOIN unnest($1::uuid[], $14::text[], $15::text[], $16::text[])
+         AS a(lancamento_id, subject, rpc, trace_id) USING (lancamento_id)
+)
+SELECT lancamento_id, sequence, created_at, (SELECT count(*) FROM woken) AS woken,
+       (SELECT appended FROM audited) AS audited
 FROM inserted
 """
 
@@ -94,6 +109,7 @@ async def insert_entries(
     conn: AsyncConnection,
     entries: Sequence[NewLancamento],
     traceparents: Sequence[str | None],
+    actors: Sequence[Actor],
 ) -> dict[Key, Lancamento]:
     """Inserts entries whose idempotency key is new, each with its outbox row,
     and wakes dispatchers at commit. Returns the inserted ones by key; an entry
@@ -124,6 +140,9 @@ async def insert_entries(
         FEED_LOCK_KEY,
         list(traceparents),
         NOTIFY_CHANNEL,
+        [a.subject for a in actors],
+        [a.rpc for a in actors],
+        [a.trace_id for a in actors],
     )
     written = {row["lancamento_id"]: row for row in rows}
     inserted: dict[Key, Lancamento] = {}

@@ -86,8 +86,7 @@ outbox = Table(
     # No foreign key: written only with its entry, and entries are never deleted.
     Column("lancamento_id", UUID(as_uuid=True), nullable=False),
     # W3C trace context of the request that wrote the entry, for the dispatcher
-    # to carry on. Always NULL until tracing lands (the telemetry issue fills
-    # it); kept so that change needs no migration.
+    # to carry on; NULL when that request was not traced.
     Column("traceparent", Text, nullable=True),
     Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
     # Set when consolidado refused the entry for good; claims skip parked rows.

@@ -17,6 +17,7 @@ from services.lancamentos.domain import Lancamento, NewLancamento, reversal_of
 from services.lancamentos.group_commit import GroupCommitter
 from services.lancamentos.idempotent_writes import IdempotentWrites
 from services.lancamentos.notifier import CommitNotifier
+from services.platform import audit
 from services.platform.conflicts import retrying_conflicts
 from services.platform.trace_context import current_traceparent
 
@@ -32,8 +33,10 @@ class Page:
 @dataclass(frozen=True)
 class _Create:
     entry: NewLancamento
-    # The group commit writes in its own task: the request's trace travels along.
+    # The group commit writes in its own task: the request's trace and caller
+    # travel along.
     traceparent: str | None
+    actor: audit.Actor
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,10 @@ class LancamentosService:
         await self._creates.stop()
 
     async def create(self, entry: NewLancamento) -> Lancamento:
-        return await self._creates.submit(_Create(entry, current_traceparent()))
+        traceparent = current_traceparent()
+        return await self._creates.submit(
+            _Create(entry, traceparent, audit.current_actor(traceparent))
+        )
 
     async def _flush_creates(self, entries: Sequence[_Create]) -> list[Lancamento | BaseException]:
         try:
@@ -93,7 +99,9 @@ class LancamentosService:
         async def transaction() -> list[Lancamento | BaseException]:
             async with self._engine.connect() as conn:
                 written = await IdempotentWrites(conn).write(
-                    [e.entry for e in entries], [e.traceparent for e in entries]
+                    [e.entry for e in entries],
+                    [e.traceparent for e in entries],
+                    [e.actor for e in entries],
                 )
                 await conn.commit()
             return list(written.outcomes)

@@ -29,6 +29,7 @@ from services.domain.errors import (
     Unavailable,
 )
 from services.platform import rpc_metrics
+from services.platform.audit import current_method
 from services.platform.guard import Guard, current_principal
 from services.platform.outages import is_dependency_outage
 
@@ -108,6 +109,7 @@ async def _guarded(
 ) -> Any:
     """The request once its caller is admitted (see guard); unchanged when
     the service runs without authentication."""
+    current_method.set(method)
     if guard is None or not guard.guards(method):
         return request
     rule, principal = await guard.admit(method, context)

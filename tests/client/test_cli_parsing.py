@@ -213,11 +213,16 @@ def test_only_idempotent_lancamentos_methods_are_retried() -> None:
         "ListLancamentos",
         "ReverseLancamento",
         "SummarizeLancamentos",
+        "ListAuditRecords",
     ]
 
 
 def test_only_idempotent_consolidado_methods_are_retried() -> None:
-    assert _retried_methods(CONSOLIDADO_SERVICE) == ["GetDailyBalance", "ListDailyBalances"]
+    assert _retried_methods(CONSOLIDADO_SERVICE) == [
+        "GetDailyBalance",
+        "ListDailyBalances",
+        "ListAuditRecords",
+    ]
 
 
 def test_streaming_methods_are_never_retried() -> None:

@@ -56,7 +56,7 @@ INTENDED: dict[str, dict[str, set[str]]] = {
         },
     },
     "consolidado": {
-        "gateway": {f"{CONSOLIDADO}/GetDailyBalance", f"{CONSOLIDADO}/ListDailyBalances"},
+        "gateway": {rpc for rpc in RPCS if rpc.startswith(f"{CONSOLIDADO}/")},
         "dispatcher": {f"{INGEST}/ApplyLancamentos"},
     },
     "dispatcher": {},

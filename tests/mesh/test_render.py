@@ -196,8 +196,10 @@ def test_every_envoy_traces_to_the_local_receiver(envoys: dict[str, LocalEnvoy])
             "cluster_name": TRACE_COLLECTOR
         }
         assert ports(cluster(envoy.config, TRACE_COLLECTOR)) == [15017], name
-        [layer] = envoy.config["layered_runtime"]["layers"]
-        assert layer["static_layer"] == {"tracing.opentelemetry.flush_interval_ms": 500}
+        layers = {x["name"]: x["static_layer"] for x in envoy.config["layered_runtime"]["layers"]}
+        assert layers["tracing"] == {"tracing.opentelemetry.flush_interval_ms": 500}
+        # As Istio's bootstrap: a route class's regex of several methods loads.
+        assert layers["regex"] == {"re2.max_program_size.error_level": 32768}
     for name in ("inbound-lancamentos-0", "inbound-consolidado-0", "inbound-consolidado-1"):
         health = routes(envoys[name].config)["health"]
         assert health["tracing"] == {"overall_sampling": {"numerator": 0}}, name
@@ -212,7 +214,8 @@ def test_without_a_receiver_no_envoy_traces() -> None:
     policy = load_policy([VALUES, VALUES_LOCAL], ["mesh.localTopology.traces=null"])
     for envoy in local_envoys(policy, DESCRIPTOR):
         assert "tracing" not in hcm(envoy.config), envoy.name
-        assert "layered_runtime" not in envoy.config
+        layers = [x["name"] for x in envoy.config["layered_runtime"]["layers"]]
+        assert layers == ["regex"], envoy.name
         names = [c["name"] for c in envoy.config["static_resources"]["clusters"]]
         assert TRACE_COLLECTOR not in names
     route_config = hcm(local_envoys(policy, DESCRIPTOR)[0].config)["route_config"]

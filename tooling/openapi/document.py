@@ -49,6 +49,9 @@ def build(
         tags.append(tag)
         for binding, operation in operations.operations(service):
             if operation["operationId"] in operation_ids:
+                # The same RPC name in a later service (ListAuditRecords): qualified.
+                operation["operationId"] = f"{service.proto.name}_{operation['operationId']}"
+            if operation["operationId"] in operation_ids:
                 raise ValueError(f"two operations are named {operation['operationId']}")
             operation_ids.add(operation["operationId"])
             item = paths.setdefault(binding.path, {})

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from itertools import islice
 
 from caixa.cli import views
+from caixa.cli.audit import audit
 from caixa.cli.connections import Connections
 from caixa.cli.dates import business_today
 from caixa.cli.exit_codes import SERVICE_FAILED, exit_code_for
@@ -103,4 +104,5 @@ COMMANDS: dict[str, Command] = {
     "reverse": reverse,
     "balance": balance,
     "report": report,
+    "audit": audit,
 }

@@ -6,6 +6,7 @@
 2  the request was rejected or malformed (usage errors, INVALID_ARGUMENT,
    NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, PERMISSION_DENIED, ...):
    rerunning it unchanged will fail again. argparse also exits 2.
+3  `caixa audit verify` found the audit chain altered.
 130 interrupted (Ctrl-C).
 """
 
@@ -16,6 +17,7 @@ import grpc
 OK = 0
 SERVICE_FAILED = 1
 REQUEST_REJECTED = 2
+CHAIN_BROKEN = 3
 INTERRUPTED = 130
 
 _REJECTIONS = frozenset(

@@ -8,9 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from caixa.cli import traces, views
+from caixa.cli.audit import ChainBroken
 from caixa.cli.commands import COMMANDS
 from caixa.cli.connections import Connections
 from caixa.cli.exit_codes import (
+    CHAIN_BROKEN,
     INTERRUPTED,
     OK,
     REQUEST_REJECTED,
@@ -33,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.lancamentos_target, args.consolidado_target, args.timeout, args.token
         ) as conn:
             output = run(args, conn)
+    except ChainBroken as broken:
+        print(broken)
+        return CHAIN_BROKEN
     except CaixaError as error:
         # A server's answer, not a bug in the CLI: no traceback.
         notes = list(getattr(error, "__notes__", []))

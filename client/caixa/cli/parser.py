@@ -7,6 +7,7 @@ from typing import NoReturn
 
 from caixa.cli import arguments, traces
 from caixa.cli.dates import TIMEZONE_ENV, default_timezone
+from caixa.cli.exit_codes import CHAIN_BROKEN
 from caixa.client.channel import TOKEN_ENV
 from caixa.client.targets import (
     CONSOLIDADO_TARGET_ENV,
@@ -156,6 +157,35 @@ def build_parser() -> argparse.ArgumentParser:
     report = command("report", "daily balances of a date range as a table")
     report.add_argument("--from", dest="from_date", type=arguments.iso_date, required=True)
     report.add_argument("--to", dest="to_date", type=arguments.iso_date, required=True)
+
+    audit = command("audit", "an admin's view of a service's audit trail, and its check")
+    audit.add_argument(
+        "action",
+        choices=("list", "verify"),
+        help="list: one page of records; verify: recompute the whole hash chain "
+        f"(exit {CHAIN_BROKEN} if it was altered)",
+    )
+    audit.add_argument(
+        "--service",
+        choices=("lancamentos", "consolidado"),
+        default="lancamentos",
+        help="whose trail: lancamentos' entries, or consolidado's rebuilds "
+        "(default %(default)s); --merchant '*' for operations on every merchant",
+    )
+    audit.add_argument(
+        "--after",
+        type=arguments.non_negative_int,
+        default=0,
+        metavar="POSITION",
+        help="list: records after this position (default 0, the start)",
+    )
+    audit.add_argument(
+        "--limit",
+        type=arguments.non_negative_int,
+        default=100,
+        metavar="N",
+        help="list: at most N records, up to 1000 (default %(default)s)",
+    )
 
     token = commands.add_parser(
         "token",

@@ -8,6 +8,7 @@ idempotent calls on `UNAVAILABLE` within each call's deadline, and raise every
 failure as `CaixaError`.
 """
 
+from caixa.client import audit_chain
 from caixa.client.aio import AsyncConsolidadoClient, AsyncLancamentosClient
 from caixa.client.consolidado import ConsolidadoClient
 from caixa.client.errors import CaixaError
@@ -20,6 +21,7 @@ __all__ = [
     "CaixaError",
     "ConsolidadoClient",
     "LancamentosClient",
+    "audit_chain",
     "default_consolidado_target",
     "default_lancamentos_target",
 ]

@@ -39,6 +39,7 @@ class AsyncLancamentosClient(AsyncServiceClient):
     reverse_lancamento = async_call(calls.reverse_lancamento)
     stream_lancamentos = async_feed(calls.stream_lancamentos)
     summarize_lancamentos = async_call(calls.summarize_lancamentos)
+    list_audit_records = async_call(calls.list_audit_records)
 
     async def import_lancamentos(
         self,
@@ -67,3 +68,4 @@ class AsyncConsolidadoClient(AsyncServiceClient):
 
     get_daily_balance = async_call(calls.get_daily_balance)
     list_daily_balances = async_call(calls.list_daily_balances)
+    list_audit_records = async_call(calls.list_audit_records)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
+from audit.v1 import audit_pb2
 from consolidado.v1 import consolidado_pb2
 from lancamentos.v1 import lancamentos_pb2
 
@@ -221,6 +222,24 @@ def summarize_lancamentos(
         to_date=to_date_field(to_date),
     )
     return Rpc("SummarizeLancamentos", request, timeout)
+
+
+# --- both services -----------------------------------------------------------
+
+
+def list_audit_records(
+    merchant_id: str,
+    *,
+    after_position: int = 0,
+    page_size: int = 0,
+    timeout: float | None = None,
+) -> Rpc[audit_pb2.ListAuditRecordsResponse]:
+    """Admin: a page of the service's audit trail for `merchant_id` (`*`: the
+    operations on every merchant), after `after_position`, with the chain's head."""
+    request = audit_pb2.ListAuditRecordsRequest(
+        merchant_id=merchant_id, after_position=after_position, page_size=page_size
+    )
+    return Rpc("ListAuditRecords", request, timeout)
 
 
 # --- consolidado.v1.ConsolidadoService ---------------------------------------

@@ -22,3 +22,4 @@ class ConsolidadoClient(ServiceClient):
 
     get_daily_balance = blocking_call(calls.get_daily_balance)
     list_daily_balances = blocking_call(calls.list_daily_balances)
+    list_audit_records = blocking_call(calls.list_audit_records)

@@ -32,6 +32,7 @@ class LancamentosClient(ServiceClient):
     reverse_lancamento = blocking_call(calls.reverse_lancamento)
     stream_lancamentos = blocking_feed(calls.stream_lancamentos)
     summarize_lancamentos = blocking_call(calls.summarize_lancamentos)
+    list_audit_records = blocking_call(calls.list_audit_records)
 
     def import_lancamentos(
         self, rows: Iterable[ImportRow], *, timeout: float | None = None

@@ -21,8 +21,9 @@ RETRYABLE_METHODS: dict[str, tuple[str, ...]] = {
         "ListLancamentos",
         "ReverseLancamento",
         "SummarizeLancamentos",
+        "ListAuditRecords",
     ),
-    CONSOLIDADO_SERVICE: ("GetDailyBalance", "ListDailyBalances"),
+    CONSOLIDADO_SERVICE: ("GetDailyBalance", "ListDailyBalances", "ListAuditRecords"),
 }
 
 # Four attempts with 0.1 s → 0.2 s → 0.4 s (jittered) backoff fit well inside

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
+from audit.v1 import audit_pb2 as apb
 from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -243,6 +244,33 @@ async def test_a_missing_scope_is_permission_denied(
         lpb.ListLancamentosRequest(merchant_id=A), metadata=reader
     )
     assert listed is not None
+
+
+async def test_the_audit_trail_needs_admin_for_the_merchant_and_records_the_subject(
+    issuer: Issuer,
+    ledger: LancamentosServiceAsyncStub,
+    balances: tuple[ConsolidadoServiceAsyncStub, ConsolidadoIngestServiceAsyncStub],
+) -> None:
+    merchant = f"loja-{uuid.uuid4().hex[:8]}"
+    writer = bearer(issuer.token([merchant], scopes=["lancamentos:write"], subject="caixa-7"))
+    entry = await ledger.CreateLancamento(create(merchant), metadata=writer)
+    request = apb.ListAuditRecordsRequest(merchant_id=merchant)
+    consolidated, _ = balances
+    for stub in (ledger, consolidated):
+        # Every scope but admin; admin for another merchant; admin for one, asking for all.
+        for token in (
+            issuer.token([merchant], scopes=["lancamentos:read", "consolidado:read"]),
+            issuer.token([A], scopes=["admin"]),
+        ):
+            code, _ = await code_of(stub.ListAuditRecords(request, metadata=bearer(token)))
+            assert code == grpc.StatusCode.PERMISSION_DENIED
+        every = apb.ListAuditRecordsRequest(merchant_id="*")
+        one = bearer(issuer.token([merchant], scopes=["admin"]))
+        code, _ = await code_of(stub.ListAuditRecords(every, metadata=one))
+        assert code == grpc.StatusCode.PERMISSION_DENIED
+    admin = bearer(issuer.token([merchant], scopes=["admin"]))
+    [record] = (await ledger.ListAuditRecords(request, metadata=admin)).audit_records
+    assert (record.subject, list(record.entry_ids)) == ("caixa-7", [entry.lancamento_id])
 
 
 async def test_ingest_takes_the_dispatchers_identity_only(

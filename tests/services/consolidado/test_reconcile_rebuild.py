@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+from audit.v1 import audit_pb2 as apb
 from consolidado.v1 import consolidado_pb2 as pb
 from consolidado.v1 import consolidado_pb2_grpc as pb_grpc
 from lancamentos.v1 import lancamentos_pb2 as lpb
@@ -17,6 +18,7 @@ from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from caixa.client import audit_chain
 from services.consolidado.app import ConsolidadoApp
 from services.consolidado.main import reconcile_command
 from services.consolidado.rebuild import rebuild
@@ -119,6 +121,18 @@ async def record(
             request_id=str(uuid.uuid4()),
         )
     )
+
+
+def audit_request(merchant_id: str) -> apb.ListAuditRecordsRequest:
+    return apb.ListAuditRecordsRequest(merchant_id=merchant_id)
+
+
+async def audited_count(engine: AsyncEngine, merchant_id: str) -> int:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT count(*) FROM audit_records WHERE merchant_id = :m"), {"m": merchant_id}
+        )
+        return int(found.scalar_one())
 
 
 def reconcile_request(merchant_id: str) -> pb.ReconcileRequest:
@@ -233,6 +247,14 @@ async def test_rebuild_one_merchant_from_the_feed(
         batch_size=2,
     )
     assert (report.applied, report.merchants) == (3, frozenset({m}))
+    page = await balances_stub.ListAuditRecords(audit_request(m))
+    assert audit_chain.verify(m, [page]).intact
+    [audited] = page.audit_records
+    assert (audited.rpc, audited.outcome) == (
+        "caixa-consolidado rebuild",
+        "rebuilt 3 entries of 1 merchants",
+    )
+    assert audited.subject.startswith("operator:")
     assert list((await reconcile_stub.Reconcile(reconcile_request(m))).drifts) == []
     balance = await balances_stub.GetDailyBalance(day)
     assert (balance.closing_balance_cents, balance.lancamentos_count) == (-200, 0)
@@ -253,6 +275,7 @@ async def test_rebuild_everything(
         batch(entry(1, merchant_id="ghost", value_date="2024-05-01"))
     )
 
+    before = await audited_count(reconciling_app.engine, "*")
     report = await rebuild(reconciling_app.engine, reconciling_app.lancamentos)
     assert set(merchants) <= report.merchants
     assert "ghost" not in report.merchants
@@ -261,6 +284,8 @@ async def test_rebuild_everything(
     # Rebuilding again is harmless.
     again = await rebuild(reconciling_app.engine, reconciling_app.lancamentos)
     assert again.applied == report.applied
+    # Each full rebuild is recorded once, in the chain of operations on every merchant.
+    assert await audited_count(reconciling_app.engine, "*") == before + 2
 
 
 async def test_rebuild_with_lancamentos_down_deletes_nothing(
@@ -273,9 +298,12 @@ async def test_rebuild_with_lancamentos_down_deletes_nothing(
     await ingest_stub.ApplyLancamentos(batch(entry(5, merchant_id="kept")))
     settings = consolidado_settings(consolidado_db, redis_url, key_prefix)
     async with ConsolidadoApp(settings, serve=False) as app:
+        audited = [await audited_count(app.engine, m) for m in ("*", "kept")]
         for merchant_id in (None, "kept"):
             with pytest.raises(Unavailable, match="lancamentos"):
                 await rebuild(app.engine, app.lancamentos, merchant_id=merchant_id)
+        # A rebuild that failed changed nothing, so it recorded nothing.
+        assert [await audited_count(app.engine, m) for m in ("*", "kept")] == audited
     async with engine.connect() as conn:
         kept = await conn.execute(text("SELECT credits_cents FROM daily_totals"))
         assert kept.scalar_one() == 5
