@@ -39,31 +39,22 @@ def merchant() -> str:
     return f"audit-{uuid.uuid4().hex[:10]}"
 
 
-async def trail(stub: Stub, merchant_id: str) -> list[audit_pb2.AuditRecord]:
-    records: list[audit_pb2.AuditRecord] = []
-    while True:
-        page = await stub.ListAuditRecords(
-            audit_pb2.ListAuditRecordsRequest(
-                merchant_id=merchant_id,
-                after_position=records[-1].position if records else 0,
-                page_size=7,  # several pages in most tests
-            )
-        )
-        if not page.audit_records:
-            return records
-        records += page.audit_records
-
-
 async def pages(stub: Stub, merchant_id: str) -> list[audit_pb2.ListAuditRecordsResponse]:
-    found, after = [], 0
-    while True:
-        page = await stub.ListAuditRecords(
-            audit_pb2.ListAuditRecordsRequest(merchant_id=merchant_id, after_position=after)
+    """Every page of the merchant's chain, the empty one that ends it included."""
+    found: list[audit_pb2.ListAuditRecordsResponse] = []
+    while not found or found[-1].audit_records:
+        after = found[-1].audit_records[-1].position if found else 0
+        request = audit_pb2.ListAuditRecordsRequest(
+            merchant_id=merchant_id,
+            after_position=after,
+            page_size=7,  # several pages in most tests
         )
-        found.append(page)
-        if not page.audit_records:
-            return found
-        after = page.audit_records[-1].position
+        found.append(await stub.ListAuditRecords(request))
+    return found
+
+
+async def trail(stub: Stub, merchant_id: str) -> list[audit_pb2.AuditRecord]:
+    return [r for page in await pages(stub, merchant_id) for r in page.audit_records]
 
 
 async def verdict(stub: Stub, merchant_id: str) -> audit_chain.Verdict:
