@@ -21,7 +21,7 @@ from typing import Any
 from bench import scenarios
 from bench.rest_check import rest_check_cost
 from bench.stack import Stack, sql_scalar
-from bench.twin_cost import auth_cost, tracing_cost
+from bench.twin_cost import auth_cost, mtls_cost, tracing_cost
 from bench.write_scaling import write_scaling
 from tooling.devstack.infra import ensure_postgres, ensure_redis
 from tooling.stack.sources import MeshSources
@@ -113,6 +113,7 @@ TWINS: dict[str, list[Twin]] = {
     "auth-cost": [auth_cost],
     # make run traces every request; the chart's Envoys start a trace for 1 %.
     "tracing-cost": [tracing_cost, partial(tracing_cost, sampling_percent=1.0)],
+    "mtls-cost": [mtls_cost],
 }
 
 

@@ -17,6 +17,7 @@ from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from services.platform.migrations import upgrade
 from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth, gateway_jwt_sets
 from tooling.devstack.infra import create_database, drop_database
+from tooling.devstack.mtls import mtls_sets
 from tooling.devstack.supervisor import Supervisor
 from tooling.stack.bring_up import bring_up
 from tooling.stack.plan import ServicePlan, StackPlan, free_port_sets
@@ -24,10 +25,13 @@ from tooling.stack.sources import MeshSources
 from tooling.stack.supervised import Supervised
 
 # The bench measures capacity: the reads' rate limit (a policy choice, 5,000/s
-# by default) is lifted so it is not what gets measured.
+# by default) and the per-merchant one (500/s; the bench's one back-office token
+# is one merchant to it) are lifted so they are not what gets measured.
 NO_READ_LIMIT = [
     "mesh.upstreams.consolidado.routeClasses.reads.rateLimit.tokensPerSecond=1000000",
     "mesh.upstreams.consolidado.routeClasses.reads.rateLimit.burst=1000000",
+    "mesh.gateway.merchantRateLimit.tokensPerSecond=1000000",
+    "mesh.gateway.merchantRateLimit.burst=1000000",
 ]
 
 
@@ -58,6 +62,9 @@ class Stack:
     traced: bool = False
     # Of the requests arriving without a trace, the share traced (100: make run's).
     sampling_percent: float = 100.0
+    # mTLS between the sidecars, as make run has it. Off by default: the scenarios
+    # measure the services; bench.twin_cost.mtls_cost measures what it adds.
+    mtls: bool = False
     trace_url: str = ""  # the receiver's query API, when traced
     _supervisor: Supervisor | None = None
     _databases: list[str] = field(default_factory=list)
@@ -70,6 +77,8 @@ class Stack:
         if self.authenticated:
             self.auth = StackAuth.prepare(self.workdir)
             sets += gateway_jwt_sets(self.workdir)
+        if self.mtls:
+            sets += mtls_sets(self.workdir)
         if not self.traced:
             sets.append("mesh.localTopology.traces=null")
         sets.append(f"mesh.tracing.samplingPercent={self.sampling_percent}")

@@ -9,7 +9,10 @@ from the services' metrics; anything refused, at the gateway too, is an error.
 - authentication: the gateway's jwt_authn, then each service verifying the
   token again, and the dispatcher's workload identity on ingest;
 - tracing: requests traced by every Envoy and service, exported to the local
-  trace receiver: all of them (make run's sampling), or 1 % (the chart's).
+  trace receiver: all of them (make run's sampling), or 1 % (the chart's);
+- mTLS: TLS 1.3 with client certificates on every sidecar-to-sidecar hop (the
+  gateway's to lancamentos', the dispatcher's to consolidado's), and the inbound
+  sidecars' RBAC on the peer's identity.
 """
 
 from __future__ import annotations
@@ -94,6 +97,26 @@ def tracing_cost(
         # At least this many traces kept by the receiver (the query shows 1,000 at most).
         "traces_kept": kept,
     }
+
+
+def mtls_cost(
+    off: Stack, workdir: Path, *, seconds: int, connections: int, rounds: int
+) -> dict[str, Any]:
+    """`off`: a running stack with plain-text hops; its twin with mTLS is started here."""
+    on = Stack(off.admin_url, off.redis_url, workdir, off.sources, mtls=True)
+    try:
+        on.start()
+        legs = _legs(
+            "mtls",
+            {"on": on, "off": off},
+            {},
+            seconds=seconds,
+            connections=connections,
+            rounds=rounds,
+        )
+    finally:
+        on.stop()
+    return {"scenario": "mTLS between the sidecars (+ their RBAC): creates", **_summary(legs)}
 
 
 def _traces_kept(url: str) -> int:

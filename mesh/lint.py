@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mesh.durations import Duration
-from mesh.effective import EffectiveRoute, upstream_routes
+from mesh.effective import EffectiveRoute, gateway_routes, upstream_routes
 from mesh.envoy_fields import istio_enforcing
 from mesh.methods import MethodShape, service_of
 from mesh.policy import Backoff, MeshPolicy, UpstreamName
@@ -314,6 +314,43 @@ def check_report_rate_limit(policy: MeshPolicy) -> list[Finding]:
     return findings
 
 
+MERCHANT_LIMIT_PATH = "mesh.gateway.merchantRateLimit"
+
+
+def check_merchant_rate_limit(policy: MeshPolicy) -> list[Finding]:
+    """The per-merchant bucket must let one merchant's report reach its peak, and
+    must bind before the shared limits, or it protects no merchant from another."""
+    limit = policy.gateway.merchant_rate_limit
+    if limit is None:
+        return []
+    findings = []
+    if min(limit.tokens_per_second, limit.burst) < REPORT_PEAK_RPS:
+        findings.append(
+            Finding(
+                "merchant-rate-limit-below-report-peak",
+                MERCHANT_LIMIT_PATH,
+                f"one merchant is limited to {limit.tokens_per_second}/s (burst "
+                f"{limit.burst}), below the {REPORT_PEAK_RPS} rps its report must hold",
+                f"set tokensPerSecond and burst to at least {REPORT_PEAK_RPS}",
+            )
+        )
+    for route in gateway_routes(policy):
+        shared = route.rate_limit
+        if shared is None or limit.tokens_per_second < shared.tokens_per_second:
+            continue
+        findings.append(
+            Finding(
+                "merchant-rate-limit-never-binds",
+                f"{MERCHANT_LIMIT_PATH}.tokensPerSecond",
+                f"one merchant may send {limit.tokens_per_second}/s, at least the "
+                f"{shared.tokens_per_second}/s all merchants share on {route.field_path}: "
+                "one merchant alone can use it all up",
+                f"set it below {shared.tokens_per_second}",
+            )
+        )
+    return findings
+
+
 def check_locality_failover(policy: MeshPolicy, name: UpstreamName) -> list[Finding]:
     """Istio's pilot ignores localityLbSetting without outlier detection: nothing would
     ever mark the local endpoints unhealthy, so traffic would never fail over."""
@@ -350,4 +387,5 @@ def lint(
         findings += check_istio_parity(policy, name)
         findings += check_locality_failover(policy, name)
     findings += check_report_rate_limit(policy)
+    findings += check_merchant_rate_limit(policy)
     return list(dict.fromkeys(findings))  # identical findings once

@@ -242,10 +242,20 @@ class UpstreamPolicy(Strict):
         return self
 
 
+class MerchantRateLimit(RateLimit):
+    """A token bucket per value of the verified token's `merchants` claim, on every
+    authenticated request through the gateway, before the route classes' (global)
+    limits. Each gateway Envoy keeps the buckets of its `maxMerchants` most recent
+    claim values; a value it evicted starts again with a full bucket."""
+
+    max_merchants: PositiveCount = 10000
+
+
 class GatewayPolicy(Strict):
     """The edge Envoy: which gRPC services it exposes (gRPC and REST via transcoding)."""
 
     public_services: Annotated[tuple[ServiceName, ...], Field(min_length=1)]
+    merchant_rate_limit: MerchantRateLimit | None = None
 
 
 class ReplicaPorts(Strict):
@@ -295,6 +305,18 @@ class LocalTraces(Strict):
     query_port: Port
 
 
+class LocalMtls(Strict):
+    """Mutual TLS on every sidecar-to-sidecar hop of the local mesh, as Istio's
+    STRICT PeerAuthentication: each Envoy presents `<certsDir>/<workload>.pem`
+    (key `<workload>.key`), issued by `<certsDir>/ca.pem` with the SPIFFE id
+    `spiffe://<trustDomain>/ns/<namespace>/sa/caixa-<workload>` (the gateway's:
+    Istio's ingress gateway account). `make run` issues them (tooling/devstack/mtls.py)."""
+
+    certs_dir: Annotated[str, Field(min_length=1)]
+    trust_domain: Annotated[str, Field(pattern=r"^[a-z0-9.-]+$")] = "caixa.local"
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] = "caixa"
+
+
 class LocalTopology(Strict):
     """Where the local mesh's processes listen; admin ports are bound to loopback.
 
@@ -307,6 +329,7 @@ class LocalTopology(Strict):
     services: dict[UpstreamName, LocalService]
     egress: tuple[EgressSidecar, ...]
     jwt: LocalJwt | None = None  # unset: the gateway checks no token (the services still do)
+    mtls: LocalMtls | None = None  # unset: the sidecars talk plain HTTP/2
     traces: LocalTraces | None = None  # unset: no local Envoy traces
     # Where `make run` starts Prometheus (when one is installed) scraping every
     # service's metrics port and every Envoy's stats; unset: none.
@@ -396,8 +419,10 @@ __all__ = [
     "FailoverRegions",
     "GatewayPolicy",
     "HealthCheck",
+    "LocalMtls",
     "LocalTopology",
     "LocalityFailover",
+    "MerchantRateLimit",
     "MeshPolicy",
     "NoLocalTopology",
     "OutlierDetection",

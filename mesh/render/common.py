@@ -131,10 +131,15 @@ def static_cluster(name: str, address: str, ports: Sequence[int], fields: JSON) 
 
 
 def outbound_cluster(
-    name: str, upstream: UpstreamPolicy, address: str, ports: Sequence[int]
+    name: str,
+    upstream: UpstreamPolicy,
+    address: str,
+    ports: Sequence[int],
+    tls: JSON | None = None,
 ) -> JSON:
-    """A caller's view of an upstream: circuit breakers, outlier detection, health checks."""
-    return static_cluster(
+    """A caller's view of an upstream: circuit breakers, outlier detection, health checks;
+    `tls`: the transport socket of mTLS to its inbound sidecars (mesh.render.mtls)."""
+    cluster = static_cluster(
         name,
         address,
         ports,
@@ -142,6 +147,9 @@ def outbound_cluster(
             upstream.connection_pool, upstream.outlier_detection, upstream.health_check
         ),
     )
+    if tls is not None:
+        cluster["transport_socket"] = tls
+    return cluster
 
 
 def route_entry(route: EffectiveRoute, cluster: str, extra: JSON | None = None) -> JSON:
@@ -289,12 +297,21 @@ def local_tracing(policy: MeshPolicy, node: str) -> LocalTracing | None:
     )
 
 
-def listener(name: str, address: str, port: int, hcm: JSON, *, outbound: bool = False) -> JSON:
+def listener(
+    name: str,
+    address: str,
+    port: int,
+    hcm: JSON,
+    *,
+    outbound: bool = False,
+    tls: JSON | None = None,
+) -> JSON:
     """`outbound`: a workload's calls out (Istio's outbound listener); its
-    spans are named egress."""
+    spans are named egress. `tls`: the transport socket of an mTLS listener."""
+    chain: JSON = {"filters": [hcm], **({"transport_socket": tls} if tls else {})}
     return {
         "name": name,
         "address": socket_address(address, port),
-        "filter_chains": [{"filters": [hcm]}],
+        "filter_chains": [chain],
         **({"traffic_direction": "OUTBOUND"} if outbound else {}),
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 from mesh.effective import gateway_routes
 from mesh.envoy_fields import JSON
 from mesh.policy import LocalJwt, MeshPolicy
-from mesh.render import common, rate_limit
+from mesh.render import common, mtls, rate_limit
 from mesh.render.local_replies import local_reply_config
 from mesh.render.rest_fields import rest_fields_filter, rest_fields_source
 
@@ -55,11 +55,18 @@ JWT_PROVIDER = "caixa"
 UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/",)
 
 
-def jwt_authn_filter(jwt: LocalJwt) -> JSON:
+def jwt_authn_filter(jwt: LocalJwt, *, merchants_header: bool = False) -> JSON:
     """The cluster's RequestAuthentication and require-JWT policy, locally. The
-    token is forwarded: every service verifies it again."""
+    token is forwarded: every service verifies it again. `merchants_header`: copy
+    the verified `merchants` claim for the per-merchant rate limit, as the chart's
+    `outputClaimToHeaders` does."""
     open_paths: list[JSON] = [{"match": {"prefix": p}} for p in UNAUTHENTICATED_PREFIXES]
     open_paths.append({"match": {"path": OPENAPI_PATH}})
+    claims: JSON = {}
+    if merchants_header:
+        claims["claim_to_headers"] = [
+            {"header_name": rate_limit.MERCHANTS_HEADER, "claim_name": "merchants"}
+        ]
     return {
         "name": JWT_AUTHN,
         "typed_config": {
@@ -73,6 +80,7 @@ def jwt_authn_filter(jwt: LocalJwt) -> JSON:
                     # The header only: no `access_token` query parameter, which
                     # the services would not accept and logs would keep.
                     "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+                    **claims,
                 }
             },
             "rules": [
@@ -124,6 +132,7 @@ def gateway_clusters(policy: MeshPolicy) -> list[JSON]:
             policy.upstreams[name],
             topology.address,
             [r.inbound_port for r in topology.services[name].replicas],
+            mtls.upstream_socket(topology.mtls, mtls.GATEWAY, name) if topology.mtls else None,
         )
         for name in used
     ]
@@ -139,9 +148,15 @@ def render_gateway(
     # does not count those; the jwt_authn stats do); the REST field check reads the
     # JSON the transcoder would drop fields of; the transcoder rewrites REST into a
     # gRPC path, so the route (and its rate limit) is chosen by method; grpc_stats
-    # then sees every other answer, local rate-limit replies included.
+    # then sees every other answer, local rate-limit replies included. The
+    # per-merchant limit keys on the verified claim, so it needs jwt_authn.
     services = policy.gateway.public_services
-    checks = [jwt_authn_filter(topology.jwt)] if topology.jwt is not None else []
+    per_merchant = policy.gateway.merchant_rate_limit if topology.jwt is not None else None
+    checks = []
+    if topology.jwt is not None:
+        checks.append(jwt_authn_filter(topology.jwt, merchants_header=per_merchant is not None))
+    if per_merchant is not None:
+        checks.append(rate_limit.merchant_filter(per_merchant))
     filters = [
         *checks,
         rest_fields_filter(rest_fields_source(descriptor, services)),
@@ -160,6 +175,10 @@ def render_gateway(
         max_direct_response_bytes=OPENAPI_MAX_BYTES if openapi is not None else None,
         traced=traced.hcm if traced else None,
     )
+    if per_merchant is not None:
+        hcm["typed_config"]["route_config"]["request_headers_to_remove"] = [
+            rate_limit.MERCHANTS_HEADER
+        ]
     if traced is not None:
         # Every answer names its trace, so a caller can ask `caixa trace ID`.
         hcm["typed_config"]["route_config"]["response_headers_to_add"] = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mesh.envoy_fields import JSON
-from mesh.policy import RateLimit
+from mesh.policy import MerchantRateLimit, RateLimit
 
 LOCAL_RATE_LIMIT = "envoy.filters.http.local_ratelimit"
 LOCAL_RATE_LIMIT_TYPE = (
@@ -61,4 +61,58 @@ def per_route(stat_prefix: str, limit: RateLimit) -> JSON:
                 }
             ],
         }
+    }
+
+
+MERCHANT_RATE_LIMIT = "caixa.merchant_rate_limit"
+MERCHANT_STAT_PREFIX = "gateway_merchant_rate_limit"
+# Where jwt_authn copies the verified `merchants` claim (a list, so as base64 of its
+# JSON). jwt_authn drops any copy a client sent, on every path, so the key cannot be
+# forged; the route config removes it before the services see it.
+MERCHANTS_HEADER = "x-caixa-jwt-merchants"
+_MERCHANTS_KEY = "merchants"
+
+
+def merchant_filter(limit: MerchantRateLimit) -> JSON:
+    """A second local rate limit, after jwt_authn: one bucket per claim value (a
+    descriptor with an empty value is Envoy's dynamic, per-value descriptor). A
+    request without the header (no token: health checks, /openapi.json) matches no
+    descriptor and, with no default bucket, is never limited here.
+
+    Stats: `gateway_merchant_rate_limit.http_local_rate_limit.{ok,rate_limited}`."""
+    return {
+        "name": MERCHANT_RATE_LIMIT,
+        "typed_config": {
+            "@type": LOCAL_RATE_LIMIT_TYPE,
+            "stat_prefix": MERCHANT_STAT_PREFIX,
+            "filter_enabled": _always(f"{MERCHANT_STAT_PREFIX}.enabled"),
+            "filter_enforced": _always(f"{MERCHANT_STAT_PREFIX}.enforced"),
+            "always_consume_default_token_bucket": False,
+            "max_dynamic_descriptors": limit.max_merchants,
+            "descriptors": [
+                {
+                    "entries": [{"key": _MERCHANTS_KEY, "value": ""}],
+                    "token_bucket": token_bucket(limit),
+                }
+            ],
+            "rate_limits": [
+                {
+                    "actions": [
+                        {
+                            "request_headers": {
+                                "header_name": MERCHANTS_HEADER,
+                                "descriptor_key": _MERCHANTS_KEY,
+                            }
+                        }
+                    ]
+                }
+            ],
+            "rate_limited_as_resource_exhausted": True,
+            "response_headers_to_add": [
+                {
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    "header": {"key": "x-local-rate-limit", "value": "merchant"},
+                }
+            ],
+        },
     }

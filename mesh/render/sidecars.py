@@ -14,7 +14,7 @@ from mesh.durations import ZERO
 from mesh.effective import upstream_routes
 from mesh.envoy_fields import JSON
 from mesh.policy import EgressSidecar, MeshPolicy, ReplicaPorts, UpstreamName
-from mesh.render import common
+from mesh.render import common, mtls
 from mesh.render.common import LOOPBACK
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
@@ -44,6 +44,7 @@ def render_egress(policy: MeshPolicy, sidecar: EgressSidecar, methods: Sequence[
                 policy.upstreams[name],
                 topology.address,
                 [r.inbound_port for r in topology.services[name].replicas],
+                mtls.upstream_socket(topology.mtls, sidecar.name, name) if topology.mtls else None,
             )
         )
     routes.append(common.not_found_route())
@@ -87,10 +88,12 @@ def render_inbound(policy: MeshPolicy, service: UpstreamName, index: int) -> JSO
     ]
     stat_prefix = f"inbound_{replica.inbound_port}"
     traced = common.local_tracing(policy, inbound_node(service, index))
+    # With mTLS, as Istio's AuthorizationPolicies: each peer reaches only its services.
+    checks = [mtls.rbac_filter(policy, topology.mtls, service)] if topology.mtls else []
     hcm = common.http_connection_manager(
         stat_prefix,
         routes,
-        [common.router_filter()],
+        [*checks, common.router_filter()],
         edge=False,
         traced=traced.hcm if traced else None,
     )
@@ -104,7 +107,15 @@ def render_inbound(policy: MeshPolicy, service: UpstreamName, index: int) -> JSO
     return common.bootstrap(
         inbound_node(service, index),
         replica.inbound_admin_port,
-        [common.listener(stat_prefix, topology.address, replica.inbound_port, hcm)],
+        [
+            common.listener(
+                stat_prefix,
+                topology.address,
+                replica.inbound_port,
+                hcm,
+                tls=mtls.downstream_socket(topology.mtls, service) if topology.mtls else None,
+            )
+        ],
         [app],
         traced,
     )

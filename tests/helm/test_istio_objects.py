@@ -193,8 +193,12 @@ def test_jwt_at_the_gateway_and_again_at_the_workloads(rendered: Rendered) -> No
     authn = rendered.get("RequestAuthentication", "caixa-jwt")
     assert authn["metadata"]["namespace"] == "istio-ingress"
     assert authn["spec"]["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
-    # Forwarded, so that the workloads can validate it too.
-    assert authn["spec"]["jwtRules"] == [{**rule, "forwardOriginalToken": True}]
+    # Forwarded, so that the workloads can validate it too; the merchants claim
+    # copied for the per-merchant rate limit (tests/helm/test_merchant_rate_limit.py).
+    claim = [{"header": "x-caixa-jwt-merchants", "claim": "merchants"}]
+    assert authn["spec"]["jwtRules"] == [
+        {**rule, "forwardOriginalToken": True, "outputClaimToHeaders": claim}
+    ]
     workloads = rendered.get("RequestAuthentication", "caixa-workload-jwt")
     assert workloads["metadata"]["namespace"] == "caixa"
     # Kept for the service, which checks it again; and the workloads' own tokens,

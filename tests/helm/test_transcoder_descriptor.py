@@ -12,8 +12,10 @@ from typing import Any
 from google.protobuf import descriptor_pb2
 
 from mesh.chart import Rendered
+from mesh.policy import LocalJwt
 from mesh.render.bundle import local_envoys
 from mesh.render.gateway import TRANSCODER
+from mesh.render.rate_limit import MERCHANT_RATE_LIMIT
 from mesh.render.rest_fields import LUA, rest_fields_source
 from tests.support.chart import TOPOLOGIES
 from tests.support.istio_pilot import apply_gateway_envoy_filters
@@ -71,8 +73,12 @@ def test_options_equal_the_local_gateway(topology: str, rendered: Rendered) -> N
 
 def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered: Rendered) -> None:
     """The rate limit must see the gRPC route, so it runs after the transcoder, whatever
-    order the EnvoyFilters were created in."""
+    order the EnvoyFilters were created in; the per-merchant limit runs first, after
+    jwt_authn (which Istio's gateway has of its own, from RequestAuthentication)."""
     policy = on_local_ports([CHART_DIR / "values.yaml", *TOPOLOGIES[topology]])
+    jwt = LocalJwt.model_validate({"issuer": "i", "audiences": ["a"], "jwksFile": "/j"})
+    topology_with_jwt = policy.topology.model_copy(update={"jwt": jwt})
+    policy = policy.model_copy(update={"local_topology": topology_with_jwt})
     gateway = local_envoys(policy, BUILT)[0].config
     hcm = gateway["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     local = [f["name"] for f in hcm["typed_config"]["http_filters"]]
@@ -91,7 +97,8 @@ def test_gateway_filters_run_in_the_local_gateways_order(topology: str, rendered
     apply_gateway_envoy_filters(rendered.of_kind("EnvoyFilter"), filters, [virtual_host])
     chain = [f["name"] for f in filters]
     assert chain == [name for name in local if name in ours or name == chain[-1]]
-    assert len(ours) == 3
+    assert chain[0] == MERCHANT_RATE_LIMIT
+    assert len(ours) == 4
 
 
 def _local_gateway_filters(topology: str) -> list[dict[str, Any]]:

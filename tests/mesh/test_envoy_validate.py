@@ -18,10 +18,12 @@ import pytest
 from caixa.cli.dev_tokens import write_jwks
 from mesh.policy import MeshPolicy
 from mesh.render import render_local_mesh
+from mesh.render.mtls import workloads
 from mesh.values import load_policy
 from tests.support.mesh import on_local_ports
 from tests.support.paths import OPENAPI, VALUES, VALUES_LOCAL
 from tooling.devstack.auth import gateway_jwt_sets
+from tooling.devstack.mtls import mtls_sets, prepare
 
 CONFIGS = (
     "gateway",
@@ -46,10 +48,16 @@ EDGE_CASES = [
 
 
 def with_gateway_jwt() -> MeshPolicy:
-    """make run's gateway: jwt_authn with a JWKS file that exists, as Envoy reads it."""
+    """make run's gateway: jwt_authn with a JWKS file that exists, as Envoy reads it,
+    and mTLS between the sidecars with certificates that exist."""
     state_dir = Path(tempfile.mkdtemp(prefix="caixa-jwt-")) / ".devstack"
     write_jwks(state_dir / "auth")
-    return load_policy([VALUES, VALUES_LOCAL], gateway_jwt_sets(state_dir))
+    policy = load_policy(
+        [VALUES, VALUES_LOCAL], [*gateway_jwt_sets(state_dir), *mtls_sets(state_dir)]
+    )
+    assert policy.topology.mtls is not None
+    prepare(policy.topology.mtls, workloads(policy))
+    return policy
 
 
 VARIANTS: dict[str, Callable[[], MeshPolicy]] = {

@@ -79,6 +79,16 @@ def test_cloud_values_alone_lint_clean(shapes: dict[str, MethodShape]) -> None:
             "mesh.upstreams.consolidado.routeClasses.reads.rateLimit",
         ),
         (
+            "merchant-rate-limit-below-report-peak",
+            "merchant-rate-limit-below-report-peak",
+            "mesh.gateway.merchantRateLimit",
+        ),
+        (
+            "merchant-rate-limit-never-binds",
+            "merchant-rate-limit-never-binds",
+            "mesh.gateway.merchantRateLimit.tokensPerSecond",
+        ),
+        (
             "istio-parity",
             "istio-parity",
             "mesh.upstreams.consolidado.outlierDetection.enforcingConsecutiveGatewayErrors",

@@ -21,6 +21,7 @@ from services.platform.database import sqlalchemy_url
 from tests.support.paths import MESH_SOURCES
 from tests.support.services import Mesh, truncate
 from tooling.devstack.envoy import stats
+from tooling.devstack.mtls import mtls_sets
 from tooling.devstack.processes import ServerProcess
 from tooling.devstack.trace_receiver import TraceReceiver
 from tooling.stack.bring_up import bring_up
@@ -154,10 +155,11 @@ async def local_stack(
     prefix: str,
     empty: bool = False,
 ) -> AsyncIterator[LocalStack]:
-    """A running local mesh on free ports; `empty` truncates the databases first."""
+    """A running local mesh on free ports, mTLS between its sidecars as in `make run`;
+    `empty` truncates the databases first."""
     if not MESH_SOURCES.descriptor.exists():
         raise RuntimeError(f"{MESH_SOURCES.descriptor} is missing: run `make proto` first")
-    sets = [*free_port_sets(MESH_SOURCES), *extra_sets]
+    sets = [*free_port_sets(MESH_SOURCES), *mtls_sets(out), *extra_sets]
     plan = StackPlan.render(MESH_SOURCES, sets, openapi=False)
     mesh = stack_mesh(plan, dbs, redis_url, prefix)
     if empty:

@@ -40,6 +40,7 @@ from tooling.devstack import control, prometheus
 from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth, gateway_jwt_sets
 from tooling.devstack.health import http_ok
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
+from tooling.devstack.mtls import mtls_sets
 from tooling.devstack.processes import StartupError, port_open
 from tooling.devstack.supervisor import ChildExited, StopRequested, Supervisor
 from tooling.devstack.urls import redact
@@ -450,7 +451,13 @@ def main(argv: list[str] | None = None) -> None:
     state_dir = args.state_dir.resolve() if args.state_dir else sources.root / ".devstack"
     try:
         plan = StackPlan.render(
-            sources, [*gateway_jwt_sets(state_dir), *port_sets(os.environ), *args.sets]
+            sources,
+            [
+                *gateway_jwt_sets(state_dir),
+                *mtls_sets(state_dir),
+                *port_sets(os.environ),
+                *args.sets,
+            ],
         )
     except (ValueError, PolicyError) as error:
         log.error("%s", error)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
 from mesh.policy import LocalTraces
 from mesh.render.bundle import LocalEnvoy
+from tooling.devstack.mtls import prepare
 from tooling.stack.envoys import wait_membership
 from tooling.stack.plan import ServicePlan, StackPlan
 
@@ -32,7 +34,10 @@ async def bring_up(plan: StackPlan, launcher: Launcher, *, within: float = 30.0)
     """consolidado, its sidecars, the front Envoys, then lancamentos: the
     dispatcher starts with its egress up, and the front Envoys' first health
     checks find the sidecars. Returns when every Envoy counts every host healthy.
-    The trace receiver, when there is one, comes first: no early span is lost."""
+    The trace receiver, when there is one, comes first: no early span is lost.
+    With mTLS, every workload's certificate is issued before anything starts."""
+    if plan.mtls is not None:
+        await asyncio.to_thread(prepare, plan.mtls, plan.mtls_workloads)
     if plan.traces is not None:
         await launcher.start_trace_receiver(plan.lancamentos.host, plan.traces)
     for replica in plan.consolidado:

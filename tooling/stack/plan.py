@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesh.policy import LocalTopology, LocalTraces, MeshPolicy, ReplicaPorts
+from mesh.policy import LocalMtls, LocalTopology, LocalTraces, MeshPolicy, ReplicaPorts
+from mesh.render import mtls
 from mesh.render.bundle import LocalEnvoy, local_envoys
 from mesh.values import load_policy
 from tooling.devstack.processes import free_port
@@ -54,6 +55,8 @@ class StackPlan:
     envoys: tuple[LocalEnvoy, ...]
     traces: LocalTraces | None = None  # the trace receiver, started first
     prometheus_port: int | None = None  # Prometheus, when one is installed
+    mtls: LocalMtls | None = None  # the sidecars' mTLS: certificates to issue first
+    mtls_workloads: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, policy: MeshPolicy, descriptor: Path, openapi: Path | None = None) -> StackPlan:
@@ -95,7 +98,15 @@ class StackPlan:
             )
             for index, replica in enumerate(topology.services["consolidado"].replicas)
         )
-        return cls(lancamentos, consolidado, envoys, topology.traces, topology.prometheus_port)
+        return cls(
+            lancamentos,
+            consolidado,
+            envoys,
+            topology.traces,
+            topology.prometheus_port,
+            topology.mtls,
+            tuple(mtls.workloads(policy)) if topology.mtls else (),
+        )
 
     @classmethod
     def render(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,3 +60,16 @@ async def steady(
     if tasks:
         await asyncio.wait(tasks, timeout=15)
     return outcomes
+
+
+def rest_status(port: int, path: str, token: str | None = None) -> int:
+    """The HTTP status of one GET through the gateway on loopback."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()

@@ -7,7 +7,6 @@ some RESOURCE_EXHAUSTED (429 over REST), and a steady 2 reads a second is never 
 from __future__ import annotations
 
 import asyncio
-import http.client
 from typing import TYPE_CHECKING
 
 import grpc
@@ -15,7 +14,7 @@ import pytest
 from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 
-from tests.mesh.faults.load import steady
+from tests.mesh.faults.load import rest_status, steady
 from tests.support.stack import CONSOLIDADO, StackFactory
 
 if TYPE_CHECKING:
@@ -37,17 +36,6 @@ async def _read(consolidado: Consolidado, request: cpb.GetDailyBalanceRequest) -
     except grpc.aio.AioRpcError as error:
         return error.code()
     return grpc.StatusCode.OK
-
-
-def _rest_status(port: int, path: str) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
 
 
 async def test_burst_is_limited_and_slow_rate_is_not(
@@ -72,7 +60,7 @@ async def test_burst_is_limited_and_slow_rate_is_not(
         # call: on a loaded machine a token may refill before a single probe lands.
         path = f"/v1/merchants/{merchant}/daily-balances/2026-03-10"
         statuses = await asyncio.gather(
-            *(asyncio.to_thread(_rest_status, stack.gateway_port, path) for _ in range(2 * BURST))
+            *(asyncio.to_thread(rest_status, stack.gateway_port, path) for _ in range(2 * BURST))
         )
         assert set(statuses) <= {200, 429} and 429 in statuses, statuses
         limited_burst = sum((await stack.gateway_stats(LIMITED)).values())

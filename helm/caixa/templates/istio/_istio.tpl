@@ -90,7 +90,9 @@ one default per service (its timeout, never retried). dict "root" $ "upstream" <
 {{- end }}
 {{- end -}}
 
-{{/* The one JWT rule, from istio.jwt; dict: root, forward (forwardOriginalToken or not). */}}
+{{/* The one JWT rule, from istio.jwt; dict: root, forward (forwardOriginalToken or not),
+merchantsHeader (copy the verified `merchants` claim for the per-merchant rate limit:
+Envoy's claim_to_headers, which drops a copy the client sent). */}}
 {{- define "caixa.istio.jwtRules" -}}
 {{- with .root.Values.istio.jwt }}
 - issuer: {{ toJson .issuer }}
@@ -100,6 +102,11 @@ one default per service (its timeout, never retried). dict "root" $ "upstream" <
   {{- end }}
   {{- if $.forward }}
   forwardOriginalToken: {{ .forwardOriginalToken }}
+  {{- end }}
+  {{- if $.merchantsHeader }}
+  outputClaimToHeaders:
+    - header: x-caixa-jwt-merchants
+      claim: merchants
   {{- end }}
 {{- end }}
 {{- end -}}
