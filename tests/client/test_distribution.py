@@ -16,8 +16,16 @@ from services.domain import rules
 from tests.support.paths import REPO_ROOT
 
 SERVICE_ONLY = {"sqlalchemy", "asyncpg", "redis", "alembic", "uvloop", "pydantic", "grpcio-status"}
-# typing-extensions comes with grpcio itself.
-ALLOWED = {"caixa-client", "grpcio", "protobuf", "googleapis-common-protos", "typing-extensions"}
+# typing-extensions comes with grpcio itself; grpcio-health-checking (gRPC's own health
+# stubs, for `caixa health`) needs only grpcio and protobuf.
+ALLOWED = {
+    "caixa-client",
+    "grpcio",
+    "protobuf",
+    "googleapis-common-protos",
+    "typing-extensions",
+    "grpcio-health-checking",
+}
 
 
 def test_the_cli_checks_the_same_amount_limit_as_the_services() -> None:

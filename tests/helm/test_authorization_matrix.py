@@ -54,10 +54,13 @@ INTENDED: dict[str, dict[str, set[str]]] = {
             f"{LANCAMENTOS}/SummarizeLancamentos",
             f"{LANCAMENTOS}/StreamLancamentos",
         },
+        # `helm test`'s Pod: the one read its script makes of each service.
+        "helm-test": {f"{LANCAMENTOS}/ListLancamentos"},
     },
     "consolidado": {
         "gateway": {rpc for rpc in RPCS if rpc.startswith(f"{CONSOLIDADO}/")},
         "dispatcher": {f"{INGEST}/ApplyLancamentos"},
+        "helm-test": {f"{CONSOLIDADO}/GetDailyBalance"},
     },
     "dispatcher": {},
 }
@@ -69,7 +72,10 @@ CALLERS = (
     "unrelated",
     "monitoring",
     "istio-system",
+    "helm-test",
 )
+# Callers whose requests carry the end user's token (which the workload validates).
+WITH_TOKEN = {"gateway", "helm-test"}
 # Outside callers with their SPIFFE ids: a blackbox prober, and any workload of Istio's own
 # namespace (the east-west gateway forwards the original caller's identity, never its own).
 OUTSIDERS = {
@@ -84,7 +90,7 @@ def _principals(rendered: Rendered) -> dict[str, str]:
     """Callers' SPIFFE ids. A caller may run in the other cluster (the cloud has no
     dispatcher) with the same identity: one trust domain, same namespace and names."""
     principals = dict(OUTSIDERS)
-    for component in ("dispatcher", "lancamentos", "consolidado"):
+    for component in ("dispatcher", "lancamentos", "consolidado", "helm-test"):
         principals[component] = f"cluster.local/ns/{NAMESPACE}/sa/caixa-{component}"
     for deployment in rendered.of_kind("Deployment"):
         component = deployment["metadata"]["name"].removeprefix("caixa-")
@@ -102,7 +108,7 @@ def _workloads(rendered: Rendered) -> dict[str, dict[str, str]]:
 
 
 # Health through the mesh: the release's own workloads and the gateway, not strangers.
-HEALTH_CALLERS = {"gateway", "dispatcher", "lancamentos", "consolidado", "monitoring"}
+HEALTH_CALLERS = {"gateway", "dispatcher", "lancamentos", "consolidado", "monitoring", "helm-test"}
 
 
 def _intended(target: str, caller: str, rpc: str) -> bool:
@@ -122,7 +128,7 @@ def test_matrix_equals_the_intended_table(topology: str, rendered: Rendered) -> 
         for caller in CALLERS:
             for rpc in RPCS:
                 # Requests through the gateway carry the end user's token.
-                token = END_USER if caller == "gateway" else ""
+                token = END_USER if caller in WITH_TOKEN else ""
                 request = Request(principals[caller], f"/{rpc}", request_principal=token)
                 key = (target, caller, rpc)
                 actual[key] = allowed(policies, NAMESPACE, labels, request)
@@ -198,3 +204,16 @@ def test_gateway_rejects_requests_without_a_token(
         principal="", path=path, port=443, host=host, request_principal=request_principal
     )
     assert allowed(policies, GATEWAY_NAMESPACE, GATEWAY_LABELS, request) is expected
+
+
+def test_helm_tests_reads_need_a_token(rendered: Rendered) -> None:
+    """Its ServiceAccount alone, without the operator's token, reads nothing."""
+    policies = rendered.of_kind("AuthorizationPolicy")
+    principal = _principals(rendered)["helm-test"]
+    workloads = _workloads(rendered)
+    for target, rpcs in INTENDED.items():
+        if target not in workloads:
+            continue
+        for rpc in rpcs.get("helm-test", set()):
+            request = Request(principal, f"/{rpc}")
+            assert not allowed(policies, NAMESPACE, workloads[target], request), (target, rpc)

@@ -114,6 +114,10 @@ def chart_pods(rendered: Rendered) -> dict[str, Endpoint]:
             "job-name": job_name,
         }
         pods[job_name.removeprefix("caixa-")] = Endpoint(job_name, NAMESPACE, labels)
+    for pod in rendered.of_kind("Pod"):  # `helm test`'s
+        pods[pod["metadata"]["name"].removeprefix("caixa-")] = Endpoint(
+            pod["metadata"]["name"], NAMESPACE, pod["metadata"]["labels"]
+        )
     for cluster in rendered.of_kind("Cluster"):
         cluster_name = cluster["metadata"]["name"]
         inherited = cluster["spec"].get("inheritedMetadata", {}).get("labels", {})
@@ -304,3 +308,14 @@ def test_the_reviewed_onprem_flows(topologies: dict[str, Topology]) -> None:
         for s, d, port, expected in flows
         if t.network.allows(s, d, port) is not expected
     ] == []
+
+
+def test_helm_test_reaches_the_two_services_and_nothing_else(net: Topology) -> None:
+    tester = net.pod("helm-test")
+    services = [net.pods[n] for n in ("lancamentos", "consolidado") if n in net.pods]
+    assert services, net.pods.keys()
+    assert blocked(net, [(tester, s, GRPC) for s in services]) == []
+    assert blocked(net, [(tester, ISTIOD, 15012), (tester, KUBE_DNS, 53)]) == []
+    databases = [d for found in net.databases().values() for d in found]
+    others = [INTERNET, *databases, *(p for n, p in net.pods.items() if n == "dispatcher")]
+    assert denied(net, [(tester, o, port) for o in others for port in (GRPC, 5432, 443)]) == []

@@ -425,9 +425,9 @@ def test_only_gateways_and_callers_reach_the_grpc_ports(renders: dict[str, Rende
         assert ports(rule) == {("TCP", GRPC_PORT)}
         caller_pods = rule["from"][len(gateways) :]
         assert rule["from"][: len(gateways)] == gateways
-        assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in caller_pods] == [
-            caller
-        ]
+        # The service's one caller, and `helm test`'s Pod.
+        names = [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in caller_pods]
+        assert names == [caller, "helm-test"]
     assert rules(rendered, "caixa-dispatcher", "ingress") == []
 
 

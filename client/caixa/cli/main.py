@@ -19,6 +19,7 @@ from caixa.cli.exit_codes import (
     SERVICE_FAILED,
     exit_code_for,
 )
+from caixa.cli.health import health
 from caixa.cli.parser import build_parser
 from caixa.client import CaixaError
 
@@ -29,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(args)
     if args.command == "trace":
         return _trace(args)
+    if args.command == "health":
+        text, status = health(args)
+        print(text)
+        return status
     run = COMMANDS[args.command]
     try:
         with Connections(

@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="list: at most N records, up to 1000 (default %(default)s)",
     )
 
+    commands.add_parser(
+        "health",
+        help="each service's gRPC health: exit 0 only if both are SERVING",
+        parents=[global_flags],
+    )
+
     token = commands.add_parser(
         "token",
         help="print a JWT signed with the local dev key (created if missing)",

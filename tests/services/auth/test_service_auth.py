@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +23,8 @@ from lancamentos.v1 import lancamentos_pb2 as lpb
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
 from caixa.cli.dev_tokens import dev_key
-from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from services.consolidado.app import ConsolidadoApp
-from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from services.lancamentos.app import LancamentosApp
-from services.platform.migrations import upgrade
 from tests.support.auth import (
     CONSOLIDADO,
     DISPATCHER,
@@ -36,8 +33,7 @@ from tests.support.auth import (
     Issuer,
     bearer,
 )
-from tests.support.consolidado import consolidado_settings
-from tests.support.lancamentos import count_rows, create_request, lancamentos_settings
+from tests.support.lancamentos import count_rows, create_request
 
 if TYPE_CHECKING:
     from consolidado.v1.consolidado_pb2_grpc import (
@@ -47,36 +43,6 @@ if TYPE_CHECKING:
     from lancamentos.v1.lancamentos_pb2_grpc import LancamentosServiceAsyncStub
 
 A, B = "loja-a", "loja-b"
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Issuer:
-    return Issuer.create(tmp_path_factory.mktemp("auth"))
-
-
-@pytest.fixture(scope="module")
-async def lancamentos(
-    issuer: Issuer, make_database: Callable[[str], str]
-) -> AsyncIterator[LancamentosApp]:
-    url = await asyncio.to_thread(make_database, "auth_lancamentos")
-    await asyncio.to_thread(upgrade, LANCAMENTOS_MIGRATIONS, url)
-    app = LancamentosApp(lancamentos_settings(url, **issuer.settings()), serve=True, dispatch=False)
-    await app.start()
-    yield app
-    await app.stop()
-
-
-@pytest.fixture(scope="module")
-async def consolidado(
-    issuer: Issuer, make_database: Callable[[str], str], redis_url: str
-) -> AsyncIterator[ConsolidadoApp]:
-    url = await asyncio.to_thread(make_database, "auth_consolidado")
-    await asyncio.to_thread(upgrade, CONSOLIDADO_MIGRATIONS, url)
-    prefix = f"auth-{uuid.uuid4().hex[:6]}"
-    app = ConsolidadoApp(consolidado_settings(url, redis_url, prefix, **issuer.settings()))
-    await app.start()
-    yield app
-    await app.stop()
 
 
 @pytest.fixture
