@@ -2,7 +2,8 @@
 stack, runs every scenario with native load generators, then write scaling
 (1 vs 2 lancamentos processes, without the stack), writes
 bench/results/<date>-<scale>.json (or <date>-<scenario>.json) and prints a
-Markdown table. `--only` runs write-scaling, auth-cost or tracing-cost alone."""
+Markdown table. `--only` runs write-scaling, audit-cost or a twin's cost
+(auth-cost, tracing-cost, mtls-cost) alone."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
+from bench.audit_cost import audit_cost
 from bench.rest_check import rest_check_cost
 from bench.stack import Stack, sql_scalar
 from bench.twin_cost import auth_cost, mtls_cost, tracing_cost
@@ -80,6 +82,16 @@ def run(
                 rows += _twins_alone(TWINS[only], scale, sources, postgres.url, workdir)
             elif only is None:
                 rows += _stack_scenarios(scale, sources, postgres.url, workdir)
+            if only in (None, "audit-cost"):
+                rows.append(
+                    audit_cost(
+                        postgres.url,
+                        scale.name,
+                        merchants=scale.merchants,
+                        days=scale.days,
+                        workdir=workdir / "audit-cost",
+                    )
+                )
             if only in (None, "write-scaling"):
                 # After the stack has stopped: only the lancamentos processes under test run.
                 rows.append(
@@ -216,7 +228,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=Path("."), help="the Caixa checkout")
     parser.add_argument(
         "--only",
-        choices=["write-scaling", *TWINS],
+        choices=["write-scaling", "audit-cost", *TWINS],
         help="run this scenario alone (write-scaling needs no stack)",
     )
     parser.add_argument("--note", help="a remark stored in the results JSON")

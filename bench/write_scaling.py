@@ -61,7 +61,9 @@ SIZES = {
 
 
 @dataclass
-class _Run:
+class WriteRun:
+    """lancamentos processes on one database, and closed-loop create legs against them."""
+
     db: str
     workdir: Path
     size: Size
@@ -267,7 +269,7 @@ def write_scaling(
     workdir.mkdir(parents=True, exist_ok=True)
     db = create_database(admin_url, name)
     supervisor = Supervisor(workdir / "logs", grace=20.0)
-    run = _Run(db, workdir, size, merchants, days, run_id, supervisor, [])
+    run = WriteRun(db, workdir, size, merchants, days, run_id, supervisor, [])
     legs: list[dict[str, Any]] = []
     try:
         upgrade(MIGRATIONS, db)

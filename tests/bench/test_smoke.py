@@ -58,10 +58,24 @@ def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
     _check_twin_cost(report, "authentication", "auth")
     for sampling in ("100 %", "1 %"):
         _check_twin_cost(report, f"tracing ({sampling}", "tracing")
+    _check_twin_cost(report, "mTLS", "mtls")
+    _check_audit_cost(report)
     every = next(r for r in report["results"] if r["scenario"].startswith("tracing (100 %"))
     assert every["traces_kept"] > 0
     assert report["durability"]["synchronous_commit"] == "on"
     assert report["durability"]["fsync"] == "on"
+
+
+def _check_audit_cost(report: dict[str, Any]) -> None:
+    """Both variants served every create; only the "on" database keeps records, one each."""
+    row = next(r for r in report["results"] if r["scenario"].startswith("audit trail"))
+    assert row["order"] == ["on", "off", "off", "on"]
+    for leg in row["legs"]:
+        assert leg["grpc_codes"].get("OK", 0) > 0, leg
+        assert leg["error_pct"] == 0, leg
+    assert row["entries"]["on"] > 0 and row["entries"]["off"] > 0, row["entries"]
+    assert row["audit_records"] == {"on": row["entries"]["on"], "off": 0}
+    assert row["rps_ratio"] > 0
 
 
 def _check_write_scaling(report: dict[str, Any]) -> None:
