@@ -336,18 +336,23 @@ def check_merchant_rate_limit(policy: MeshPolicy) -> list[Finding]:
         )
     for route in gateway_routes(policy):
         shared = route.rate_limit
-        if shared is None or limit.tokens_per_second < shared.tokens_per_second:
+        if shared is None:
             continue
-        findings.append(
-            Finding(
-                "merchant-rate-limit-never-binds",
-                f"{MERCHANT_LIMIT_PATH}.tokensPerSecond",
-                f"one merchant may send {limit.tokens_per_second}/s, at least the "
-                f"{shared.tokens_per_second}/s all merchants share on {route.field_path}: "
-                "one merchant alone can use it all up",
-                f"set it below {shared.tokens_per_second}",
-            )
-        )
+        for field, mine, theirs in (
+            ("tokensPerSecond", limit.tokens_per_second, shared.tokens_per_second),
+            ("burst", limit.burst, shared.burst),
+        ):
+            if mine >= theirs:
+                findings.append(
+                    Finding(
+                        "merchant-rate-limit-never-binds",
+                        f"{MERCHANT_LIMIT_PATH}.{field}",
+                        f"one merchant's {field} {mine} is at least the {theirs} all "
+                        f"merchants share on {route.field_path}: one merchant alone can "
+                        "use it all up",
+                        f"set it below {theirs}",
+                    )
+                )
     return findings
 
 

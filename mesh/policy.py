@@ -280,6 +280,9 @@ class EgressSidecar(Strict):
     upstreams: Annotated[tuple[UpstreamName, ...], Field(min_length=1)]
     port: Port
     admin_port: Port
+    # With mTLS: the methods its workload may call on those upstreams' inbound
+    # sidecars (mesh.render.mtls), as the chart's AuthorizationPolicies grant them.
+    calls: tuple[MethodName, ...] = ()
 
 
 class LocalService(Strict):
@@ -405,6 +408,12 @@ class MeshPolicy(Strict):
                 if name not in self.upstreams:
                     raise ValueError(
                         f"egress sidecar {sidecar.name!r} calls {name}, not an upstream"
+                    )
+            for method in sidecar.calls:
+                if owners.get(method.split("/")[0]) not in sidecar.upstreams:
+                    raise ValueError(
+                        f"egress sidecar {sidecar.name!r} calls {method}, which none of "
+                        "its upstreams serves"
                     )
         return self
 

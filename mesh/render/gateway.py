@@ -59,9 +59,18 @@ def jwt_authn_filter(jwt: LocalJwt, *, merchants_header: bool = False) -> JSON:
     """The cluster's RequestAuthentication and require-JWT policy, locally. The
     token is forwarded: every service verifies it again. `merchants_header`: copy
     the verified `merchants` claim for the per-merchant rate limit, as the chart's
-    `outputClaimToHeaders` does."""
-    open_paths: list[JSON] = [{"match": {"prefix": p}} for p in UNAUTHENTICATED_PREFIXES]
-    open_paths.append({"match": {"path": OPENAPI_PATH}})
+    `outputClaimToHeaders` does.
+
+    The open paths still run the provider, with a missing token allowed, as Istio's
+    RequestAuthentication does on every path: a rule with no requirement would skip
+    the provider, and with it the removal of a client's own copy of the claim header."""
+    token_if_any: JSON = {
+        "requires_any": {"requirements": [{"provider_name": JWT_PROVIDER}, {"allow_missing": {}}]}
+    }
+    open_paths: list[JSON] = [
+        {"match": {"prefix": p}, "requires": token_if_any} for p in UNAUTHENTICATED_PREFIXES
+    ]
+    open_paths.append({"match": {"path": OPENAPI_PATH}, "requires": token_if_any})
     claims: JSON = {}
     if merchants_header:
         claims["claim_to_headers"] = [

@@ -3,9 +3,9 @@
 What Istio gives the cluster with a STRICT PeerAuthentication and the chart's
 AuthorizationPolicies: every sidecar-to-sidecar hop presents a certificate naming its
 workload (a SPIFFE id), accepts only certificates of the mesh's CA, and an inbound
-sidecar lets a peer reach only the services it is meant to call. Here the gateway may
-call the public services, an egress sidecar its upstreams' internal ones (the
-dispatcher: consolidado's ingest), and any peer of the mesh the health service.
+sidecar lets a peer reach only what it is meant to call. Here the gateway may call the
+public services, an egress sidecar the methods its `calls` names (the dispatcher:
+consolidado's ApplyLancamentos), and any peer of the mesh the health service.
 """
 
 from __future__ import annotations
@@ -100,23 +100,24 @@ def upstream_socket(mtls: LocalMtls, workload: str, server: str) -> JSON:
     }
 
 
-def _policy(prefixes: Sequence[str], principals: Sequence[JSON]) -> JSON:
+def _policy(paths: Sequence[JSON], principals: Sequence[JSON]) -> JSON:
     return {
-        "permissions": [{"url_path": {"path": {"prefix": p}}} for p in prefixes],
+        "permissions": [{"url_path": {"path": p}} for p in paths],
         "principals": [{"authenticated": {"principal_name": m}} for m in principals],
     }
 
 
-def callers(policy: MeshPolicy, service: UpstreamName) -> dict[str, list[str]]:
-    """Workload → the gRPC services of `service` it may call: the gateway the public
-    ones, an egress sidecar that calls this upstream its internal ones."""
+def callers(policy: MeshPolicy, service: UpstreamName) -> dict[str, list[JSON]]:
+    """Workload → the paths of `service` it may call (path matchers): the gateway its
+    public services, an egress sidecar that calls this upstream the methods it names."""
     public = set(policy.gateway.public_services)
     served = policy.upstreams[service].services
-    allowed = {GATEWAY: [s for s in served if s in public]}
+    allowed = {GATEWAY: [{"prefix": f"/{s}/"} for s in served if s in public]}
     for sidecar in policy.topology.egress:
         if service in sidecar.upstreams:
-            allowed[sidecar.name] = [s for s in served if s not in public]
-    return {workload: services for workload, services in allowed.items() if services}
+            mine = [m for m in sidecar.calls if m.split("/")[0] in served]
+            allowed[sidecar.name] = [{"exact": f"/{m}"} for m in mine]
+    return {workload: paths for workload, paths in allowed.items() if paths}
 
 
 def rbac_filter(policy: MeshPolicy, mtls: LocalMtls, service: UpstreamName) -> JSON:
@@ -124,12 +125,12 @@ def rbac_filter(policy: MeshPolicy, mtls: LocalMtls, service: UpstreamName) -> J
 
     Stats: `http.<inbound stat prefix>.rbac.{allowed,denied}`."""
     rules = {
-        "health": _policy([HEALTH_PREFIX], [{"prefix": f"spiffe://{mtls.trust_domain}/"}]),
+        "health": _policy(
+            [{"prefix": HEALTH_PREFIX}], [{"prefix": f"spiffe://{mtls.trust_domain}/"}]
+        ),
         **{
-            f"{workload}-calls": _policy(
-                [f"/{s}/" for s in services], [{"exact": spiffe_id(mtls, workload)}]
-            )
-            for workload, services in callers(policy, service).items()
+            f"{workload}-calls": _policy(paths, [{"exact": spiffe_id(mtls, workload)}])
+            for workload, paths in callers(policy, service).items()
         },
     }
     return {

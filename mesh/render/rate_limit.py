@@ -67,8 +67,9 @@ def per_route(stat_prefix: str, limit: RateLimit) -> JSON:
 MERCHANT_RATE_LIMIT = "caixa.merchant_rate_limit"
 MERCHANT_STAT_PREFIX = "gateway_merchant_rate_limit"
 # Where jwt_authn copies the verified `merchants` claim (a list, so as base64 of its
-# JSON). jwt_authn drops any copy a client sent, on every path, so the key cannot be
-# forged; the route config removes it before the services see it.
+# JSON). jwt_authn's provider drops any copy a client sent, and runs on every path
+# (the open ones allow a missing token), so the key cannot be forged; the route
+# config removes it before the services see it.
 MERCHANTS_HEADER = "x-caixa-jwt-merchants"
 _MERCHANTS_KEY = "merchants"
 

@@ -172,9 +172,14 @@ def test_the_gateway_checks_tokens_when_given_a_jwks(tmp_path: Path) -> None:
     # The Authorization header only: never an access_token query parameter.
     assert provider["from_headers"] == [{"name": "authorization", "value_prefix": "Bearer "}]
     assert (provider["issuer"], provider["audiences"]) == ("caixa-dev", ["caixa"])
-    required = [r["match"] for r in config["rules"] if "requires" in r]
+    # A token everywhere but health and the document, where one is checked if sent.
+    required = [r["match"] for r in config["rules"] if "provider_name" in r["requires"]]
     assert required == [{"prefix": "/"}]
-    assert {"path": "/openapi.json"} in [r["match"] for r in config["rules"]]
+    optional = [r["match"] for r in config["rules"] if "requires_any" in r["requires"]]
+    assert optional == [{"prefix": "/grpc.health.v1.Health/"}, {"path": "/openapi.json"}]
+    for rule in config["rules"]:
+        if "requires_any" in rule["requires"]:
+            assert {"allow_missing": {}} in rule["requires"]["requires_any"]["requirements"]
     # Without a JWKS no token is checked at the gateway (the services still check).
     plain = {e.name: e for e in local_envoys(load_policy([VALUES, VALUES_LOCAL]), DESCRIPTOR)}
     names = [f["name"] for f in hcm(plain["gateway"].config)["http_filters"]]

@@ -50,7 +50,9 @@ def certificate_authority(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x50
     if key_file.exists() and cert_file.exists():
         key = serialization.load_pem_private_key(key_file.read_bytes(), None)
         cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        if isinstance(key, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > _now():
+        # Kept while it outlives a new workload certificate; else a new CA.
+        lasts = cert.not_valid_after_utc > _now() + datetime.timedelta(days=LEAF_DAYS + 1)
+        if isinstance(key, ec.EllipticCurvePrivateKey) and lasts:
             return key, cert
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
@@ -80,7 +82,7 @@ def certificate_authority(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x50
         .sign(key, hashes.SHA256())
     )
     write_private(key_file, _pem_key(key))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_private(cert_file, cert.public_bytes(serialization.Encoding.PEM))
     return key, cert
 
 
@@ -131,6 +133,8 @@ def prepare(mtls: LocalMtls, workloads: Iterable[str]) -> Path:
     ca_key, ca_cert = certificate_authority(folder)
     for workload in workloads:
         cert, key = issue(mtls, workload, ca_key, ca_cert)
+        # Each file replaced whole; the certificate last, so a reader that finds the
+        # new one finds its key too.
         write_private(folder / f"{workload}.key", key)
-        (folder / f"{workload}.pem").write_bytes(cert)
+        write_private(folder / f"{workload}.pem", cert)
     return folder

@@ -70,9 +70,12 @@ async def test_each_peer_reaches_only_what_it_may(fault_stack: StackFactory) -> 
             # The dispatcher delivers: ingest is its to call...
             apply = cpb_grpc.ConsolidadoIngestServiceStub(channel).ApplyLancamentos
             assert await _code(apply(ingest, timeout=5)) == grpc.StatusCode.OK
-            # ...but reading balances is not.
+            # ...but reading balances is not, nor ingest's other method.
             get = cpb_grpc.ConsolidadoServiceStub(channel).GetDailyBalance
             assert await _code(get(read, timeout=5)) == grpc.StatusCode.PERMISSION_DENIED
+            reconcile = cpb_grpc.ConsolidadoIngestServiceStub(channel).Reconcile
+            refused = await _code(reconcile(cpb.ReconcileRequest(), timeout=5))
+            assert refused == grpc.StatusCode.PERMISSION_DENIED
         async with _as(stack, "gateway") as channel:
             # The gateway serves the public reads, and may not reach ingest.
             get = cpb_grpc.ConsolidadoServiceStub(channel).GetDailyBalance

@@ -1,4 +1,5 @@
-"""schemathesis against the served OpenAPI document, through the gateway with a valid
+"""schemathesis against the OpenAPI document the gateway serves at /openapi.json
+(openapi/caixa.openapi.json, read from the checkout), through the gateway with a valid
 token, in front of the real services: no answer is a 5xx, and every answer matches
 the document (status code, content type, headers, body schema).
 

@@ -64,9 +64,16 @@ async def test_reads_are_retried_on_unavailable(fault_stack: StackFactory, merch
     assert _delta(before, after, "outlier_detection.ejections_detected_consecutive_gateway_failure")
 
 
+# The dispatcher's sidecar carries the reconcile route class here; its RBAC lets the
+# dispatcher deliver only, so this test grants it Reconcile too.
+RECONCILE_CALLER = [
+    "mesh.localTopology.egress[0].calls[1]=consolidado.v1.ConsolidadoIngestService/Reconcile"
+]
+
+
 async def test_reconcile_is_never_retried(fault_stack: StackFactory, merchant: str) -> None:
     async with (
-        fault_stack([]) as stack,
+        fault_stack(RECONCILE_CALLER) as stack,
         grpc.aio.insecure_channel(stack.egress_target) as channel,
     ):
         ingest: Ingest = cpb_grpc.ConsolidadoIngestServiceStub(channel)
