@@ -339,6 +339,14 @@ spec:
 {{ include "caixa.componentName" (dict "root" . "component" "pg-backups") }}
 {{- end -}}
 
+{{- /* Helm leaves the ledger's objects alone once made (cnpg.keepOnUninstall). */}}
+{{- define "caixa.cnpgKeep" -}}
+{{- if .Values.cnpg.keepOnUninstall -}}
+annotations:
+  helm.sh/resource-policy: keep
+{{- end -}}
+{{- end -}}
+
 {{- /* The Barman Cloud plugin's CNPG-I name. */}}
 {{- define "caixa.cnpgBackupPlugin" -}}
 barman-cloud.cloudnative-pg.io
