@@ -37,6 +37,13 @@ RETRY_POLICY: dict[str, Any] = {
 }
 
 
+# Retries stop while the channel's calls keep failing: each failed attempt takes a
+# token, each success gives back 0.1, and retries run only above half of the 10
+# tokens. So once a service is down, a channel adds about 5 retries in all, not 3
+# per call, to the load on a server already struggling (gRPC's retry throttling, A6).
+RETRY_THROTTLING: dict[str, Any] = {"maxTokens": 10, "tokenRatio": 0.1}
+
+
 def build_service_config(service: str) -> dict[str, Any]:
     """The service config for a channel to `service` (its full proto name)."""
     methods = RETRYABLE_METHODS.get(service, ())
@@ -48,7 +55,8 @@ def build_service_config(service: str) -> dict[str, Any]:
                 "name": [{"service": service, "method": method} for method in methods],
                 "retryPolicy": dict(RETRY_POLICY),
             }
-        ]
+        ],
+        "retryThrottling": dict(RETRY_THROTTLING),
     }
 
 
