@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mesh.durations import Duration
-from mesh.policy import ConnectionPool, HealthCheck, OutlierDetection, Retries
+from mesh.policy import ConnectionPool, HealthCheck, OutlierDetection, Retries, RetryBudget
 
 JSON = dict[str, Any]
 
@@ -33,30 +33,34 @@ ISTIO_DEFAULT_RETRY_ON = (
 ISTIO_DEFAULT_RETRIABLE_STATUS_CODES = (503,)
 
 
-def circuit_breakers(pool: ConnectionPool) -> JSON:
+def circuit_breakers(pool: ConnectionPool, budget: RetryBudget | None = None) -> JSON:
     """cluster.circuit_breakers: Istio fills one DEFAULT-priority threshold, tracking remaining.
 
     tcp.maxConnections→max_connections, http.http1MaxPendingRequests→max_pending_requests,
-    http.http2MaxRequests→max_requests, http.maxRetries→max_retries.
+    http.http2MaxRequests→max_requests, http.maxRetries→max_retries; trafficPolicy.retryBudget
+    →retry_budget (budget_percent, min_retry_concurrency), which Envoy then obeys instead
+    of max_retries.
     """
-    return {
-        "thresholds": [
-            {
-                "max_connections": pool.max_connections,
-                "max_pending_requests": pool.max_pending_requests,
-                "max_requests": pool.max_requests,
-                "max_retries": pool.max_retries,
-                "track_remaining": True,
-            }
-        ]
+    threshold: JSON = {
+        "max_connections": pool.max_connections,
+        "max_pending_requests": pool.max_pending_requests,
+        "max_requests": pool.max_requests,
+        "max_retries": pool.max_retries,
+        "track_remaining": True,
     }
+    if budget is not None:
+        threshold["retry_budget"] = {
+            "budget_percent": {"value": budget.percent},
+            "min_retry_concurrency": budget.min_retry_concurrency,
+        }
+    return {"thresholds": [threshold]}
 
 
-def connection_pool_fields(pool: ConnectionPool) -> JSON:
+def connection_pool_fields(pool: ConnectionPool, budget: RetryBudget | None = None) -> JSON:
     """Istio applies these to outbound *and* inbound clusters."""
     return {
         "connect_timeout": pool.connect_timeout.envoy(),
-        "circuit_breakers": circuit_breakers(pool),
+        "circuit_breakers": circuit_breakers(pool, budget),
     }
 
 
@@ -93,12 +97,15 @@ def outlier_lb_fields() -> JSON:
 
 
 def outbound_cluster_fields(
-    pool: ConnectionPool, detection: OutlierDetection | None, health: HealthCheck | None
+    pool: ConnectionPool,
+    detection: OutlierDetection | None,
+    health: HealthCheck | None,
+    budget: RetryBudget | None = None,
 ) -> JSON:
     fields: JSON = {
         # Istio's default load balancer since 1.14 (defaultLBAlgorithm()).
         "lb_policy": "LEAST_REQUEST",
-        **connection_pool_fields(pool),
+        **connection_pool_fields(pool, budget),
     }
     if detection is not None:
         fields["outlier_detection"] = outlier_detection(detection)

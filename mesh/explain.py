@@ -91,6 +91,17 @@ def upstream_rows(policy: MeshPolicy, name: UpstreamName, replicas: int | None) 
             f"upstream_rq_retry_overflow",
         )
     ]
+    budget = upstream.retry_budget
+    if budget is not None:
+        rows.append(
+            (
+                "retry budget",
+                f"retries in flight ≤ {budget.percent:g} % of requests in flight (at least "
+                f"{budget.min_retry_concurrency}); maxRetries is then ignored\n"
+                f"a retry over it is not sent: the call fails with its last answer; stat "
+                f"cluster.{name}.upstream_rq_retry_overflow",
+            )
+        )
     detection = upstream.outlier_detection
     if detection is None:
         rows.append(("outlier detection", "off"))

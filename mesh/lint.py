@@ -6,9 +6,8 @@ Formulas (also in mesh/README.md):
 - retry budget: (1 + attempts) × perTryTimeout + worst-case backoff ≤ timeout, where
   retry k waits at most min((2^k − 1) × baseInterval, maxInterval) (Envoy's jittered
   exponential backoff; maxInterval defaults to 10 × base);
-- retry load: maxRetries ≥ ⌈maxRequests × attempts / (attempts + 1)⌉ — the share of
-  in-flight requests that are retries when every try fails, for the upstream's largest
-  `attempts`; below it the retry breaker, not the request breaker, is what trips;
+- retry capacity: retries in flight ≤ 25 % of requests in flight, by a retry budget
+  (retryBudget.percent ≤ 25) or, without one, maxRetries ≤ ⌊maxRequests / 4⌋;
 - ejectable hosts: ⌊replicas × maxEjectionPercent / 100⌋ (Envoy ejects another host only
   while (ejected + 1) / hosts ≤ maxEjectionPercent); it must stay below `replicas`.
 """
@@ -45,10 +44,6 @@ def worst_backoff(backoff: Backoff | None, attempts: int) -> Duration:
     base = backoff.base_interval if backoff is not None else Duration(25)  # Envoy's default
     cap = backoff.effective_max if backoff is not None else base * 10
     return Duration(sum(min((2**k - 1) * base.millis, cap.millis) for k in range(1, attempts + 1)))
-
-
-def required_max_retries(max_requests: int, attempts: int) -> int:
-    return math.ceil(max_requests * attempts / (attempts + 1))
 
 
 def ejectable_hosts(replicas: int, max_ejection_percent: int) -> int:
@@ -159,22 +154,42 @@ def check_unknown_methods(
     return findings
 
 
-def check_retry_load(policy: MeshPolicy, name: UpstreamName) -> list[Finding]:
-    pool = policy.upstreams[name].connection_pool
-    attempts = max((r.retries.attempts for r in upstream_routes(policy, name)), default=0)
-    if attempts == 0:
+# Retries in flight may be at most this share of requests in flight: in a total
+# failure every retry is load on an upstream already failing.
+MAX_RETRY_SHARE_PERCENT = 25
+
+
+def check_retry_capacity(policy: MeshPolicy, name: UpstreamName) -> list[Finding]:
+    """Retry capacity that is too large: without a retry budget, maxRetries above
+    MAX_RETRY_SHARE_PERCENT of maxRequests; with one, a budget above that share."""
+    upstream = policy.upstreams[name]
+    if not any(route.retried for route in upstream_routes(policy, name)):
         return []
-    needed = required_max_retries(pool.max_requests, attempts)
-    if pool.max_retries >= needed:
+    pool, budget = upstream.connection_pool, upstream.retry_budget
+    cap = MAX_RETRY_SHARE_PERCENT
+    if budget is not None:
+        if budget.percent <= cap:
+            return []
+        return [
+            Finding(
+                "retry-capacity-too-large",
+                f"mesh.upstreams.{name}.retryBudget.percent",
+                f"retries may be {budget.percent:g} % of the requests in flight; when "
+                f"{name} fails, that much more load lands on it",
+                f"set it to at most {cap}",
+            )
+        ]
+    allowed = pool.max_requests * cap // 100
+    if pool.max_retries <= allowed:
         return []
     return [
         Finding(
-            "max-retries-below-retry-load",
+            "retry-capacity-too-large",
             f"mesh.upstreams.{name}.connectionPool.maxRetries",
-            f"maxRetries {pool.max_retries} is below the retry load of {attempts} attempts at "
-            f"maxRequests {pool.max_requests}: ⌈{pool.max_requests} × {attempts}/"
-            f"{attempts + 1}⌉ = {needed}; retries would overflow before requests do",
-            f"raise maxRetries to at least {needed}, or lower attempts",
+            f"maxRetries {pool.max_retries} lets retries be "
+            f"{100 * pool.max_retries // pool.max_requests} % of maxRequests "
+            f"{pool.max_requests}; when {name} fails, that much more load lands on it",
+            f"set retryBudget (percent at most {cap}), or lower maxRetries to at most {allowed}",
         )
     ]
 
@@ -387,7 +402,7 @@ def lint(
         for route in upstream_routes(policy, name):
             findings += check_retry_budget(route)
             findings += check_idempotency(route, shapes)
-        findings += check_retry_load(policy, name)
+        findings += check_retry_capacity(policy, name)
         findings += check_ejection(policy, name, (replicas or {}).get(name))
         findings += check_istio_parity(policy, name)
         findings += check_locality_failover(policy, name)

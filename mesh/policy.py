@@ -128,6 +128,16 @@ class ConnectionPool(Strict):
     connect_timeout: Duration
 
 
+class RetryBudget(Strict):
+    """Retries in flight toward an upstream may be at most `percent` of its requests in
+    flight (active and pending), and always `minRetryConcurrency`: Envoy's
+    circuit_breakers retry_budget, Istio's trafficPolicy.retryBudget (Istio >= 1.27).
+    With it, Envoy ignores connectionPool.maxRetries."""
+
+    percent: Annotated[float, Field(gt=0, le=100)]
+    min_retry_concurrency: PositiveCount
+
+
 class OutlierDetection(Strict):
     """Passive health: eject a replica after consecutive errors.
 
@@ -215,6 +225,7 @@ class UpstreamPolicy(Strict):
     # The default that route classes inherit; methods in no class are never retried.
     retries: Retries = NO_RETRIES
     connection_pool: ConnectionPool
+    retry_budget: RetryBudget | None = None
     outlier_detection: OutlierDetection | None = None
     health_check: HealthCheck | None = None
     locality_failover: LocalityFailover | None = None
@@ -437,6 +448,7 @@ __all__ = [
     "OutlierDetection",
     "RateLimit",
     "Retries",
+    "RetryBudget",
     "RouteClass",
     "UpstreamName",
     "UpstreamPolicy",

@@ -144,7 +144,10 @@ def outbound_cluster(
         address,
         ports,
         envoy_fields.outbound_cluster_fields(
-            upstream.connection_pool, upstream.outlier_detection, upstream.health_check
+            upstream.connection_pool,
+            upstream.outlier_detection,
+            upstream.health_check,
+            upstream.retry_budget,
         ),
     )
     if tls is not None:

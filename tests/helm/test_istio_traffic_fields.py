@@ -24,7 +24,10 @@ def test_destination_rules_give_the_rendered_clusters(topology: str, rendered: R
     policy = _policy(topology)
     for name, upstream in policy.upstreams.items():
         fields = envoy_fields.outbound_cluster_fields(
-            upstream.connection_pool, upstream.outlier_detection, upstream.health_check
+            upstream.connection_pool,
+            upstream.outlier_detection,
+            upstream.health_check,
+            upstream.retry_budget,
         )
         spec = rendered.get("DestinationRule", name)["spec"]
         assert pilot_cluster(spec) == without_local_only(fields), name

@@ -22,11 +22,11 @@ def test_lint_clean(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_lint_findings_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["lint", *FILES, "-f", str(UNSAFE / "max-retries-below-retry-load.yaml")])
+    code = main(["lint", *FILES, "-f", str(UNSAFE / "retry-capacity-without-budget.yaml")])
     assert code == 1
     out = capsys.readouterr().out
-    assert out.startswith("mesh.upstreams.consolidado.connectionPool.maxRetries: maxRetries 3")
-    assert "(fix: raise maxRetries to at least 342" in out
+    assert out.startswith("mesh.upstreams.consolidado.connectionPool.maxRetries: maxRetries 512")
+    assert "(fix: set retryBudget (percent at most 25), or lower maxRetries to at most 128" in out
 
 
 def test_schema_errors_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,6 @@ from mesh.lint import (
     Finding,
     ejectable_hosts,
     lint,
-    required_max_retries,
     worst_backoff,
 )
 from mesh.methods import MethodShape
@@ -54,8 +53,13 @@ def test_cloud_values_alone_lint_clean(shapes: dict[str, MethodShape]) -> None:
             "mesh.upstreams.consolidado.routeClasses.ingest.retries.perTryTimeout",
         ),
         (
-            "max-retries-below-retry-load",
-            "max-retries-below-retry-load",
+            "retry-capacity-too-large",
+            "retry-capacity-too-large",
+            "mesh.upstreams.consolidado.retryBudget.percent",
+        ),
+        (
+            "retry-capacity-without-budget",
+            "retry-capacity-too-large",
             "mesh.upstreams.consolidado.connectionPool.maxRetries",
         ),
         (
@@ -146,8 +150,6 @@ def test_formulas() -> None:
     backoff = Backoff.model_validate({"baseInterval": "25ms", "maxInterval": "100ms"})
     # retry 1 waits ≤ 25ms, retry 2 ≤ 75ms, retry 3 ≤ min(175, 100) = 100ms
     assert worst_backoff(backoff, 3).millis == 200
-    assert required_max_retries(512, 2) == 342
-    assert required_max_retries(100, 1) == 50
     assert ejectable_hosts(2, 50) == 1
     assert ejectable_hosts(2, 49) == 0
     assert ejectable_hosts(3, 100) == 3

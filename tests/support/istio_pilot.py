@@ -38,6 +38,13 @@ def pilot_cluster(dr: dict[str, Any]) -> dict[str, Any]:
         threshold["max_requests"] = pool["http"]["http2MaxRequests"]
     if pool["http"].get("maxRetries", 0) > 0:
         threshold["max_retries"] = pool["http"]["maxRetries"]
+    # cluster_traffic_policy.go applyConnectionPool: trafficPolicy.retryBudget.
+    budget = dr["trafficPolicy"].get("retryBudget")
+    if budget is not None:
+        threshold["retry_budget"] = {
+            "budget_percent": {"value": float(budget["percent"])},
+            "min_retry_concurrency": budget["minRetryConcurrency"],
+        }
     cluster: dict[str, Any] = {
         "lb_policy": DEFAULT_LB_POLICY,
         "connect_timeout": _duration(pool["tcp"]["connectTimeout"]),
