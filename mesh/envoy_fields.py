@@ -90,10 +90,11 @@ def istio_enforcing(consecutive_errors: int) -> int:
     return 100 if consecutive_errors > 0 else 0
 
 
-def outlier_lb_fields() -> JSON:
-    """Istio turns Envoy's panic routing off (minHealthPercent 0) when outlier detection is
-    on: with few replicas, panic mode would send traffic back to ejected hosts."""
-    return {"common_lb_config": {"healthy_panic_threshold": {"value": 0}}}
+def outlier_lb_fields(detection: OutlierDetection) -> JSON:
+    """Istio sets Envoy's panic threshold from outlierDetection.minHealthPercent (0, panic
+    routing off, when unset) whenever outlier detection is on."""
+    threshold = {"value": detection.min_health_percent}
+    return {"common_lb_config": {"healthy_panic_threshold": threshold}}
 
 
 def outbound_cluster_fields(
@@ -109,7 +110,7 @@ def outbound_cluster_fields(
     }
     if detection is not None:
         fields["outlier_detection"] = outlier_detection(detection)
-        fields.update(outlier_lb_fields())
+        fields.update(outlier_lb_fields(detection))
     if health is not None:
         fields["health_checks"] = [grpc_health_check(health)]
     return fields

@@ -22,7 +22,7 @@ from mesh.durations import Duration
 from mesh.effective import EffectiveRoute, gateway_routes, upstream_routes
 from mesh.envoy_fields import istio_enforcing
 from mesh.methods import MethodShape, service_of
-from mesh.policy import Backoff, MeshPolicy, UpstreamName
+from mesh.policy import Backoff, MeshPolicy, OutlierDetection, UpstreamName
 
 # The product rule: the consolidated report holds peaks of 50 requests per second.
 REPORT_PEAK_RPS = 50
@@ -194,6 +194,43 @@ def check_retry_capacity(policy: MeshPolicy, name: UpstreamName) -> list[Finding
     ]
 
 
+def check_app_error_ejection(policy: MeshPolicy, name: UpstreamName) -> list[Finding]:
+    """Envoy counts a gRPC answer's INTERNAL, UNKNOWN, UNIMPLEMENTED... as 5xx: ejecting on
+    those lets one caller's requests, or a rollout's version skew, eject healthy replicas."""
+    detection = policy.upstreams[name].outlier_detection
+    if detection is None or detection.enforcing_consecutive_5xx_errors == 0:
+        return []
+    if detection.consecutive_5xx_errors == 0:
+        return []
+    return [
+        Finding(
+            "outlier-ejects-on-app-errors",
+            f"mesh.upstreams.{name}.outlierDetection.consecutive5xxErrors",
+            f"{detection.consecutive_5xx_errors} answers in a row such as INTERNAL or "
+            "UNIMPLEMENTED eject a replica: one caller's bad requests, or a rollout's version "
+            "skew, can eject healthy replicas and then every one",
+            "set consecutive5xxErrors and enforcingConsecutive5xxErrors to 0; "
+            "consecutiveGatewayErrors ejects replicas that cannot answer",
+        )
+    ]
+
+
+def check_panic_threshold(name: UpstreamName, detection: OutlierDetection) -> list[Finding]:
+    """With every host ejectable (locality failover needs maxEjectionPercent 100), only a
+    panic threshold keeps traffic flowing once they are all out."""
+    if detection.min_health_percent > 0:
+        return []
+    return [
+        Finding(
+            "min-health-percent-missing",
+            f"mesh.upstreams.{name}.outlierDetection.minHealthPercent",
+            f"{name} may eject every host and has no panic threshold: once they are all out, "
+            "every request fails, even while some host could answer",
+            "set minHealthPercent (e.g. 50)",
+        )
+    ]
+
+
 def check_ejection(policy: MeshPolicy, name: UpstreamName, replicas: int | None) -> list[Finding]:
     upstream = policy.upstreams[name]
     detection = upstream.outlier_detection
@@ -213,7 +250,7 @@ def check_ejection(policy: MeshPolicy, name: UpstreamName, replicas: int | None)
         # eject the last failing local replicas, and traffic stays on them. How many
         # remote endpoints there are (one per east-west gateway address) is not known here.
         if detection.max_ejection_percent >= 100:
-            return []
+            return check_panic_threshold(name, detection)
         return [
             Finding(
                 "locality-failover-ejection-cap",
@@ -228,7 +265,7 @@ def check_ejection(policy: MeshPolicy, name: UpstreamName, replicas: int | None)
     if replicas is None:
         return []
     ejectable = ejectable_hosts(replicas, detection.max_ejection_percent)
-    if ejectable >= replicas:
+    if ejectable >= replicas and detection.min_health_percent == 0:
         fix = (
             f"lower it to {100 * (replicas - 1) // replicas} or less "
             f"(ejects at most {replicas - 1} of {replicas})"
@@ -404,6 +441,7 @@ def lint(
             findings += check_idempotency(route, shapes)
         findings += check_retry_capacity(policy, name)
         findings += check_ejection(policy, name, (replicas or {}).get(name))
+        findings += check_app_error_ejection(policy, name)
         findings += check_istio_parity(policy, name)
         findings += check_locality_failover(policy, name)
     findings += check_report_rate_limit(policy)

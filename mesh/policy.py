@@ -156,6 +156,10 @@ class OutlierDetection(Strict):
     base_ejection_time: Duration
     # At least 1: Istio leaves 0 unset, and Envoy reads unset as 10%.
     max_ejection_percent: Annotated[int, Field(ge=1, le=100, strict=True)]
+    # Envoy's panic threshold: below this share of healthy hosts it balances over all of
+    # them, ejected ones included, rather than fail every request. 0 (Istio's default):
+    # never, so once every host is out every request fails.
+    min_health_percent: Annotated[int, Field(ge=0, le=100, strict=True)] = 0
 
 
 class FailoverRegions(Strict):

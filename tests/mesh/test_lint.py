@@ -93,6 +93,16 @@ def test_cloud_values_alone_lint_clean(shapes: dict[str, MethodShape]) -> None:
             "mesh.gateway.merchantRateLimit.tokensPerSecond",
         ),
         (
+            "outlier-ejects-on-app-errors",
+            "outlier-ejects-on-app-errors",
+            "mesh.upstreams.consolidado.outlierDetection.consecutive5xxErrors",
+        ),
+        (
+            "min-health-percent-missing",
+            "min-health-percent-missing",
+            "mesh.upstreams.consolidado.outlierDetection.minHealthPercent",
+        ),
+        (
             "istio-parity",
             "istio-parity",
             "mesh.upstreams.consolidado.outlierDetection.enforcingConsecutiveGatewayErrors",

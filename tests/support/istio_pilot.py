@@ -65,7 +65,9 @@ def pilot_cluster(dr: dict[str, Any]) -> dict[str, Any]:
         if od.get("maxEjectionPercent", 0) > 0:
             out["max_ejection_percent"] = od["maxEjectionPercent"]
         cluster["outlier_detection"] = out
-        cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": 0}}
+        # applyOutlierDetection: minHealthPercent (default 0) is the panic threshold.
+        panic = od.get("minHealthPercent", 0)
+        cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": panic}}
     return cluster
 
 
