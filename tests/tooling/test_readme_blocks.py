@@ -50,6 +50,7 @@ def for_this_stack(code: str, stack: Devstack, pg_admin_url: str, redis_url: str
     swaps = {
         "localhost:8080": f"127.0.0.1:{plan.gateway.listen_port}",
         "127.0.0.1:50051": plan.lancamentos.address,
+        "127.0.0.1:50052": plan.consolidado[0].address,
         "127.0.0.1:5432": f"{pg.hostname}:{pg.port}",
         "redis://127.0.0.1:6379/0": redis_url,
         "caixa_consolidado": f"{prefix}_consolidado",
