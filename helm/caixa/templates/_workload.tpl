@@ -96,24 +96,40 @@ spec:
       labels:
         {{- include "caixa.podLabels" $ctx | nindent 8 }}
         sidecar.istio.io/inject: "true"
+      {{- /*
+      sidecar.istio.io/nativeSidecar: Istio's proxy as a native sidecar (Kubernetes >= 1.29;
+      Istio turns it on by itself only when every node is >= 1.33): kubelet starts it before
+      the app and stops it only after the app has exited, which the grace period below
+      relies on. proxy.istio.io/config: the sidecar drains as long as the app does, and its
+      stats include what the alerts and the dashboard read (circuit breakers, ejections,
+      retries). rewriteAppHTTPProbers: kubelet's gRPC probes go to the sidecar agent, not
+      through STRICT mTLS. checksum/workload-jwks: new cluster keys roll the pods (the
+      services read them at start).
+
+      podAnnotations are laid over these once: a proxy.istio.io/config of theirs is merged
+      into this one (their fields win), and any other key set here is refused rather than
+      written twice, which Kubernetes would keep only one of, silently.
+      */}}
+      {{- $proxy := dict "terminationDrainDuration" (printf "%ds" $drain) "proxyStatsMatcher" (dict "inclusionRegexps" (list ".*circuit_breakers.*" ".*upstream_rq_pending_overflow.*" ".*upstream_rq_retry.*" ".*outlier_detection.*")) }}
+      {{- $annotations := dict
+        "sidecar.istio.io/nativeSidecar" "true"
+        "sidecar.istio.io/rewriteAppHTTPProbers" "true"
+        "checksum/workload-jwks" ($auth.jwks | sha256sum)
+        "prometheus.io/scrape" "true"
+        "prometheus.io/port" ($root.Values.ports.metrics | toString)
+        "prometheus.io/path" "/metrics" }}
+      {{- range $key, $value := $values.podAnnotations }}
+      {{- if eq $key "proxy.istio.io/config" }}
+      {{- $proxy = mergeOverwrite $proxy (fromYaml $value) }}
+      {{- else if hasKey $annotations $key }}
+      {{- fail (printf "%s.podAnnotations sets %s, which the chart sets itself; remove it (proxy.istio.io/config alone is merged)" $.component $key) }}
+      {{- else }}
+      {{- $_ := set $annotations $key ($value | toString) }}
+      {{- end }}
+      {{- end }}
+      {{- $_ := set $annotations "proxy.istio.io/config" (toJson $proxy) }}
       annotations:
-        # Istio's proxy as a native sidecar (Kubernetes >= 1.29; Istio turns it on by
-        # itself only when every node is >= 1.33): kubelet starts it before the app and
-        # stops it only after the app has exited, which the grace period below relies on.
-        sidecar.istio.io/nativeSidecar: "true"
-        # Then the sidecar drains as long as the app does. Its stats include what the
-        # alerts and the dashboard read: circuit breakers, ejections, retries.
-        proxy.istio.io/config: {{ dict "terminationDrainDuration" (printf "%ds" $drain) "proxyStatsMatcher" (dict "inclusionRegexps" (list ".*circuit_breakers.*" ".*upstream_rq_pending_overflow.*" ".*upstream_rq_retry.*" ".*outlier_detection.*")) | toJson | quote }}
-        # kubelet's gRPC probes go to the sidecar agent, not through STRICT mTLS.
-        sidecar.istio.io/rewriteAppHTTPProbers: "true"
-        # New cluster keys roll the pods: the services read them at start.
-        checksum/workload-jwks: {{ $auth.jwks | sha256sum }}
-        prometheus.io/scrape: "true"
-        prometheus.io/port: {{ $root.Values.ports.metrics | quote }}
-        prometheus.io/path: /metrics
-        {{- with $values.podAnnotations }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
+        {{- toYaml $annotations | nindent 8 }}
     spec:
       serviceAccountName: {{ include "caixa.serviceAccountName" $ctx }}
       automountServiceAccountToken: false
