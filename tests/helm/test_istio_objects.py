@@ -69,15 +69,15 @@ def test_toggle_matrix_stays_valid(combination: tuple[bool, ...], tmp_path: Path
     assert [e for o in objects for e in object_errors(o)] == []
     sidecars = rendered.names("Sidecar")
     for component, enabled in (("lancamentos", combination[1]), ("dispatcher", combination[2])):
-        assert (component in sidecars) == enabled
-    assert ("cross-network-gateway" in rendered.names("Gateway")) == combination[0]
+        assert (f"caixa-{component}" in sidecars) == enabled
+    assert ("caixa-cross-network-gateway" in rendered.names("Gateway")) == combination[0]
     # The database of the overlay, and the users issuer every service fetches keys from.
-    assert rendered.names("ServiceEntry") == {"pg", "identity-provider"}
+    assert rendered.names("ServiceEntry") == {"caixa-pg", "caixa-identity-provider"}
     assert [e for o in rendered.of_kind("ServiceEntry") for e in object_errors(o)] == []
 
 
 def test_a_typo_is_rejected(renders: dict[str, Rendered]) -> None:
-    dr = renders["default"].get("DestinationRule", "consolidado")
+    dr = renders["default"].get("DestinationRule", "caixa-consolidado")
     detection = dr["spec"]["trafficPolicy"]["outlierDetection"]
     typo = {**dr, "spec": {**dr["spec"], "trafficPolicy": {"outlierDetection": detection}}}
     typo["spec"]["trafficPolicy"]["outlierDetection"] = {
@@ -85,7 +85,7 @@ def test_a_typo_is_rejected(renders: dict[str, Rendered]) -> None:
         **{k: v for k, v in detection.items() if k != "consecutive5xxErrors"},
     }
     assert object_errors(typo) == [
-        "DestinationRule/consolidado: "
+        "DestinationRule/caixa-consolidado: "
         "spec.trafficPolicy.outlierDetection.consecutive5xxError: not in the schema"
     ]
     bad_enum = {**dr, "spec": {"host": "x", "trafficPolicy": {"tls": {"mode": "STRICT"}}}}
@@ -98,10 +98,12 @@ def test_istio_disabled_renders_none() -> None:
 
 
 def test_mtls_strict_with_plain_text_metrics(rendered: Rendered) -> None:
-    default = rendered.get("PeerAuthentication", "default")
-    assert default["metadata"]["namespace"] == "caixa"
-    assert default["spec"] == {"mtls": {"mode": "STRICT"}}
-    metrics = rendered.get("PeerAuthentication", "caixa-metrics")["spec"]
+    # One PeerAuthentication, on this release's pods: no namespace-wide `default`.
+    assert rendered.names("PeerAuthentication") == {"caixa-mtls"}
+    mtls = rendered.get("PeerAuthentication", "caixa-mtls")
+    assert mtls["metadata"]["namespace"] == "caixa"
+    metrics = mtls["spec"]
+    assert metrics["mtls"] == {"mode": "STRICT"}
     # Istio's CEL rule (not evaluated by the schema check): portLevelMtls needs a selector.
     assert metrics["selector"]["matchLabels"]
     assert metrics["portLevelMtls"] == {"9464": {"mode": "PERMISSIVE"}}
@@ -109,7 +111,9 @@ def test_mtls_strict_with_plain_text_metrics(rendered: Rendered) -> None:
 
 def test_sidecars_limit_egress_to_what_each_workload_calls(renders: dict[str, Rendered]) -> None:
     sidecars = {o["metadata"]["name"]: o["spec"] for o in renders["default"].of_kind("Sidecar")}
-    hosts = {name: spec["egress"][0]["hosts"] for name, spec in sidecars.items()}
+    hosts = {
+        name.removeprefix("caixa-"): spec["egress"][0]["hosts"] for name, spec in sidecars.items()
+    }
     # The defaults: PostgreSQL and Redis in namespaces of their own.
     database = "postgres/postgres.postgres.svc.cluster.local"
     issuer = "./auth.example.com"  # every service fetches the users' issuer's keys
@@ -126,7 +130,7 @@ def test_sidecars_limit_egress_to_what_each_workload_calls(renders: dict[str, Re
     for spec in sidecars.values():
         assert spec["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
     # The cloud runs no write path, so only consolidado's sidecar.
-    assert renders["cloud"].names("Sidecar") == {"consolidado"}
+    assert renders["cloud"].names("Sidecar") == {"caixa-consolidado"}
 
 
 def test_sidecars_add_the_cnpg_services(renders: dict[str, Rendered], tmp_path: Path) -> None:
@@ -134,21 +138,21 @@ def test_sidecars_add_the_cnpg_services(renders: dict[str, Rendered], tmp_path: 
     for component, database in (("lancamentos", "lancamentos"), ("consolidado", "consolidado")):
         # values-onprem.yaml names no database host: only the chart can add it.
         assert onprem_values["istio"]["egress"][f"{database}Database"]["hosts"] == []
-        hosts = renders["onprem"].get("Sidecar", component)["spec"]["egress"][0]["hosts"]
+        hosts = renders["onprem"].get("Sidecar", f"caixa-{component}")["spec"]["egress"][0]["hosts"]
         assert f"./caixa-{database}-pg-rw.caixa.svc.cluster.local" in hosts
         assert f"caixa-{database}-pg" in renders["onprem"].names("Cluster")
     # Named in the values too, the host still appears once.
     named = "./caixa-lancamentos-pg-rw.caixa.svc.cluster.local"
     overlay = {"istio": {"egress": {"lancamentosDatabase": {"hosts": [named]}}}}
     rendered = render_with("onprem", overlay, tmp_path)
-    hosts = rendered.get("Sidecar", "lancamentos")["spec"]["egress"][0]["hosts"]
+    hosts = rendered.get("Sidecar", "caixa-lancamentos")["spec"]["egress"][0]["hosts"]
     assert hosts.count(named) == 1
 
 
 def test_east_west_exposure_per_cluster(renders: dict[str, Rendered]) -> None:
-    assert "cross-network-gateway" not in renders["default"].names("Gateway")
+    assert "caixa-cross-network-gateway" not in renders["default"].names("Gateway")
     for topology, network in (("cloud", "network-cloud"), ("onprem", "network-onprem")):
-        gateway = renders[topology].get("Gateway", "cross-network-gateway")
+        gateway = renders[topology].get("Gateway", "caixa-cross-network-gateway")
         assert gateway["metadata"]["annotations"]["caixa.io/network"] == network
         [server] = gateway["spec"]["servers"]
         assert server["port"] == {"number": 15443, "name": "tls", "protocol": "TLS"}
@@ -162,7 +166,7 @@ def test_east_west_exposure_per_cluster(renders: dict[str, Rendered]) -> None:
 
 def test_locality_failover_between_the_two_clusters(renders: dict[str, Rendered]) -> None:
     def setting(topology: str) -> object:
-        spec = renders[topology].get("DestinationRule", "consolidado")["spec"]
+        spec = renders[topology].get("DestinationRule", "caixa-consolidado")["spec"]
         return spec["trafficPolicy"].get("loadBalancer", {}).get("localityLbSetting")
 
     assert setting("default") is None
@@ -176,7 +180,7 @@ def test_locality_failover_between_the_two_clusters(renders: dict[str, Rendered]
     assert setting("cloud") == setting("onprem") == both_ways
     for topology in TOPOLOGIES:
         # Istio fails over only with outlier detection.
-        spec = renders[topology].get("DestinationRule", "consolidado")["spec"]
+        spec = renders[topology].get("DestinationRule", "caixa-consolidado")["spec"]
         assert "outlierDetection" in spec["trafficPolicy"]
         if topology != "default":
             # The cap counts the remote endpoints too: anything below 100 could leave the
@@ -190,7 +194,7 @@ def test_jwt_at_the_gateway_and_again_at_the_workloads(rendered: Rendered) -> No
         "jwksUri": "https://auth.example.com/.well-known/jwks.json",
         "audiences": ["caixa"],
     }
-    authn = rendered.get("RequestAuthentication", "caixa-jwt")
+    authn = rendered.get("RequestAuthentication", "caixa-caixa-jwt")
     assert authn["metadata"]["namespace"] == "istio-ingress"
     assert authn["spec"]["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
     # Forwarded, so that the workloads can validate it too; the merchants claim
@@ -254,7 +258,7 @@ def test_selectors_pick_the_rendered_pods(rendered: Rendered) -> None:
         for d in rendered.of_kind("Deployment")
     }
     assert pods
-    metrics = rendered.get("PeerAuthentication", "caixa-metrics")["spec"]["selector"]
+    metrics = rendered.get("PeerAuthentication", "caixa-mtls")["spec"]["selector"]
     for name, labels in pods.items():
         sidecars = [
             s["metadata"]["name"]

@@ -76,7 +76,7 @@ def test_durations_pass_through_identically(
     rendered = render_with("default", overlay, tmp_path)
     cli = _traffic(_cli_objects((tmp_path / "overlay.yaml",), capsys))
     assert cli == _traffic(list(rendered))
-    spec = rendered.get("DestinationRule", "consolidado")["spec"]["trafficPolicy"]
+    spec = rendered.get("DestinationRule", "caixa-consolidado")["spec"]["trafficPolicy"]
     assert spec["connectionPool"]["tcp"]["connectTimeout"] == "1500ms"
     assert spec["outlierDetection"]["interval"] == "1.5s"
 
@@ -133,7 +133,7 @@ def _check_routes(virtual_service: Object, envoy_config: dict[str, Any]) -> None
 def test_destination_rules_give_the_local_clusters(topology: str, rendered: Rendered) -> None:
     clusters = {c["name"]: c for c in _local(topology)["gateway"]["static_resources"]["clusters"]}
     for dr in rendered.of_kind("DestinationRule"):
-        local = clusters[dr["metadata"]["name"]]
+        local = clusters[dr["metadata"]["name"].removeprefix("caixa-")]
         fields = {k: local[k] for k in POLICY_CLUSTER_KEYS if k in local}
         assert pilot_cluster(dr["spec"]) == fields, dr["metadata"]["name"]
 
@@ -142,7 +142,7 @@ def test_virtual_services_give_the_local_routes(topology: str, rendered: Rendere
     local = _local(topology)
     _check_routes(rendered.get("VirtualService", "caixa-gateway"), local["gateway"])
     # The dispatcher's egress sidecar is the local caller of the consolidado VS.
-    _check_routes(rendered.get("VirtualService", "consolidado"), local["egress-dispatcher"])
+    _check_routes(rendered.get("VirtualService", "caixa-consolidado"), local["egress-dispatcher"])
 
 
 def test_rate_limits_equal_the_local_gateway(topology: str, rendered: Rendered) -> None:
@@ -153,7 +153,7 @@ def test_rate_limits_equal_the_local_gateway(topology: str, rendered: Rendered) 
         if LOCAL_RATE_LIMIT in route.get("typed_per_filter_config", {})
     }
     assert local_limits, "the default values rate-limit consolidado reads"
-    patches = rendered.get("EnvoyFilter", "caixa-local-ratelimit")["spec"]["configPatches"]
+    patches = rendered.get("EnvoyFilter", "caixa-caixa-local-ratelimit")["spec"]["configPatches"]
     chart_limits = {
         p["match"]["routeConfiguration"]["vhost"]["route"]["name"]: p["patch"]["value"][
             "typed_per_filter_config"

@@ -29,14 +29,14 @@ def test_destination_rules_give_the_rendered_clusters(topology: str, rendered: R
             upstream.health_check,
             upstream.retry_budget,
         )
-        spec = rendered.get("DestinationRule", name)["spec"]
+        spec = rendered.get("DestinationRule", f"caixa-{name}")["spec"]
         assert pilot_cluster(spec) == without_local_only(fields), name
 
 
 def test_virtual_services_give_the_rendered_routes(topology: str, rendered: Rendered) -> None:
     policy = _policy(topology)
     for name in policy.upstreams:
-        http = rendered.get("VirtualService", name)["spec"]["http"]
+        http = rendered.get("VirtualService", f"caixa-{name}")["spec"]["http"]
         routes = upstream_routes(policy, name)
         assert len(http) == len(routes)
         for spec, route in zip(http, routes, strict=True):
@@ -55,7 +55,7 @@ def test_gateway_virtual_service_routes_public_services_only(rendered: Rendered)
 
 def test_non_retried_routes_say_attempts_zero(rendered: Rendered) -> None:
     # Without an explicit 0 Istio applies its default of 2 retries.
-    http = rendered.get("VirtualService", "lancamentos")["spec"]["http"]
+    http = rendered.get("VirtualService", "caixa-lancamentos")["spec"]["http"]
     by_name = {route["name"]: route for route in http}
     assert by_name["lancamentos.import"]["retries"] == {"attempts": 0}
     assert by_name["lancamentos.change-feed"]["retries"] == {"attempts": 0}

@@ -21,13 +21,13 @@ SETS = [f"{LIMIT}.tokensPerSecond=40", f"{LIMIT}.burst=75", f"{LIMIT}.maxMerchan
 
 
 def _gateway_jwt_rule(objects: Any) -> dict[str, Any]:
-    [rule] = objects.get("RequestAuthentication", "caixa-jwt")["spec"]["jwtRules"]
+    [rule] = objects.get("RequestAuthentication", "caixa-caixa-jwt")["spec"]["jwtRules"]
     return dict(rule)
 
 
 def test_the_charts_filter_is_the_local_one() -> None:
     rendered = render_chart(sets=SETS)
-    [patch] = rendered.get("EnvoyFilter", "caixa-merchant-ratelimit")["spec"]["configPatches"]
+    [patch] = rendered.get("EnvoyFilter", "caixa-caixa-merchant-ratelimit")["spec"]["configPatches"]
     policy = load_policy([VALUES], SETS)
     assert policy.gateway.merchant_rate_limit is not None
     # 40/s: a refill of 2 tokens every 50 ms, as mesh.render.rate_limit.token_bucket.
@@ -49,5 +49,5 @@ def test_the_charts_filter_is_the_local_one() -> None:
 
 def test_null_turns_it_off_in_both_places() -> None:
     rendered = render_chart(sets=[f"{LIMIT}=null"])
-    assert "caixa-merchant-ratelimit" not in rendered.names("EnvoyFilter")
+    assert "caixa-caixa-merchant-ratelimit" not in rendered.names("EnvoyFilter")
     assert "outputClaimToHeaders" not in _gateway_jwt_rule(rendered)

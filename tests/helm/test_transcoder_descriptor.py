@@ -34,7 +34,7 @@ def _files(data: bytes) -> dict[str, descriptor_pb2.FileDescriptorProto]:
 
 
 def _transcoder(rendered: Rendered) -> dict[str, Any]:
-    envoy_filter = rendered.get("EnvoyFilter", "caixa-grpc-json-transcoder")
+    envoy_filter = rendered.get("EnvoyFilter", "caixa-caixa-grpc-json-transcoder")
     [patch] = envoy_filter["spec"]["configPatches"]
     assert patch["match"]["context"] == "GATEWAY"
     assert patch["patch"]["operation"] == "INSERT_BEFORE"
@@ -116,7 +116,7 @@ def test_committed_rest_check_is_fresh() -> None:
 
 
 def test_rest_check_equals_the_local_gateways(topology: str, rendered: Rendered) -> None:
-    envoy_filter = rendered.get("EnvoyFilter", "caixa-rest-fields")
+    envoy_filter = rendered.get("EnvoyFilter", "caixa-caixa-rest-fields")
     [patch] = envoy_filter["spec"]["configPatches"]
     assert patch["match"]["context"] == "GATEWAY"
     assert patch["patch"]["operation"] == "INSERT_BEFORE"

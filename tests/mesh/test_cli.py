@@ -69,10 +69,10 @@ def test_render_istio_prints_the_charts_objects(
     kinds = [(d["kind"], d["metadata"]["name"]) for d in documents]
     assert kinds == [
         ("VirtualService", "caixa-gateway"),
-        ("DestinationRule", "consolidado"),
-        ("VirtualService", "consolidado"),
-        ("DestinationRule", "lancamentos"),
-        ("VirtualService", "lancamentos"),
+        ("DestinationRule", "caixa-consolidado"),
+        ("VirtualService", "caixa-consolidado"),
+        ("DestinationRule", "caixa-lancamentos"),
+        ("VirtualService", "caixa-lancamentos"),
     ]
     assert all(d["apiVersion"] == "networking.istio.io/v1" for d in documents)
     assert {d["metadata"]["namespace"] for d in documents} == {"ns1"}

@@ -13,6 +13,16 @@
 {{- printf "%s-%s" (include "caixa.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* An object in a namespace other releases share (the ingress gateway's): the release's
+namespace in its name too, unless that is the gateway's own namespace. */}}
+{{- define "caixa.gatewayObjectName" -}}
+{{- if eq .root.Values.istio.ingressGateway.namespace .root.Release.Namespace -}}
+{{- include "caixa.componentName" . -}}
+{{- else -}}
+{{- printf "%s-%s-%s" (include "caixa.fullname" .root) .root.Release.Namespace .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "caixa.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
