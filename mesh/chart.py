@@ -60,13 +60,22 @@ def render_chart(
     *,
     release: str = "caixa",
     namespace: str = "caixa",
+    revision: int = 1,
 ) -> Rendered:
     """Raises helm_python's HelmValuesError for values the schema rejects, and
-    HelmRenderError when a template fails (e.g. a `required`/`fail` in the chart)."""
+    HelmRenderError when a template fails (e.g. a `required`/`fail` in the chart).
+    Revision 1 is an install; a later one an upgrade."""
     values = user_values(files, sets)
     with helm.Chart.load(chart_dir) as chart:
         chart.validate_schema(chart.merge_values(values))
-        manifests = chart.render(values, name=release, namespace=namespace, is_install=True)
+        manifests = chart.render(
+            values,
+            name=release,
+            namespace=namespace,
+            revision=revision,
+            is_install=revision == 1,
+            is_upgrade=revision > 1,
+        )
     objects = tuple(
         document
         for path, text in sorted(manifests.items())

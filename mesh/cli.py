@@ -5,6 +5,7 @@
     caixa-mesh render envoy -f ... --out DIR
     caixa-mesh render istio [-f ...] [--chart helm/caixa] [--namespace caixa] [--release caixa]
     caixa-mesh render --istio -f ...   (the same)
+    caixa-mesh failover switchover|failover --from SITE ... --to SITE ... [--execute]
 
 Exit status: 0 clean, 1 findings or invalid values, 2 bad usage.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import helm_python as helm
 import yaml
 
+from mesh import failover
 from mesh.chart import render_chart
 from mesh.explain import explain
 from mesh.lint import lint
@@ -211,7 +213,10 @@ def _aliases(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_aliases(sys.argv[1:] if argv is None else argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["failover"]:
+        return failover.main(given[1:])
+    args = build_parser().parse_args(_aliases(given))
     if args.command == "render":
         run = {
             "envoy": run_render_envoy,

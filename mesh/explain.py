@@ -110,6 +110,11 @@ def upstream_rows(policy: MeshPolicy, name: UpstreamName, replicas: int | None) 
         if replicas is not None:
             count = ejectable_hosts(replicas, detection.max_ejection_percent)
             share = f" ({count} of {replicas} replicas)"
+        panic = (
+            f"below {detection.min_health_percent}% healthy, balanced over every host (panic)"
+            if detection.min_health_percent
+            else "no panic threshold: once every host is out, every request fails"
+        )
         rows.append(
             (
                 "outlier detection",
@@ -119,6 +124,7 @@ def upstream_rows(policy: MeshPolicy, name: UpstreamName, replicas: int | None) 
                 f"({detection.enforcing_consecutive_gateway_errors}% enforced)\n"
                 f"for {detection.base_ejection_time} × times ejected, swept every "
                 f"{detection.interval}, at most {detection.max_ejection_percent}%{share}\n"
+                f"{panic}\n"
                 f"stats cluster.{name}.outlier_detection.ejections_active, "
                 "ejections_enforced_total",
             )

@@ -119,10 +119,10 @@ class SchemaNotReady(Exception):
 class SchemaCheck:
     """Readiness: the database is at this build's head, or newer.
 
-    A Helm upgrade migrates before it rolls pods, so during the rollout the old pods see
-    a revision they don't know; they stay ready (migrations are additive). A revision this
-    build knows but that is behind its head, or no revision at all (first install, hook
-    still running), keeps the pod out of the endpoints.
+    The chart's migration Job runs alongside the rollout: the old pods then see a
+    revision they don't know and stay ready (migrations are additive). A revision this
+    build knows but that is behind its head, or no revision at all (first install, the
+    Job still running), keeps the pod out of the endpoints until the Job is done.
     """
 
     head: str

@@ -169,23 +169,16 @@ def test_locality_failover_between_the_two_clusters(renders: dict[str, Rendered]
         spec = renders[topology].get("DestinationRule", "caixa-consolidado")["spec"]
         return spec["trafficPolicy"].get("loadBalancer", {}).get("localityLbSetting")
 
-    assert setting("default") is None
-    both_ways = {
-        "enabled": True,
-        "failover": [
-            {"from": "sa-east-1", "to": "br-sp-onprem"},
-            {"from": "br-sp-onprem", "to": "sa-east-1"},
-        ],
-    }
-    assert setting("cloud") == setting("onprem") == both_ways
+    # One rule in every cluster (tests/helm/test_load_spread.py checks what it does).
+    by_region = {"enabled": True, "failoverPriority": ["topology.kubernetes.io/region"]}
+    assert setting("default") == setting("cloud") == setting("onprem") == by_region
     for topology in TOPOLOGIES:
         # Istio fails over only with outlier detection.
         spec = renders[topology].get("DestinationRule", "caixa-consolidado")["spec"]
         assert "outlierDetection" in spec["trafficPolicy"]
-        if topology != "default":
-            # The cap counts the remote endpoints too: anything below 100 could leave the
-            # last failing local replica un-ejected, and traffic local.
-            assert spec["trafficPolicy"]["outlierDetection"]["maxEjectionPercent"] == 100
+        # The cap counts the remote endpoints too: anything below 100 could leave the
+        # last failing local replica un-ejected, and traffic local.
+        assert spec["trafficPolicy"]["outlierDetection"]["maxEjectionPercent"] == 100
 
 
 def test_jwt_at_the_gateway_and_again_at_the_workloads(rendered: Rendered) -> None:

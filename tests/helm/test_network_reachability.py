@@ -113,7 +113,9 @@ def chart_pods(rendered: Rendered) -> dict[str, Endpoint]:
             "batch.kubernetes.io/job-name": job_name,
             "job-name": job_name,
         }
-        pods[job_name.removeprefix("caixa-")] = Endpoint(job_name, NAMESPACE, labels)
+        # Named per revision; keyed by what it migrates.
+        key = f"migrations-{job['metadata']['labels']['caixa.io/database']}"
+        pods[key] = Endpoint(job_name, NAMESPACE, labels)
     for pod in rendered.of_kind("Pod"):  # `helm test`'s
         pods[pod["metadata"]["name"].removeprefix("caixa-")] = Endpoint(
             pod["metadata"]["name"], NAMESPACE, pod["metadata"]["labels"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import copy
 
 import pytest
+from helm_python.errors import HelmError
 
 from mesh.chart import Object, Rendered
 from tests.support.chart import render_chart
+from tests.support.istio_injection import injected
 from tests.support.pod_security import image_problems, pod_specs, security_problems
 
 WORKLOAD_KINDS = ("Deployment", "Job")
@@ -86,3 +88,46 @@ def test_service_accounts_do_not_mount_api_tokens(everything: Rendered) -> None:
     assert all(a["automountServiceAccountToken"] is False for a in accounts)
     for name, pod in pod_specs(everything):
         assert pod["automountServiceAccountToken"] is False, name
+
+
+def test_restricted_holds_once_injected_only_with_istio_cni(rendered: Rendered) -> None:
+    """The chart's claim, checked on the pods Istio admits: with istio-cni (required by
+    the install docs) the injected init container and proxy are restricted too, with
+    bounds of their own (istio.proxyResources); without it, istio-init runs as root with
+    NET_ADMIN/NET_RAW, which even baseline refuses."""
+    templates = {
+        d["metadata"]["name"]: d["spec"]["template"] for d in rendered.of_kind("Deployment")
+    }
+    assert templates
+    for name, template in templates.items():
+        assert security_problems(injected(template, cni=True)) == [], name
+        without = security_problems(injected(template, cni=False))
+        assert "istio-init: runs as uid 0 (or an unset uid)" in without, name
+        assert "istio-init: adds capabilities ['NET_ADMIN', 'NET_RAW']" in without, name
+
+
+def test_the_sidecars_bounds_are_the_charts_annotations(rendered: Rendered) -> None:
+    template = rendered.get("Deployment", "caixa-consolidado")["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["sidecar.istio.io/proxyCPULimit"] == "1"
+    assert annotations["sidecar.istio.io/proxyMemoryLimit"] == "256Mi"
+    bare = {**template, "metadata": {**template["metadata"], "annotations": {}}}
+    # Without them the injector gives the proxy no bounds of its own.
+    assert "istio-proxy: no cpu limits" in security_problems(injected(bare, cni=True))
+
+
+def test_images_by_digest_where_one_is_known() -> None:
+    notes = "caixa/templates/NOTES.txt"
+    assert "pinned by tag only" in render_chart().manifests[notes]
+    digest = "sha256:" + "a" * 64
+    pinned = render_chart(sets=[f"image.digest={digest}"])
+    assert "pinned by tag only" not in pinned.manifests[notes]
+    for _, pod in pod_specs(pinned):
+        for c in pod["containers"]:
+            assert c["image"] == f"ghcr.io/caixa/caixa@{digest}"
+    # PostgreSQL: the operator's pinned default, or a digest; never a bare tag.
+    with pytest.raises(HelmError, match="imageName"):
+        render_chart(sets=[*EVERYTHING, "cnpg.imageName=ghcr.io/cloudnative-pg/postgresql:17"])
+    image = f"ghcr.io/cloudnative-pg/postgresql:17.6@{digest}"
+    rendered = render_chart(sets=[*EVERYTHING, f"cnpg.imageName={image}"])
+    assert {c["spec"]["imageName"] for c in rendered.of_kind("Cluster")} == {image}

@@ -154,15 +154,15 @@ def test_connections_come_from_secrets(renders: dict[str, Rendered]) -> None:
 
 def test_graceful_termination_lines_up(rendered: Rendered) -> None:
     """A preStop wait while callers learn the endpoint is gone, then the app drains for
-    drainSeconds, then the sidecar drains as long. The sidecar is native, so it stops only
-    after the app, and kubelet waits for all three in turn."""
+    drainSeconds. The native sidecar drains from the deletion on (its preStop), accepting
+    new connections until the app is gone, and exits with it: the grace period holds the
+    preStop and the app's stop, and no second drain (istio/istio#47226)."""
     for deployment in rendered.of_kind("Deployment"):
         pod = deployment["spec"]["template"]
         annotations = pod["metadata"]["annotations"]
         assert annotations["sidecar.istio.io/nativeSidecar"] == "true"
         variables = env(container(deployment))
         proxy = json.loads(annotations["proxy.istio.io/config"])
-        assert proxy["terminationDrainDuration"] == f"{DRAIN}s"
         server_drain = int(variables["SHUTDOWN_GRACE_SECONDS"])
         if deployment["metadata"]["name"] == "caixa-dispatcher":
             # Its server only answers health; the outbox delivery drain is the long part,
@@ -179,7 +179,9 @@ def test_graceful_termination_lines_up(rendered: Rendered) -> None:
             pre_stop = container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
             assert pre_stop == PRE_STOP
         grace = pod["spec"]["terminationGracePeriodSeconds"]
-        assert grace >= pre_stop + app_stop + DRAIN + MARGIN
+        assert grace == pre_stop + app_stop + MARGIN
+        # The proxy accepts connections for as long as the app may still open them.
+        assert proxy["terminationDrainDuration"] == f"{pre_stop + app_stop}s"
 
 
 def test_drain_follows_values() -> None:
@@ -187,9 +189,9 @@ def test_drain_follows_values() -> None:
         sets=["termination.drainSeconds=45", "termination.graceMarginSeconds=5"]
     )
     pod = rendered.get("Deployment", "caixa-consolidado")["spec"]["template"]
-    assert pod["spec"]["terminationGracePeriodSeconds"] == PRE_STOP + 45 + 45 + 5
+    assert pod["spec"]["terminationGracePeriodSeconds"] == PRE_STOP + 45 + 5
     assert (
-        '"terminationDrainDuration":"45s"'
+        f'"terminationDrainDuration":"{PRE_STOP + 45}s"'
         in pod["metadata"]["annotations"]["proxy.istio.io/config"]
     )
 
@@ -208,8 +210,8 @@ def test_pods_join_the_mesh_and_are_scraped(rendered: Rendered) -> None:
 def test_pods_spread_across_zones_and_nodes(rendered: Rendered) -> None:
     for deployment in rendered.of_kind("Deployment"):
         spec = deployment["spec"]["template"]["spec"]
-        keys = [c["topologyKey"] for c in spec["topologySpreadConstraints"]]
-        assert keys == [VALUES["topologySpread"]["topologyKey"], "kubernetes.io/hostname"]
+        keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
+        assert keys == {VALUES["topologySpread"]["topologyKey"], "kubernetes.io/hostname"}
         selector = deployment["spec"]["selector"]
         for constraint in spec["topologySpreadConstraints"]:
             assert constraint["labelSelector"] == selector
@@ -277,19 +279,19 @@ def test_every_deployment_has_a_disruption_budget(rendered: Rendered) -> None:
         )
 
 
-def test_migrations_are_hook_jobs(renders: dict[str, Rendered]) -> None:
+def _jobs(rendered: Rendered) -> dict[str, dict[str, Any]]:
+    return {j["metadata"]["labels"]["caixa.io/database"]: j for j in rendered.of_kind("Job")}
+
+
+def test_migrations_are_plain_jobs(renders: dict[str, Rendered]) -> None:
     rendered = renders["default"]
-    jobs = {j["metadata"]["name"]: j for j in rendered.of_kind("Job")}
-    assert set(jobs) == {"caixa-migrations-lancamentos", "caixa-migrations-consolidado"}
+    jobs = _jobs(rendered)
+    assert set(jobs) == {"lancamentos", "consolidado"}
     account = rendered.get("ServiceAccount", "caixa-migrations")
-    account_weight = int(account["metadata"]["annotations"]["helm.sh/hook-weight"])
-    for database, job in ((n.rsplit("-", 1)[1], j) for n, j in jobs.items()):
-        annotations = job["metadata"]["annotations"]
-        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
-        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
-        # The ServiceAccount is a hook created before the Job that uses it.
-        assert account["metadata"]["annotations"]["helm.sh/hook"] == annotations["helm.sh/hook"]
-        assert account_weight < int(annotations["helm.sh/hook-weight"])
+    assert "annotations" not in account["metadata"]
+    for database, job in jobs.items():
+        assert job["metadata"]["name"].startswith(f"caixa-migrations-{database}-1-")
+        assert "annotations" not in job["metadata"]  # no helm.sh/hook: see test_install_paths
         pod = job["spec"]["template"]
         assert pod["spec"]["serviceAccountName"] == "caixa-migrations"
         assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
@@ -298,7 +300,7 @@ def test_migrations_are_hook_jobs(renders: dict[str, Rendered]) -> None:
         c = pod["spec"]["containers"][0]
         assert c["args"] == [f"caixa-{database}", "migrate"]
         assert env(c)["DATABASE_URL"] == {"secretKeyRef": VALUES["secrets"][f"{database}Database"]}
-        for key in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        for key in ("backoffLimit", "activeDeadlineSeconds"):
             assert job["spec"][key] == VALUES["migrations"][key]
 
 
@@ -306,13 +308,6 @@ def test_migrations_run_only_on_the_write_path(renders: dict[str, Rendered]) -> 
     assert renders["cloud"].of_kind("Job") == []
     assert "caixa-migrations" not in renders["cloud"].names("ServiceAccount")
     assert render_chart(sets=["migrations.enabled=false"]).of_kind("Job") == []
-
-
-def test_with_cnpg_migrations_wait_for_the_database_created_with_the_release(
-    renders: dict[str, Rendered],
-) -> None:
-    for job in renders["onprem"].of_kind("Job"):
-        assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
 
 
 def test_the_write_path_refuses_a_cluster_without_the_primary() -> None:
@@ -353,7 +348,11 @@ def test_onprem_uses_cloudnative_pg(renders: dict[str, Rendered]) -> None:
             {
                 "name": "barman-cloud.cloudnative-pg.io",
                 "isWALArchiver": True,
-                "parameters": {"barmanObjectName": store["metadata"]["name"]},
+                # Each site archives under its own server name (one writer, two sites).
+                "parameters": {
+                    "barmanObjectName": store["metadata"]["name"],
+                    "serverName": f"{name}-onprem",
+                },
             }
         ]
         # The services read the Secret the operator writes for their cluster.
@@ -382,7 +381,9 @@ def test_cnpg_acknowledges_a_commit_only_once_a_standby_has_it(
         render_chart(sets=[*CNPG, "cnpg.instances=2"])
     render_chart(sets=[*CNPG, "cnpg.instances=3"])
     asynchronous = render_chart(sets=[*CNPG, "cnpg.synchronousReplicas=0"])
-    assert all("postgresql" not in c["spec"] for c in asynchronous.of_kind("Cluster"))
+    assert all(
+        "synchronous" not in c["spec"]["postgresql"] for c in asynchronous.of_kind("Cluster")
+    )
 
 
 def rules(rendered: Rendered, name: str, direction: str) -> list[dict[str, Any]]:
@@ -478,12 +479,13 @@ def test_database_egress_only_to_configured_peers() -> None:
     rendered = render_chart(sets=["networkPolicy.postgres.peers[0].ipBlock.cidr=10.20.0.0/24"])
     for name in (n for clients in DATABASE_CLIENTS.values() for n in clients):
         assert [r["to"] for r in postgres_rules(rendered, name)] == [[peer]], name
-    # Each migration Job's pods, told apart by the label the Job controller gives them.
+    # Each migration Job's pods, told apart by the database they migrate.
+    jobs = _jobs(rendered)
     for database in DATABASE_CLIENTS:
         selector = rendered.get("NetworkPolicy", f"caixa-migrations-{database}")["spec"]
-        job = f"caixa-migrations-{database}"
-        assert selector["podSelector"]["matchLabels"]["batch.kubernetes.io/job-name"] == job
-        assert job in rendered.names("Job")
+        labels = jobs[database]["spec"]["template"]["metadata"]["labels"]
+        assert selector["podSelector"]["matchLabels"]["caixa.io/database"] == database
+        assert selector["podSelector"]["matchLabels"].items() <= labels.items()
 
 
 def test_east_west_peers_open_15443() -> None:

@@ -35,6 +35,7 @@ def test_circuit_breaker_outlier_and_rate_limit_shown(policy: MeshPolicy) -> Non
     assert text.startswith("consolidado (Istio host 'consolidado', 2 replica(s))")
     assert "lancamentos" not in text.split("\n")[0]
     assert "maxRequests 512" in text
-    assert "at most 50% (1 of 2 replicas)" in text
+    assert "at most 100% (2 of 2 replicas)" in text
+    assert "below 50% healthy, balanced over every host (panic)" in text
     assert "5000/s, burst 10000 (per gateway Envoy)" in text
     assert "never retried" in section(text, "other methods")

@@ -19,9 +19,12 @@ def render_chart(
     *,
     release: str = "caixa",
     namespace: str = "caixa",
+    revision: int = 1,
 ) -> Rendered:
     """`helm template` of this checkout's `helm/caixa`."""
-    return render_any_chart(CHART_DIR, files, sets, release=release, namespace=namespace)
+    return render_any_chart(
+        CHART_DIR, files, sets, release=release, namespace=namespace, revision=revision
+    )
 
 
 # name → the values files layered over the chart's values.yaml, like `helm -f`.

@@ -166,3 +166,44 @@ def apply_gateway_envoy_filters(
                             route[key] = item
             else:
                 raise AssertionError(f"{name}: {patch['applyTo']} is not modelled")
+
+
+REGION, ZONE = "topology.kubernetes.io/region", "topology.kubernetes.io/zone"
+
+
+def _lb_priority(proxy: dict[str, str], endpoint: dict[str, str]) -> int:
+    # util.LbPriority (no sub-zones here): 0 same zone, 2 same region, 3 elsewhere.
+    if proxy.get(REGION) != endpoint.get(REGION):
+        return 3
+    return 0 if proxy.get(ZONE) == endpoint.get(ZONE) else 2
+
+
+def pilot_priorities(
+    setting: dict[str, Any] | None, proxy: dict[str, str], endpoints: list[dict[str, str]]
+) -> list[int]:
+    """The Envoy priority of each endpoint for a caller with `proxy`'s labels, as
+    loadbalancer.go's ApplyLocalityLBSetting assigns it once outlier detection is set.
+    `setting` is the DestinationRule's localityLbSetting; None is the mesh default
+    (locality load balancing on, no failover rules)."""
+    order = (setting or {}).get("failoverPriority") or []
+    raw = []
+    for endpoint in endpoints:
+        if order:  # applyPriorityFailoverPerLocality
+            priority = next(
+                (
+                    len(order) - j
+                    for j, label in enumerate(order)
+                    if proxy.get(label) != endpoint.get(label)
+                ),
+                0,
+            )
+        else:  # applyLocalityFailover
+            priority = _lb_priority(proxy, endpoint)
+            for rule in (setting or {}).get("failover") or []:
+                if priority == 3 and rule["from"] == proxy.get(REGION):
+                    priority = 3 if endpoint.get(REGION) == rule["to"] else 4
+                    break
+        raw.append(priority)
+    # Priorities run 0..N without gaps.
+    rank = {p: i for i, p in enumerate(sorted(set(raw)))}
+    return [rank[p] for p in raw]

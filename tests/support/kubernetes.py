@@ -39,9 +39,12 @@ CNPG_FIELDS: dict[tuple[str, ...], frozenset[str]] = {
             "topologySpreadConstraints",
             "bootstrap",
             "plugins",
+            "replica",
+            "externalClusters",
         }
     ),
-    ("Cluster", "spec", "postgresql"): frozenset({"synchronous"}),
+    # parameters: PostgreSQL's own settings, free-form.
+    ("Cluster", "spec", "postgresql"): frozenset({"synchronous", "parameters"}),
     ("Cluster", "spec", "postgresql", "synchronous"): frozenset(
         {"method", "number", "dataDurability"}
     ),
@@ -50,8 +53,28 @@ CNPG_FIELDS: dict[tuple[str, ...], frozenset[str]] = {
         {"enablePodAntiAffinity", "topologyKey", "podAntiAffinityType"}
     ),
     ("Cluster", "spec", "storage"): frozenset({"size", "storageClass"}),
-    ("Cluster", "spec", "bootstrap"): frozenset({"initdb"}),
+    ("Cluster", "spec", "bootstrap"): frozenset({"initdb", "recovery"}),
     ("Cluster", "spec", "bootstrap", "initdb"): frozenset({"database", "owner"}),
+    ("Cluster", "spec", "bootstrap", "recovery"): frozenset(
+        {"source", "backup", "volumeSnapshots", "recoveryTarget", "database", "owner", "secret"}
+    ),
+    # ReplicaClusterConfiguration (the distributed topology).
+    ("Cluster", "spec", "replica"): frozenset(
+        {"self", "primary", "enabled", "source", "promotionToken", "minApplyDelay"}
+    ),
+    ("Cluster", "spec", "externalClusters"): frozenset(
+        {
+            "name",
+            "connectionParameters",
+            "sslCert",
+            "sslKey",
+            "sslRootCert",
+            "password",
+            "barmanObjectStore",
+            "plugin",
+        }
+    ),
+    ("Cluster", "spec", "externalClusters", "plugin"): frozenset({"name", "enabled", "parameters"}),
     # PluginConfiguration; its parameters are the plugin's own, free-form strings.
     ("Cluster", "spec", "plugins"): frozenset({"name", "enabled", "isWALArchiver", "parameters"}),
     ("ScheduledBackup", "spec"): frozenset(

@@ -37,6 +37,9 @@ def security_problems(pod: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: root filesystem is writable")
         if context.get("capabilities", {}).get("drop") != ["ALL"]:
             problems.append(f"{name}: capabilities are not all dropped")
+        added = set(context.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}
+        if added:
+            problems.append(f"{name}: adds capabilities {sorted(added)}")
         if context.get("privileged"):
             problems.append(f"{name}: privileged")
         resources = container.get("resources", {})

@@ -99,9 +99,14 @@ spec:
       {{- /*
       sidecar.istio.io/nativeSidecar: Istio's proxy as a native sidecar (Kubernetes >= 1.29;
       Istio turns it on by itself only when every node is >= 1.33): kubelet starts it before
-      the app and stops it only after the app has exited, which the grace period below
-      relies on. proxy.istio.io/config: the sidecar drains as long as the app does, and its
-      stats include what the alerts and the dashboard read (circuit breakers, ejections,
+      the app and sends it SIGTERM only after the app has exited. Its preStop, though, starts
+      Envoy's graceful drain as soon as the pod is deleted (istio/istio#47226): from then on
+      existing connections get GOAWAY and new ones are still accepted for
+      terminationDrainDuration, set here to the preStop wait plus the app's whole stop, so
+      the proxy keeps accepting until the app is gone (a call that meets a GOAWAY reconnects,
+      and one refused is retried). The proxy exits with the app, so the grace period is the
+      preStop wait plus the app's stop, not a second drain. proxy.istio.io/config: that
+      drain, and stats that include what the alerts and the dashboard read (circuit breakers, ejections,
       retries). rewriteAppHTTPProbers: kubelet's gRPC probes go to the sidecar agent, not
       through STRICT mTLS. checksum/workload-jwks: new cluster keys roll the pods (the
       services read them at start).
@@ -110,7 +115,7 @@ spec:
       into this one (their fields win), and any other key set here is refused rather than
       written twice, which Kubernetes would keep only one of, silently.
       */}}
-      {{- $proxy := dict "terminationDrainDuration" (printf "%ds" $drain) "proxyStatsMatcher" (dict "inclusionRegexps" (list ".*circuit_breakers.*" ".*upstream_rq_pending_overflow.*" ".*upstream_rq_retry.*" ".*outlier_detection.*")) }}
+      {{- $proxy := dict "terminationDrainDuration" (printf "%ds" (add $preStop $stop)) "proxyStatsMatcher" (dict "inclusionRegexps" (list ".*circuit_breakers.*" ".*upstream_rq_pending_overflow.*" ".*upstream_rq_retry.*" ".*outlier_detection.*")) }}
       {{- $annotations := dict
         "sidecar.istio.io/nativeSidecar" "true"
         "sidecar.istio.io/rewriteAppHTTPProbers" "true"
@@ -118,6 +123,11 @@ spec:
         "prometheus.io/scrape" "true"
         "prometheus.io/port" ($root.Values.ports.metrics | toString)
         "prometheus.io/path" "/metrics" }}
+      {{- $sidecar := $root.Values.istio.proxyResources }}
+      {{- $_ := set $annotations "sidecar.istio.io/proxyCPU" ($sidecar.requests.cpu | toString) }}
+      {{- $_ := set $annotations "sidecar.istio.io/proxyMemory" ($sidecar.requests.memory | toString) }}
+      {{- $_ := set $annotations "sidecar.istio.io/proxyCPULimit" ($sidecar.limits.cpu | toString) }}
+      {{- $_ := set $annotations "sidecar.istio.io/proxyMemoryLimit" ($sidecar.limits.memory | toString) }}
       {{- range $key, $value := $values.podAnnotations }}
       {{- if eq $key "proxy.istio.io/config" }}
       {{- $proxy = mergeOverwrite $proxy (fromYaml $value) }}
@@ -133,9 +143,9 @@ spec:
     spec:
       serviceAccountName: {{ include "caixa.serviceAccountName" $ctx }}
       automountServiceAccountToken: false
-      # preStop, the app's whole stop, then the sidecar's drain (a native sidecar is
-      # stopped only after the app exits).
-      terminationGracePeriodSeconds: {{ add $preStop $stop $drain $root.Values.termination.graceMarginSeconds }}
+      # preStop, then the app's whole stop; the native sidecar has been draining since the
+      # deletion and exits with the app.
+      terminationGracePeriodSeconds: {{ add $preStop $stop $root.Values.termination.graceMarginSeconds }}
       securityContext:
         {{- include "caixa.podSecurityContext" $root | nindent 8 }}
       {{- with $root.Values.imagePullSecrets }}
@@ -143,10 +153,12 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
       topologySpreadConstraints:
-        {{- range $key := list $root.Values.topologySpread.topologyKey "kubernetes.io/hostname" }}
+        {{- $spread := $root.Values.topologySpread }}
+        {{- range $key, $when := dict $spread.topologyKey $spread.whenUnsatisfiable "kubernetes.io/hostname" $spread.hostnameWhenUnsatisfiable }}
         - topologyKey: {{ $key }}
-          maxSkew: {{ $root.Values.topologySpread.maxSkew }}
-          whenUnsatisfiable: {{ $root.Values.topologySpread.whenUnsatisfiable }}
+          maxSkew: {{ $spread.maxSkew }}
+          whenUnsatisfiable: {{ $when }}
+          nodeTaintsPolicy: Honor
           labelSelector:
             matchLabels:
               {{- include "caixa.selectorLabels" $ctx | nindent 14 }}
@@ -188,6 +200,9 @@ spec:
             - name: SHUTDOWN_GRACE_SECONDS
               value: {{ $shutdownGrace | quote }}
             {{- include "caixa.secretEnv" (dict "name" "DATABASE_URL" "ref" .databaseSecret) | nindent 12 }}
+            # Counted in the database's connections (_connections.tpl).
+            - name: DATABASE_POOL_SIZE
+              value: {{ $values.databasePoolSize | quote }}
             # Every call is checked here too, whatever Istio let through: the user's
             # token (the gateway's issuer) or a workload's (Kubernetes service account).
             - name: AUTH_ISSUER
@@ -339,10 +354,60 @@ spec:
       {{- include "caixa.selectorLabels" $ctx | nindent 6 }}
 {{- end -}}
 
-{{/* The write path needs the PostgreSQL primary; see cluster.writePath. */}}
+{{/* The write path needs the PostgreSQL primary; see cluster.writePath. With CNPG's
+distributed topology every release names the same primary site, and only that site's
+release may run the write path: two releases can never both render writers. */}}
 {{- define "caixa.writePathGuard" -}}
 {{- if and (not .Values.cluster.writePath) (or .Values.lancamentos.enabled .Values.dispatcher.enabled) -}}
 {{- fail "lancamentos and dispatcher are the write path and run only in the cluster with the PostgreSQL primary: set lancamentos.enabled=false and dispatcher.enabled=false, or cluster.writePath=true" -}}
+{{- end -}}
+{{- $cnpg := .Values.cnpg -}}
+{{- $replication := $cnpg.replication -}}
+{{- $site := .Values.cluster.name -}}
+{{- if and $cnpg.enabled $replication.clusters -}}
+{{- if lt (len $replication.clusters) 2 -}}
+{{- fail "cnpg.replication.clusters names one site: a distributed topology needs at least two, or leave it empty" -}}
+{{- end -}}
+{{- if not (has $site $replication.clusters) -}}
+{{- fail (printf "cluster.name %q is not in cnpg.replication.clusters %v" $site $replication.clusters) -}}
+{{- end -}}
+{{- if not (has $replication.primary $replication.clusters) -}}
+{{- fail (printf "cnpg.replication.primary %q is not in cnpg.replication.clusters %v: name the one site whose databases accept writes, the same in every release" $replication.primary $replication.clusters) -}}
+{{- end -}}
+{{- $isPrimary := and (eq $replication.primary $site) (not $cnpg.fenced) -}}
+{{- if and .Values.cluster.writePath (not $isPrimary) -}}
+{{- fail (printf "cluster.writePath is true but this site (%s) is not the writer (cnpg.replication.primary is %q%s): its databases refuse writes, and a second write path is a second ledger. Set cluster.writePath=false, lancamentos.enabled=false, dispatcher.enabled=false" $site $replication.primary (ternary ", and it is fenced" "" (and (eq $replication.primary $site) $cnpg.fenced))) -}}
+{{- end -}}
+{{- if and $isPrimary (not .Values.cluster.writePath) -}}
+{{- fail (printf "cnpg.replication.primary is this site (%s) but cluster.writePath is false: the ledger would accept no entry anywhere. Set cluster.writePath=true" $site) -}}
+{{- end -}}
+{{- if and (not (eq $replication.primary $site)) $replication.promotionTokens -}}
+{{- fail "cnpg.replication.promotionTokens are set on a site that is not cnpg.replication.primary: a token promotes the site it is given to, so set primary to this site too" -}}
+{{- end -}}
+{{- else if and $cnpg.fenced .Values.cluster.writePath -}}
+{{- fail "cnpg.fenced is true but cluster.writePath is true: a fenced database accepts no writes. Set cluster.writePath=false, lancamentos.enabled=false, dispatcher.enabled=false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Cluster of `database` at `site`, as CNPG's distributed topology names it. */}}
+{{- define "caixa.cnpgSiteName" -}}
+{{- printf "%s-%s" (include "caixa.cnpgClusterName" .) .site | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Backups leave the site (cnpg.backup.offSite): an object store inside this cluster
+dies with it. */}}
+{{- define "caixa.cnpgOffSiteGuard" -}}
+{{- $backup := .Values.cnpg.backup -}}
+{{- if $backup.offSite -}}
+{{- $host := (urlParse (default "https://s3.amazonaws.com" $backup.endpointURL)).hostname -}}
+{{- if or (hasSuffix ".svc" $host) (hasSuffix ".cluster.local" $host) (not (contains "." $host)) -}}
+{{- fail (printf "cnpg.backup.endpointURL %q is inside this cluster: the backups would die with it. Archive off-site (another site's or a provider's object store), or set cnpg.backup.offSite=false for a throwaway cluster" $backup.endpointURL) -}}
+{{- end -}}
+{{- range $peer := .Values.cnpg.objectStorePeers -}}
+{{- if or (hasKey $peer "namespaceSelector") (hasKey $peer "podSelector") -}}
+{{- fail "cnpg.objectStorePeers selects pods in this cluster: the backups would die with it. Name the off-site store's addresses (ipBlock), or set cnpg.backup.offSite=false" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 

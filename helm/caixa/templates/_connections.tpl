@@ -1,0 +1,47 @@
+{{- /*
+PostgreSQL connections, per database, at the autoscalers' maximums plus a rollout's
+surge (25 %, rounded up): each process opens up to 2 × databasePoolSize (pool plus
+overflow) and, for the lancamentos database's clients, one LISTEN connection; migrate
+opens two. CloudNativePG's max_connections is derived from it; a server the chart does
+not manage must allow it (databaseConnections.serverMaxConnections), or rendering fails.
+*/ -}}
+{{- define "caixa.databaseConnections" -}}
+{{- $root := . -}}
+{{- $need := dict "lancamentos" 0 "consolidado" 0 -}}
+{{- range $component, $database := dict "lancamentos" "lancamentos" "dispatcher" "lancamentos" "consolidado" "consolidado" -}}
+{{- $values := index $root.Values $component -}}
+{{- if $values.enabled -}}
+{{- $max := int $values.replicaCount -}}
+{{- if and $values.autoscaling $values.autoscaling.enabled -}}{{- $max = int $values.autoscaling.maxReplicas -}}{{- end -}}
+{{- $processes := add $max (div (add $max 3) 4) -}}
+{{- $each := add (mul 2 (int $values.databasePoolSize)) (ternary 1 0 (eq $database "lancamentos")) -}}
+{{- $_ := set $need $database (add (index $need $database) (mul $processes $each)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $root.Values.cluster.writePath $root.Values.migrations.enabled -}}
+{{- range $database := list "lancamentos" "consolidado" -}}
+{{- $_ := set $need $database (add (index $need $database) 2) -}}
+{{- end -}}
+{{- end -}}
+{{- range $database, $n := $need -}}
+{{- $_ := set $need $database (add $n (int $root.Values.databaseConnections.reserved)) -}}
+{{- end -}}
+{{- toJson $need -}}
+{{- end -}}
+
+{{- /* max_connections for a CNPG-managed database: what the release needs, at least 100. */ -}}
+{{- define "caixa.cnpgMaxConnections" -}}
+{{- $need := index (include "caixa.databaseConnections" .root | fromJson) .database -}}
+{{- max 100 (int $need) -}}
+{{- end -}}
+
+{{- define "caixa.databaseConnectionsGuard" -}}
+{{- $need := include "caixa.databaseConnections" . | fromJson -}}
+{{- range $database, $n := $need -}}
+{{- $managed := and $.Values.cnpg.enabled (has $database $.Values.cnpg.databases) -}}
+{{- $allowed := int (index $.Values.databaseConnections.serverMaxConnections $database) -}}
+{{- if and (not $managed) (gt (int $n) $allowed) -}}
+{{- fail (printf "the %s database's clients may open %d connections at the autoscalers' maximums (each process 2 × databasePoolSize, plus LISTEN and migrate, plus databaseConnections.reserved %d), but its server allows %d (databaseConnections.serverMaxConnections.%s): past that PostgreSQL refuses them and requests fail UNAVAILABLE. Raise the server's max_connections, or lower databasePoolSize or autoscaling.maxReplicas" $database (int $n) (int $.Values.databaseConnections.reserved) $allowed $database) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,251 @@
+"""One writer for the ledger, always (issue 11 §1).
+
+Both sites hold every database (CloudNativePG's distributed topology); both releases
+name the same primary, and only that site's release may render a write path. Every
+combination the values allow, and every step of the failover runbook (mesh.failover)
+applied to the two releases in turn, renders at most one writer: one site whose
+databases accept writes and whose lancamentos runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helm_python.errors import HelmError
+
+from mesh import failover
+from mesh.chart import Rendered
+from tests.support.chart import TOPOLOGIES, render_chart
+from tests.support.paths import CHART_DIR
+
+SITES = ("onprem", "cloud")
+RELEASE = failover.Release("caixa", "caixa", CHART_DIR)
+
+
+def _site(name: str) -> failover.Site:
+    return failover.Site(name, f"ctx-{name}", TOPOLOGIES[name])
+
+
+def _writes(rendered: Rendered) -> tuple[bool, bool]:
+    """(its databases accept writes, it runs a write path)."""
+    primaries = set()
+    for cluster in rendered.of_kind("Cluster"):
+        replica = cluster["spec"]["replica"]
+        fenced = "cnpg.io/fencedInstances" in cluster["metadata"].get("annotations", {})
+        primaries.add(replica["primary"] == replica["self"] and not fenced)
+    assert len(primaries) == 1, "the databases of one site disagree on who writes"
+    runs = "caixa-lancamentos" in rendered.names("Deployment")
+    return primaries.pop(), runs
+
+
+def _writers(sets: dict[str, list[str]], down: tuple[str, ...] = ()) -> list[str]:
+    writers = []
+    for site in SITES:
+        if site in down:  # powered off: whatever its release says, it writes nothing
+            continue
+        databases, runs = _writes(render_chart(TOPOLOGIES[site], sets[site]))
+        # A write path only where the databases take writes, and the reverse.
+        assert databases == runs, site
+        if databases:
+            writers.append(site)
+    return writers
+
+
+def test_the_shipped_sites_name_one_primary_and_one_writer() -> None:
+    values = {s: yaml.safe_load(TOPOLOGIES[s][0].read_text(encoding="utf-8")) for s in SITES}
+    replication = [values[s]["cnpg"]["replication"] for s in SITES]
+    assert [r["primary"] for r in replication] == ["onprem", "onprem"]
+    assert [r["clusters"] for r in replication] == [["onprem", "cloud"]] * 2
+    assert _writers({"onprem": [], "cloud": []}) == ["onprem"]
+
+
+def test_the_cloud_holds_a_replica_of_every_database() -> None:
+    rendered = render_chart(TOPOLOGIES["cloud"])
+    for database in failover.DATABASES:
+        spec = rendered.get("Cluster", f"caixa-{database}-pg")["spec"]
+        source = f"caixa-{database}-pg-onprem"
+        assert spec["replica"] == {
+            "self": f"caixa-{database}-pg-cloud",
+            "primary": source,
+            "source": source,
+        }
+        assert spec["bootstrap"] == {"recovery": {"source": source}}
+        stores = {e["name"]: e["plugin"]["parameters"] for e in spec["externalClusters"]}
+        assert stores[source]["serverName"] == source
+        # It archives under its own name, ready to be the primary.
+        [plugin] = spec["plugins"]
+        assert plugin["parameters"]["serverName"] == f"caixa-{database}-pg-cloud"
+
+
+@pytest.mark.parametrize("primary", SITES)
+def test_either_site_as_primary_gives_exactly_one_writer(primary: str) -> None:
+    sets = {
+        site: [f"{k}={v}" for k, v in failover.writer_sets(primary, writes=site == primary).items()]
+        for site in SITES
+    }
+    if primary == "cloud":
+        sets["onprem"].append("cnpg.replication.bootstrap=recovery")
+    assert _writers(sets) == [primary]
+
+
+@pytest.mark.parametrize(
+    ("site", "sets", "message"),
+    [
+        # A write path where the databases refuse writes: the old split brain.
+        ("cloud", ["cluster.writePath=true", "lancamentos.enabled=true"], "not the writer"),
+        ("onprem", ["cnpg.replication.primary=cloud"], "not the writer"),
+        ("onprem", ["cnpg.fenced=true"], "it is fenced"),
+        # The primary's site with no write path: no ledger anywhere.
+        (
+            "cloud",
+            ["cnpg.replication.primary=cloud"],
+            "cluster.writePath is false",
+        ),
+        ("onprem", ["cnpg.replication.primary=dr-site"], "is not in cnpg.replication.clusters"),
+        ("cloud", ["cnpg.replication.promotionTokens.lancamentos=abc"], "promotes the site"),
+        ("onprem", ["cnpg.replication.clusters={onprem}"], "needs at least two"),
+    ],
+)
+def test_a_second_writer_or_none_fails_to_render(site: str, sets: list[str], message: str) -> None:
+    with pytest.raises(HelmError, match=message):
+        render_chart(TOPOLOGIES[site], sets)
+
+
+def _sets_of(argv: tuple[str, ...]) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == "--set"]
+
+
+def _context_site(argv: tuple[str, ...]) -> str:
+    context = argv[argv.index("--kube-context") + 1]
+    return context.removeprefix("ctx-")
+
+
+@pytest.mark.parametrize("mode", ["switchover", "failover", "failover-out-of-band"])
+def test_every_runbook_step_leaves_at_most_one_writer(mode: str) -> None:
+    old, new = _site("onprem"), _site("cloud")
+    if mode == "switchover":
+        plan = failover.switchover(RELEASE, old, new)
+    else:
+        reachable = mode == "failover"
+        plan = failover.failover(
+            RELEASE,
+            old,
+            new,
+            old_reachable=reachable,
+            fenced_out_of_band="" if reachable else "on-prem PostgreSQL nodes powered off",
+        )
+    state: dict[str, list[str]] = {"onprem": [], "cloud": []}
+    down = ("onprem",) if mode == "failover-out-of-band" else ()
+    tokens = {database: f"token-{database}" for database in failover.DATABASES}
+    writers_seen = []
+    for step in plan.steps:
+        if step.argv[:2] != ("helm", "upgrade"):
+            continue
+        site = _context_site(step.argv)
+        sets = _sets_of(step.argv)
+        for name, token in tokens.items():
+            sets = [s.replace(f"<{name}>", token) for s in sets]
+        state[site] = sets
+        writers_seen.append(_writers(state, down))
+    if down:
+        # It comes back only as the runbook's last step says: a replica of the new primary.
+        assert any("fenced out of band" in line.lower() for line in plan.after)
+        state["onprem"] = [
+            *(f"{k}={v}" for k, v in failover.writer_sets("cloud", writes=False).items()),
+            "cnpg.replication.bootstrap=recovery",
+        ]
+        writers_seen.append(_writers(state))
+    # Fence (or demote) first, then promote: never two, and the new site writes at the end.
+    assert all(len(w) <= 1 for w in writers_seen), writers_seen
+    assert writers_seen[-1] == ["cloud"]
+    if mode != "failover-out-of-band":
+        assert writers_seen[0] == [], "the old site must stop writing before the promotion"
+    [promote] = [s for s in plan.steps if s.why.startswith("promote")]
+    tokens_given = [s for s in _sets_of(promote.argv) if "promotionTokens" in s]
+    assert bool(tokens_given) == (mode == "switchover")
+
+
+def test_failover_refuses_to_promote_while_the_old_site_may_still_write() -> None:
+    with pytest.raises(failover.Refused, match="fenced-out-of-band"):
+        failover.failover(RELEASE, _site("onprem"), _site("cloud"), old_reachable=False)
+    with pytest.raises(failover.Refused):
+        failover.failover(
+            RELEASE,
+            _site("onprem"),
+            _site("cloud"),
+            old_reachable=False,
+            fenced_out_of_band="   ",
+        )
+
+
+def _shell(why: str, script: str, *, capture: str = "", within: float = 0.0) -> failover.Step:
+    return failover.Step(why, (sys.executable, "-c", script), capture=capture, within=within)
+
+
+def test_run_waits_for_each_token_fills_it_in_and_stops_at_a_failure(tmp_path: Path) -> None:
+    appears, ran_after = tmp_path / "token", tmp_path / "ran-after-failure"
+    plan = failover.Plan(
+        [
+            # A wait: prints nothing until the token exists (written by the next poll).
+            _shell(
+                "wait",
+                f"import pathlib; p = pathlib.Path({str(appears)!r})\n"
+                "if p.exists(): print(p.read_text())\n"
+                "else: p.write_text('tok-1')",
+                capture="lancamentos",
+                within=10.0,
+            ),
+            failover.Step(
+                "use",
+                (
+                    sys.executable,
+                    "-c",
+                    "import sys; assert sys.argv[1] == 'tok-1'",
+                    "<lancamentos>",
+                ),
+            ),
+            _shell("fail", "raise SystemExit(3)"),
+            _shell("never", f"open({str(ran_after)!r}, 'w')"),
+        ]
+    )
+    said: list[str] = []
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        failover.run(plan, say=said.append, poll_every=0.05)
+    assert failed.value.returncode == 3
+    assert not ran_after.exists()
+    assert any("tok-1" in line for line in said)
+
+
+def test_a_wait_that_never_answers_times_out() -> None:
+    plan = failover.Plan([_shell("wait", "pass", capture="x", within=0.3)])
+    with pytest.raises(TimeoutError, match="nothing after"):
+        failover.run(plan, say=lambda _: None, poll_every=0.05)
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["cnpg.backup.endpointURL=http://minio.storage.svc:9000"],
+        ["cnpg.backup.endpointURL=http://minio:9000"],
+        ["cnpg.objectStorePeers[0].namespaceSelector.matchLabels.name=minio"],
+    ],
+)
+def test_backups_inside_the_cluster_fail_to_render(sets: list[str]) -> None:
+    with pytest.raises(HelmError, match="would die with it"):
+        render_chart(TOPOLOGIES["onprem"], sets)
+    # A throwaway cluster may say so.
+    render_chart(TOPOLOGIES["onprem"], [*sets, "cnpg.backup.offSite=false"])
+
+
+def test_the_readme_states_the_rpo_of_losing_the_primary_site() -> None:
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))
+    timeout = values["cnpg"]["archiveTimeout"]
+    rendered = render_chart(TOPOLOGIES["onprem"])
+    for cluster in rendered.of_kind("Cluster"):
+        assert cluster["spec"]["postgresql"]["parameters"]["archive_timeout"] == timeout
+    readme = (CHART_DIR / "README.md").read_text(encoding="utf-8")
+    assert f"RPO of a total loss of on-prem is up to {timeout}" in readme
