@@ -426,6 +426,31 @@ def check_locality_failover(policy: MeshPolicy, name: UpstreamName) -> list[Find
     ]
 
 
+ZONE_PINNING = "locality-lb-pins-zone"
+
+
+def check_locality_ranking(policy: MeshPolicy, name: UpstreamName) -> list[Finding]:
+    """Outlier detection turns on Istio's locality load balancing, whose default ranks a
+    caller's own zone first: with a replica per zone, each zone's traffic lands on one
+    pod, a hot spot the autoscaler's average CPU hides."""
+    upstream = policy.upstreams[name]
+    if upstream.outlier_detection is None:
+        return []
+    failover = upstream.locality_failover
+    if failover is not None and (not failover.enabled or failover.failover_priority):
+        return []
+    return [
+        Finding(
+            ZONE_PINNING,
+            f"mesh.upstreams.{name}.localityFailover",
+            f"{name} has outlier detection, so Istio balances by locality, and with no "
+            "failoverPriority it keeps each caller in its own zone",
+            f"set mesh.upstreams.{name}.localityFailover.failoverPriority to "
+            "[topology.kubernetes.io/region], so the zones of a region share the load",
+        )
+    ]
+
+
 def lint(
     policy: MeshPolicy,
     replicas: Mapping[str, int] | None = None,
@@ -444,6 +469,7 @@ def lint(
         findings += check_app_error_ejection(policy, name)
         findings += check_istio_parity(policy, name)
         findings += check_locality_failover(policy, name)
+        findings += check_locality_ranking(policy, name)
     findings += check_report_rate_limit(policy)
     findings += check_merchant_rate_limit(policy)
     return list(dict.fromkeys(findings))  # identical findings once

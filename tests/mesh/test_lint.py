@@ -127,6 +127,11 @@ def test_cloud_values_alone_lint_clean(shapes: dict[str, MethodShape]) -> None:
             "locality-failover-ejection-cap",
             "mesh.upstreams.consolidado.outlierDetection.maxEjectionPercent",
         ),
+        (
+            "locality-lb-pins-zone",
+            "locality-lb-pins-zone",
+            "mesh.upstreams.consolidado.localityFailover",
+        ),
     ],
 )
 def test_unsafe_overlay_is_caught(
