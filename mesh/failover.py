@@ -55,6 +55,8 @@ class Step:
     # argument's "<capture>" is replaced by it.
     capture: str = ""
     within: float = 0.0
+    # A wait may also insist on what it prints (e.g. "f" for pg_is_in_recovery()).
+    expect: str = ""
 
 
 @dataclass
@@ -83,10 +85,13 @@ def _kubectl(release: Release, site: Site, *args: str) -> tuple[str, ...]:
 
 
 def writer_sets(primary: str, *, writes: bool, fenced: bool = False) -> dict[str, str]:
-    """The values that make a site the writer or not; the chart refuses any mix."""
+    """The values that make a site the writer or not; the chart refuses any mix. The
+    chart also refuses to move the primary away from what the live Clusters say unless
+    movePrimary names the new one: only the runbook sets it."""
     flag = "true" if writes else "false"
     return {
         "cnpg.replication.primary": primary,
+        "cnpg.replication.movePrimary": primary,
         "cnpg.fenced": "true" if fenced else "false",
         "cluster.writePath": flag,
         "lancamentos.enabled": flag,
@@ -115,18 +120,63 @@ def _wait_for(
     return Step(f"wait for {site.name}'s {database} {what}", argv, capture=database, within=within)
 
 
-def _ready(release: Release, site: Site, database: str) -> Step:
-    name = f"{CLUSTER_KIND}/{_cluster_name(release, database)}"
-    argv = _kubectl(release, site, "wait", "--for=condition=Ready", name, "--timeout=15m")
-    return Step(f"wait until {site.name}'s {database} primary is ready", argv)
+def _promoted(release: Release, site: Site, database: str) -> list[Step]:
+    """Ready is not enough (a replica cluster is Ready too): wait until its primary
+    instance has left recovery, i.e. takes writes."""
+    name = _cluster_name(release, database)
+    primary = f"{database}-primary"
+    where = _kubectl(
+        release, site, "get", CLUSTER_KIND, name, "-o", "jsonpath={.status.currentPrimary}"
+    )
+    query = _kubectl(
+        release,
+        site,
+        "exec",
+        f"<{primary}>",
+        "-c",
+        "postgres",
+        "--",
+        "psql",
+        "-tAc",
+        "SELECT pg_is_in_recovery()",
+    )
+    return [
+        Step(
+            f"find {site.name}'s {database} primary instance", where, capture=primary, within=900.0
+        ),
+        Step(
+            f"wait until {site.name}'s {database} takes writes",
+            query,
+            capture=f"{database}-writes",
+            within=900.0,
+            expect="f",
+        ),
+    ]
+
+
+def _fenced(release: Release, site: Site, database: str) -> Step:
+    """The annotation alone proves nothing: wait until no instance is ready."""
+    selector = f"cnpg.io/cluster={_cluster_name(release, database)}"
+    argv = _kubectl(
+        release,
+        site,
+        "wait",
+        "pod",
+        "-l",
+        selector,
+        "--for=condition=Ready=false",
+        "--timeout=300s",
+    )
+    return Step(f"wait until {site.name}'s {database} has stopped (fenced)", argv)
 
 
 def _after(old: Site, new: Site) -> list[str]:
     return [
         f"In BOTH sites' values files set cnpg.replication.primary: {new.name}; "
         f"cluster.writePath, lancamentos.enabled and dispatcher.enabled true in {new.name}'s "
-        f"and false in {old.name}'s. Until then a plain `helm upgrade` of either site fails "
-        "to render rather than bring back a second writer.",
+        f"and false in {old.name}'s. Until then a plain `helm upgrade` with the old files "
+        "fails: the chart finds the live Clusters naming another primary than the values "
+        "and refuses to move it without cnpg.replication.movePrimary.",
         "Reconcile the balances: caixa-consolidado reconcile.",
     ]
 
@@ -147,7 +197,7 @@ def switchover(
         for database in databases
     ]
     steps.append(_promote(release, new, True, databases))
-    steps += [_ready(release, new, database) for database in databases]
+    steps += [step for database in databases for step in _promoted(release, new, database)]
     return Plan(steps, _after(old, new))
 
 
@@ -168,17 +218,7 @@ def failover(
                 _helm(release, old, fence),
             )
         ]
-        steps += [
-            _wait_for(
-                release,
-                old,
-                database,
-                r"{.metadata.annotations.cnpg\.io/fencedInstances}",
-                what="fence",
-                within=120.0,
-            )
-            for database in databases
-        ]
+        steps += [_fenced(release, old, database) for database in databases]
     elif not fenced_out_of_band.strip():
         raise Refused(
             f"{old.name}'s API server does not answer, so it cannot be fenced from here, "
@@ -189,7 +229,7 @@ def failover(
     else:
         steps = []
     steps.append(_promote(release, new, False, databases))
-    steps += [_ready(release, new, database) for database in databases]
+    steps += [step for database in databases for step in _promoted(release, new, database)]
     after = _after(old, new)
     if not old_reachable:
         after.insert(0, f"Fenced out of band, as stated: {fenced_out_of_band.strip()}")
@@ -229,8 +269,9 @@ def run(
                 raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
             if not step.capture:
                 break
-            if done.returncode == 0 and done.stdout.strip():
-                captures[step.capture] = done.stdout.strip()
+            printed = done.stdout.strip()
+            if done.returncode == 0 and printed and (not step.expect or printed == step.expect):
+                captures[step.capture] = printed
                 break
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{step.why}: nothing after {step.within:.0f} s")
@@ -254,10 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("mode", choices=["switchover", "failover"])
     parser.add_argument("--from", dest="old", required=True, metavar="SITE")
     parser.add_argument("--from-context", required=True)
-    parser.add_argument("--from-values", action="append", type=Path, default=[])
+    parser.add_argument("--from-values", action="append", type=Path, required=True)
     parser.add_argument("--to", dest="new", required=True, metavar="SITE")
     parser.add_argument("--to-context", required=True)
-    parser.add_argument("--to-values", action="append", type=Path, default=[])
+    parser.add_argument("--to-values", action="append", type=Path, required=True)
     parser.add_argument("--release", default="caixa")
     parser.add_argument("--namespace", default="caixa")
     parser.add_argument("--chart", type=Path, default=Path("helm/caixa"))

@@ -437,7 +437,11 @@ def check_locality_ranking(policy: MeshPolicy, name: UpstreamName) -> list[Findi
     if upstream.outlier_detection is None:
         return []
     failover = upstream.locality_failover
-    if failover is not None and (not failover.enabled or failover.failover_priority):
+    by_region = ("topology.istio.io/network", "topology.kubernetes.io/region")
+    if failover is not None and (
+        not failover.enabled
+        or (failover.failover_priority and set(failover.failover_priority) <= set(by_region))
+    ):
         return []
     return [
         Finding(

@@ -232,6 +232,8 @@ def test_a_wait_that_never_answers_times_out() -> None:
         ["cnpg.backup.endpointURL=http://minio.storage.svc:9000"],
         ["cnpg.backup.endpointURL=http://minio:9000"],
         ["cnpg.objectStorePeers[0].namespaceSelector.matchLabels.name=minio"],
+        ["cnpg.backup.endpointURL=http://minio.storage:9000"],  # service.namespace
+        ["cnpg.backup.endpointURL=http://10.20.0.5:9000"],  # a private address: this site
     ],
 )
 def test_backups_inside_the_cluster_fail_to_render(sets: list[str]) -> None:
@@ -249,3 +251,60 @@ def test_the_readme_states_the_rpo_of_losing_the_primary_site() -> None:
         assert cluster["spec"]["postgresql"]["parameters"]["archive_timeout"] == timeout
     readme = (CHART_DIR / "README.md").read_text(encoding="utf-8")
     assert f"RPO of a total loss of on-prem is up to {timeout}" in readme
+
+
+def test_every_site_allows_the_primarys_connections() -> None:
+    """A hot standby refuses to replay with a lower max_connections than its primary's,
+    and any site may become the primary: every site counts the write path."""
+    scaled = ["lancamentos.autoscaling.maxReplicas=10"]
+    per_site = {
+        site: {
+            c["metadata"]["name"]: c["spec"]["postgresql"]["parameters"]["max_connections"]
+            for c in render_chart(TOPOLOGIES[site], scaled).of_kind("Cluster")
+        }
+        for site in SITES
+    }
+    assert per_site["onprem"] == per_site["cloud"]
+    assert int(per_site["cloud"]["caixa-lancamentos-pg"]) > 100
+
+
+def test_names_cloudnative_pg_would_refuse_or_truncate_fail_to_render() -> None:
+    with pytest.raises(HelmError, match="longer than CloudNativePG's 50 characters"):
+        render_chart(TOPOLOGIES["onprem"], release="a" * 34 + "-caixa")
+    long_site = "site-" + "x" * 40
+    sets = [
+        f"cluster.name={long_site}",
+        f"cnpg.replication.clusters={{{long_site},cloud}}",
+        f"cnpg.replication.primary={long_site}",
+    ]
+    with pytest.raises(HelmError, match="longer than 63 characters"):
+        render_chart(TOPOLOGIES["onprem"], sets)
+
+
+def test_the_runbook_waits_for_what_it_claims() -> None:
+    plan = failover.failover(RELEASE, _site("onprem"), _site("cloud"), old_reachable=True)
+    fence_waits = [s for s in plan.steps if "--for=condition=Ready=false" in s.argv]
+    assert len(fence_waits) == len(failover.DATABASES)
+    writes = [s for s in plan.steps if "SELECT pg_is_in_recovery()" in s.argv]
+    assert [s.expect for s in writes] == ["f"] * len(failover.DATABASES)
+    # Every helm step says which primary it moves to, as the chart's live check demands.
+    for step in plan.steps:
+        if step.argv[:2] == ("helm", "upgrade"):
+            assert "cnpg.replication.movePrimary=cloud" in _sets_of(step.argv)
+
+
+def test_a_wait_insists_on_what_it_expects(tmp_path: Path) -> None:
+    polls = tmp_path / "polls"
+    script = (
+        f"import pathlib; p = pathlib.Path({str(polls)!r}); n = len(p.read_text()) "
+        "if p.exists() else 0; p.write_text('x' * (n + 1)); print('t' if n < 2 else 'f')"
+    )
+    plan = failover.Plan(
+        [
+            failover.Step(
+                "wait", (sys.executable, "-c", script), capture="writes", within=10.0, expect="f"
+            )
+        ]
+    )
+    assert failover.run(plan, say=lambda _: None, poll_every=0.05) == {"writes": "f"}
+    assert len(polls.read_text()) == 3

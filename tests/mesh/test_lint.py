@@ -168,3 +168,15 @@ def test_formulas() -> None:
     assert ejectable_hosts(2, 50) == 1
     assert ejectable_hosts(2, 49) == 0
     assert ejectable_hosts(3, 100) == 3
+
+
+def test_ranking_by_zone_still_pins_callers_to_their_zone(shapes: dict[str, MethodShape]) -> None:
+    values = load_values(
+        [VALUES, VALUES_LOCAL],
+        [
+            "mesh.upstreams.consolidado.localityFailover.failoverPriority[0]=topology.kubernetes.io/zone"
+        ],
+    )
+    policy = policy_from_values(values)
+    findings = lint(policy, replica_counts(values, policy), shapes)
+    assert [f.rule for f in findings] == ["locality-lb-pins-zone"]

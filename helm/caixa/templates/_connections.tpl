@@ -4,13 +4,17 @@ surge (25 %, rounded up): each process opens up to 2 × databasePoolSize (pool p
 overflow) and, for the lancamentos database's clients, one LISTEN connection; migrate
 opens two. CloudNativePG's max_connections is derived from it; a server the chart does
 not manage must allow it (databaseConnections.serverMaxConnections), or rendering fails.
+In a distributed topology every site counts the write path as if it ran it: a hot
+standby refuses to replay with a lower max_connections than its primary's, and any site
+may become the primary.
 */ -}}
 {{- define "caixa.databaseConnections" -}}
 {{- $root := . -}}
 {{- $need := dict "lancamentos" 0 "consolidado" 0 -}}
 {{- range $component, $database := dict "lancamentos" "lancamentos" "dispatcher" "lancamentos" "consolidado" "consolidado" -}}
 {{- $values := index $root.Values $component -}}
-{{- if $values.enabled -}}
+{{- $everySite := and $root.Values.cnpg.enabled $root.Values.cnpg.replication.clusters -}}
+{{- if or $values.enabled (and $everySite (ne $component "consolidado")) -}}
 {{- $max := int $values.replicaCount -}}
 {{- if and $values.autoscaling $values.autoscaling.enabled -}}{{- $max = int $values.autoscaling.maxReplicas -}}{{- end -}}
 {{- $processes := add $max (div (add $max 3) 4) -}}
@@ -18,7 +22,7 @@ not manage must allow it (databaseConnections.serverMaxConnections), or renderin
 {{- $_ := set $need $database (add (index $need $database) (mul $processes $each)) -}}
 {{- end -}}
 {{- end -}}
-{{- if and $root.Values.cluster.writePath $root.Values.migrations.enabled -}}
+{{- if or (and $root.Values.cluster.writePath $root.Values.migrations.enabled) (and $root.Values.cnpg.enabled $root.Values.cnpg.replication.clusters) -}}
 {{- range $database := list "lancamentos" "consolidado" -}}
 {{- $_ := set $need $database (add (index $need $database) 2) -}}
 {{- end -}}

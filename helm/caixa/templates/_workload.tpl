@@ -154,7 +154,8 @@ spec:
       {{- end }}
       topologySpreadConstraints:
         {{- $spread := $root.Values.topologySpread }}
-        {{- range $key, $when := dict $spread.topologyKey $spread.whenUnsatisfiable "kubernetes.io/hostname" $spread.hostnameWhenUnsatisfiable }}
+        {{- /* The hostname constraint wins if topologyKey is the hostname too. */}}
+        {{- range $key, $when := merge (dict "kubernetes.io/hostname" $spread.hostnameWhenUnsatisfiable) (dict $spread.topologyKey $spread.whenUnsatisfiable) }}
         - topologyKey: {{ $key }}
           maxSkew: {{ $spread.maxSkew }}
           whenUnsatisfiable: {{ $when }}
@@ -381,6 +382,19 @@ release may run the write path: two releases can never both render writers. */}}
 {{- if and $isPrimary (not .Values.cluster.writePath) -}}
 {{- fail (printf "cnpg.replication.primary is this site (%s) but cluster.writePath is false: the ledger would accept no entry anywhere. Set cluster.writePath=true" $site) -}}
 {{- end -}}
+{{- /* Stale values (a site's file from before a failover) must not move the primary
+back: the live Clusters say who it is now, and only the runbook, which sets movePrimary,
+may change it. `helm template` sees no live objects, so this holds on install and upgrade
+only. */ -}}
+{{- range $database := $cnpg.databases -}}
+{{- $name := include "caixa.cnpgClusterName" (dict "root" $ "database" $database) -}}
+{{- $live := lookup "postgresql.cnpg.io/v1" "Cluster" $.Release.Namespace $name -}}
+{{- $livePrimary := dig "spec" "replica" "primary" "" $live -}}
+{{- $want := include "caixa.cnpgSiteName" (dict "root" $ "database" $database "site" $replication.primary) -}}
+{{- if and $livePrimary (ne $livePrimary $want) (ne $replication.movePrimary $replication.primary) -}}
+{{- fail (printf "the live Cluster %s names %s the primary, these values %s: moving the primary is the failover runbook's (caixa-mesh failover), which fences the old one first. Values from before a failover? Update them to primary %q" $name $livePrimary $want (trimPrefix (printf "%s-" $name) $livePrimary)) -}}
+{{- end -}}
+{{- end -}}
 {{- if and (not (eq $replication.primary $site)) $replication.promotionTokens -}}
 {{- fail "cnpg.replication.promotionTokens are set on a site that is not cnpg.replication.primary: a token promotes the site it is given to, so set primary to this site too" -}}
 {{- end -}}
@@ -389,9 +403,14 @@ release may run the write path: two releases can never both render writers. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* The Cluster of `database` at `site`, as CNPG's distributed topology names it. */}}
+{{/* The Cluster of `database` at `site`, as CNPG's distributed topology names it.
+Never truncated: two sites' names must not meet. */}}
 {{- define "caixa.cnpgSiteName" -}}
-{{- printf "%s-%s" (include "caixa.cnpgClusterName" .) .site | trunc 63 | trimSuffix "-" -}}
+{{- $name := printf "%s-%s" (include "caixa.cnpgClusterName" .) .site -}}
+{{- if gt (len $name) 63 -}}
+{{- fail (printf "the CloudNativePG server name %q is longer than 63 characters: shorten the release name or cluster.name" $name) -}}
+{{- end -}}
+{{- $name -}}
 {{- end -}}
 
 {{/* Backups leave the site (cnpg.backup.offSite): an object store inside this cluster
@@ -400,7 +419,10 @@ dies with it. */}}
 {{- $backup := .Values.cnpg.backup -}}
 {{- if $backup.offSite -}}
 {{- $host := (urlParse (default "https://s3.amazonaws.com" $backup.endpointURL)).hostname -}}
-{{- if or (hasSuffix ".svc" $host) (hasSuffix ".cluster.local" $host) (not (contains "." $host)) -}}
+{{- /* A Service (name, name.namespace, ….svc, ….cluster.local) or a private address is
+this site's own. */ -}}
+{{- $private := regexMatch "^(10\\.|192\\.168\\.|172\\.(1[6-9]|2[0-9]|3[01])\\.|127\\.|169\\.254\\.)" $host -}}
+{{- if or (hasSuffix ".svc" $host) (hasSuffix ".cluster.local" $host) (lt (len (splitList "." $host)) 3) $private -}}
 {{- fail (printf "cnpg.backup.endpointURL %q is inside this cluster: the backups would die with it. Archive off-site (another site's or a provider's object store), or set cnpg.backup.offSite=false for a throwaway cluster" $backup.endpointURL) -}}
 {{- end -}}
 {{- range $peer := .Values.cnpg.objectStorePeers -}}
@@ -412,7 +434,12 @@ dies with it. */}}
 {{- end -}}
 
 {{- define "caixa.cnpgClusterName" -}}
-{{ include "caixa.componentName" (dict "root" .root "component" (printf "%s-pg" .database)) }}
+{{- $name := include "caixa.componentName" (dict "root" .root "component" (printf "%s-pg" .database)) -}}
+{{- /* CNPG refuses longer Cluster names (it derives its Services' and Jobs' from them). */ -}}
+{{- if gt (len $name) 50 -}}
+{{- fail (printf "the CloudNativePG Cluster name %q is longer than CloudNativePG's 50 characters: shorten the release name" $name) -}}
+{{- end -}}
+{{- $name -}}
 {{- end -}}
 
 {{- /* The ObjectStore both CNPG Clusters archive to (root context). */}}
