@@ -182,3 +182,20 @@ def test_an_unsigned_invoice_is_absent() -> None:
 def test_nfelibs_edited_samples_do_not_verify(path: Path) -> None:
     root = parse(path.read_bytes())
     assert verify(root, issuer_cnpj=ISSUER, at=ISSUED).status is SignatureStatus.INVALID
+
+
+def test_a_signed_invoice_inside_its_nfeproc_verifies(issuer_key: rsa.RSAPrivateKey) -> None:
+    """The usual shape: the authorized invoice, wrapped with its protocol."""
+    certificate = _certificate(f"EMPRESA TESTE LTDA:{ISSUER}", issuer_key)
+    signed = _signed(certificate, issuer_key)
+    proc = parse(SAMPLE.read_bytes())
+    old = proc.find(f"{NFE}NFe")
+    assert old is not None
+    proc.replace(old, signed)
+    wrapped = parse(etree.tostring(proc))
+    report = verify(wrapped, issuer_cnpj=ISSUER, at=ISSUED)
+    assert report.status is SignatureStatus.INTEGRITY_ONLY, report.message
+    protocol = wrapped.find(f"{NFE}protNFe")
+    assert protocol is not None  # the protocol sits outside what was signed
+    protocol.set("versao", "9.99")
+    assert verify(wrapped, issuer_cnpj=ISSUER, at=ISSUED).status is SignatureStatus.INTEGRITY_ONLY
