@@ -9,8 +9,7 @@ from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.lancamentos.access_rules import RULES
-from services.lancamentos.notifier import CommitNotifier
-from services.lancamentos.outbox.dispatcher import OutboxDispatcher
+from services.lancamentos.outbox.delivery import consolidado_dispatcher
 from services.lancamentos.servicer import LancamentosServicer
 from services.lancamentos.settings import LancamentosSettings
 from services.lancamentos.store import NOTIFY_CHANNEL
@@ -19,6 +18,7 @@ from services.platform import database
 from services.platform.grpc_server import GrpcServer, Registrar
 from services.platform.guard import guard_of
 from services.platform.migrations import SchemaCheck
+from services.platform.outbox.notifier import CommitNotifier
 from services.platform.tracing import configure_tracing
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -62,7 +62,7 @@ class LancamentosApp:
             tracing=self.tracing,
         )
         self.dispatcher = (
-            OutboxDispatcher(self.engine, self.notifier, settings, tracing=self.tracing)
+            consolidado_dispatcher(self.engine, self.notifier, settings, tracing=self.tracing)
             if dispatch
             else None
         )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.lancamentos.tables import lancamentos, outbox
 from services.platform import audit
+from services.platform.outbox.dispatcher import Backlog
 
 REQUEUED = "requeued"  # the audit outcome of a parked entry queued again
 
@@ -112,15 +113,6 @@ async def retry_parked(
     ]
     await audit.append(conn, mutations)
     return len(mutations)
-
-
-@dataclass(frozen=True)
-class Backlog:
-    """The outbox at a glance: what waits for delivery, and for how long."""
-
-    waiting: int  # not yet delivered, parked ones aside
-    oldest_age_seconds: float  # of the oldest waiting entry; 0 with none
-    parked: int
 
 
 async def backlog(conn: AsyncConnection) -> Backlog:

@@ -4,31 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.platform.settings import ServiceSettings
+from services.platform.outbox.settings import OutboxSettings
 
 
-class LancamentosSettings(ServiceSettings):
+class LancamentosSettings(OutboxSettings):
     # No default: the chart and the local stack (values-local.yaml) both set it.
     consolidado_target: str = Field(
         "", description="gRPC target of consolidado's ingest (its Envoy sidecar); to dispatch"
     )
-    run_dispatcher: bool = Field(True, description="run the outbox dispatcher in-process")
     group_commit_max_batch: int = Field(256, ge=1, le=5000)
     import_chunk_size: int = Field(2000, ge=1, le=10000)
-    dispatch_batch_size: int = Field(500, ge=1, le=5000)
-    dispatch_linger_seconds: float = Field(
-        0.02,
-        ge=0,
-        description="after a wake-up, let a batch fill this long (fewer, bigger batches)",
-    )
-    dispatch_poll_seconds: float = Field(1.0, gt=0, description="fallback when no NOTIFY")
-    dispatch_timeout_seconds: float = Field(5.0, gt=0, description="deadline of one batch")
-    dispatch_backoff_base_seconds: float = Field(0.05, gt=0)
-    dispatch_backoff_max_seconds: float = Field(5.0, gt=0)
-    outbox_metrics_seconds: float = Field(
-        5.0, gt=0, description="how often the outbox backlog and parked gauges are measured"
-    )
-    dispatch_vacuum_every: int = Field(
-        20_000, ge=0, description="VACUUM the outbox after this many deliveries (0: never)"
-    )
-    dispatch_drain_seconds: float = Field(10.0, ge=0, description="delivery time on SIGTERM")

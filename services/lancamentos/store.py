@@ -9,7 +9,6 @@ from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 from sqlalchemy import Select, and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
@@ -17,6 +16,7 @@ from sqlalchemy.orm import aliased
 from services.lancamentos.domain import Kind, Lancamento, NewLancamento
 from services.lancamentos.tables import lancamentos, outbox
 from services.platform.audit import Actor
+from services.platform.database import driver_connection
 
 # Held from the insert until commit by every writer, so feed sequence numbers
 # become visible in order and StreamLancamentos never skips a late commit.
@@ -190,13 +190,6 @@ async def hold_until_replicated(conn: AsyncConnection, found: Sequence[Lancament
         .where(lancamentos.c.lancamento_id.in_(ids))
         .with_for_update(key_share=True)
     )
-
-
-async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
-    """The asyncpg connection under a SQLAlchemy one, for the hot path that
-    SQLAlchemy's statement layer would make CPU-bound."""
-    fairy = await conn.get_raw_connection()
-    return fairy.driver_connection
 
 
 async def find_by_keys(conn: AsyncConnection, keys: Sequence[Key]) -> dict[Key, Lancamento]:

@@ -16,9 +16,9 @@ from services.lancamentos.commands import EntryRef, ListQuery, ReverseCommand, S
 from services.lancamentos.domain import Lancamento, NewLancamento, reversal_of
 from services.lancamentos.group_commit import GroupCommitter
 from services.lancamentos.idempotent_writes import IdempotentWrites
-from services.lancamentos.notifier import CommitNotifier
 from services.platform import audit
 from services.platform.conflicts import retrying_conflicts
+from services.platform.outbox.notifier import CommitNotifier
 from services.platform.trace_context import current_traceparent
 
 FEED_PAGE = 500

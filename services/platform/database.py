@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncpg
 from prometheus_client import Gauge
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 POOL_IN_USE = Gauge(
@@ -46,3 +47,10 @@ def create_engine(url: str, *, pool_size: int, pool_name: str | None = None) -> 
         POOL_IN_USE.labels(pool_name).set_function(pool.checkedout)
         POOL_LIMIT.labels(pool_name).set(2 * pool_size)
     return engine
+
+
+async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy one, for the hot path that
+    SQLAlchemy's statement layer would make CPU-bound."""
+    fairy = await conn.get_raw_connection()
+    return fairy.driver_connection

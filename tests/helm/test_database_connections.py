@@ -17,8 +17,8 @@ import pytest
 from helm_python.errors import HelmError
 
 from mesh.chart import Rendered
-from services.lancamentos.notifier import CommitNotifier
 from services.platform.database import asyncpg_dsn, create_engine
+from services.platform.outbox.notifier import CommitNotifier
 from tests.helm.test_workloads import container, env
 from tests.support.chart import TOPOLOGIES, render_chart
 

@@ -24,8 +24,8 @@ from prometheus_client import REGISTRY
 # Imported for the metrics they register.
 import services.consolidado.cache
 import services.consolidado.ingest
-import services.lancamentos.outbox.dispatcher
 import services.platform.database
+import services.platform.outbox.dispatcher
 import services.platform.rpc_metrics  # noqa: F401
 from mesh.chart import Rendered
 from tests.support.chart import render_chart

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mesh.policy import LocalTraces
 from mesh.render.bundle import LocalEnvoy
-from services.lancamentos.outbox.dispatcher import OutboxDispatcher
 from services.platform.database import sqlalchemy_url
+from services.platform.outbox.dispatcher import OutboxDispatcher
 from tests.support.paths import MESH_SOURCES
 from tests.support.services import Mesh, truncate
 from tooling.devstack.envoy import stats

@@ -25,7 +25,7 @@ from services.lancamentos.domain import (
     fingerprint,
     reversal_of,
 )
-from services.lancamentos.outbox.backoff import full_jitter_delay
+from services.platform.outbox.backoff import full_jitter_delay
 
 
 def violations_of(check: object, *args: object) -> list[str]:

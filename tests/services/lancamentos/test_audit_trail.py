@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from caixa.cli.main import main as cli
 from caixa.client import audit_chain
 from services.domain.rules import MAX_MERCHANT_VOLUME_CENTS
-from services.lancamentos import outbox_queue, store
+from services.lancamentos import outbox_queue
 from services.lancamentos.app import LancamentosApp
 from services.platform.audit import operator
+from services.platform.database import driver_connection
 from tests.support.grpc_errors import expect_error, field_violations
 from tests.support.lancamentos import batches, create_request
 
@@ -170,7 +171,7 @@ async def test_a_parked_entry_queued_again_is_recorded(
     m = merchant()
     entry = await stub.CreateLancamento(create_request(merchant_id=m))
     async with lancamentos_app.engine.begin() as conn:
-        driver = await store.driver_connection(conn)
+        driver = await driver_connection(conn)
         outbox_id = await driver.fetchval(
             "SELECT outbox_id FROM outbox WHERE lancamento_id = $1", uuid.UUID(entry.lancamento_id)
         )

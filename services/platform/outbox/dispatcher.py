@@ -1,14 +1,15 @@
-"""Delivers the outbox to consolidado's ApplyLancamentos.
+"""Delivers a service's outbox to the service downstream, whatever it holds.
 
 Rows are claimed with FOR UPDATE SKIP LOCKED, so several dispatchers share the
-work, and deleted in the same transaction only after consolidado acknowledged
-them. A dispatcher that dies mid-batch releases its claim with its connection;
-the rows are sent again and consolidado's dedupe makes that harmless.
+work, and settled in the same transaction only after the receiver answered. A
+dispatcher that dies mid-batch releases its claim with its connection; the rows
+are sent again and the receiver's dedupe makes that harmless.
 
-A batch consolidado refuses for good (INVALID_ARGUMENT, FAILED_PRECONDITION,
-OUT_OF_RANGE: it would refuse it again) is split in halves until the refused
-entries stand alone; those are parked with the reason, the rest delivered, so
-one bad entry never holds up the others. Anything else is retried with backoff.
+What is delivered and how lives in the service's `OutboxQueue`: its claim, its
+RPC, what an acknowledgement and a refusal for good change in its tables. This
+loop owns the rest, the same for every service: batching behind NOTIFY and a
+linger, retrying with full-jitter backoff, parking what the receiver refused
+for good, the gauges, and a drain on shutdown.
 """
 
 from __future__ import annotations
@@ -19,41 +20,73 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 import grpc
-from consolidado.v1 import consolidado_pb2 as cpb
-from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 from prometheus_client import Counter, Gauge
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.lancamentos import outbox_queue, store
-from services.lancamentos.conversions import record_to_proto
-from services.lancamentos.notifier import CommitNotifier
-from services.lancamentos.outbox.backoff import full_jitter_delay
-from services.lancamentos.settings import LancamentosSettings
+from services.platform.database import driver_connection
+from services.platform.outbox.backoff import full_jitter_delay
+from services.platform.outbox.notifier import CommitNotifier
+from services.platform.outbox.settings import OutboxSettings
 from services.platform.tracing import Tracing
-from services.platform.workload_identity import identity_interceptors
 
 log = logging.getLogger(__name__)
 
-DELIVERED = Counter("caixa_outbox_delivered_total", "Entries acknowledged by consolidado")
-FAILURES = Counter("caixa_outbox_delivery_failures_total", "Batches consolidado did not ack")
+DELIVERED = Counter("caixa_outbox_delivered_total", "Entries the receiver acknowledged")
+FAILURES = Counter("caixa_outbox_delivery_failures_total", "Batches the receiver did not ack")
 BACKING_OFF = Gauge("caixa_outbox_consecutive_failures", "Failed batches since the last ack")
-PARKED = Gauge("caixa_outbox_parked", "Entries consolidado refused for good, awaiting an operator")
+PARKED = Gauge("caixa_outbox_parked", "Entries refused for good, awaiting an operator")
 BACKLOG = Gauge("caixa_outbox_backlog", "Entries waiting for delivery (parked ones aside)")
 OLDEST_AGE = Gauge(
     "caixa_outbox_oldest_age_seconds", "Age of the oldest entry waiting for delivery; 0 with none"
 )
 PARKINGS = Counter("caixa_outbox_parkings_total", "Entries this process parked")
 
-REFUSALS = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.OUT_OF_RANGE,
-    }
-)
+
+@dataclass(frozen=True)
+class Sent:
+    """What became of one claimed row: delivered (with what the receiver
+    answered, e.g. the id it gave the entry), or refused for good, and why."""
+
+    reference: str = ""
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The outbox at a glance: what waits for delivery, and for how long."""
+
+    waiting: int  # not yet delivered, parked ones aside
+    oldest_age_seconds: float  # of the oldest waiting entry; 0 with none
+    parked: int
+
+
+class OutboxQueue(Protocol):
+    """One service's outbox. Rows are asyncpg records with a `traceparent`."""
+
+    async def claim(self, driver: asyncpg.Connection, limit: int) -> Sequence[asyncpg.Record]:
+        """Locks up to `limit` deliverable rows until the transaction ends."""
+
+    async def send(self, items: Sequence[asyncpg.Record], rpc_timeout: float) -> Sequence[Sent]:
+        """Delivers `items`, one Sent each; raises when the batch should be retried."""
+
+    def name(self, item: asyncpg.Record) -> str:
+        """What an operator looks the row up by (its entry's id)."""
+
+    async def settle(
+        self, driver: asyncpg.Connection, items: Sequence[asyncpg.Record], sent: Sequence[Sent]
+    ) -> None:
+        """Records the outcome: the delivered leave the queue, the refused are parked."""
+
+    async def backlog(self, conn: AsyncConnection) -> Backlog: ...
+
+    async def vacuum(self, driver: asyncpg.Connection) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class OutboxDispatcher:
@@ -61,28 +94,18 @@ class OutboxDispatcher:
         self,
         engine: AsyncEngine,
         notifier: CommitNotifier,
-        settings: LancamentosSettings,
+        queue: OutboxQueue,
+        settings: OutboxSettings,
         *,
         rng: random.Random | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         self._engine = engine
         self._notifier = notifier
+        self._queue = queue
         self._settings = settings
         self._rng = rng or random.Random()
         self._tracing = tracing or Tracing(None)
-        self._channel = grpc.aio.insecure_channel(
-            settings.require("consolidado_target"),
-            options=[
-                ("grpc.lb_policy_name", "round_robin"),
-                ("grpc.enable_retries", 0),  # this loop owns retrying, with backoff
-            ],
-            interceptors=[
-                *self._tracing.client_interceptors(),
-                *identity_interceptors(settings),
-            ],
-        )
-        self._stub = cpb_grpc.ConsolidadoIngestServiceStub(self._channel)
         self.consecutive_failures = 0
         self.delivered = 0
         self._since_vacuum = 0
@@ -97,19 +120,27 @@ class OutboxDispatcher:
     async def dispatch_once(self) -> int:
         """Delivers or parks one batch; returns its size (0: nothing to send)."""
         async with self._engine.connect() as conn:
-            driver = await store.driver_connection(conn)
+            driver = await driver_connection(conn)
             async with driver.transaction():
-                items = await outbox_queue.claim_outbox(driver, self._settings.dispatch_batch_size)
+                items = await self._queue.claim(driver, self._settings.dispatch_batch_size)
                 if not items:
                     return 0
-                # Each entry's row holds the trace of the request that wrote it.
+                # Each row holds the trace of the request that wrote it.
                 traces = [item["traceparent"] for item in items]
                 with self._tracing.consumer_span("outbox deliver", traces):
-                    delivered, parked = await self._deliver(driver, items)
+                    sent = await self._queue.send(items, self._settings.dispatch_timeout_seconds)
+                await self._queue.settle(driver, items, sent)
+        parked = [(item, s.refusal) for item, s in zip(items, sent, strict=True) if s.refusal]
+        delivered = len(items) - len(parked)
         DELIVERED.inc(delivered)
         self.delivered += delivered
         if parked:
-            PARKINGS.inc(parked)
+            for item, reason in parked:
+                log.error(
+                    "the receiver refused an entry; parked it",
+                    extra={"entry": self._queue.name(item), "reason": reason},
+                )
+            PARKINGS.inc(len(parked))
             await self.refresh_gauges()
         self._since_vacuum += delivered
         every = self._settings.dispatch_vacuum_every
@@ -118,49 +149,21 @@ class OutboxDispatcher:
             await self._vacuum()
         return len(items)
 
-    async def _deliver(
-        self, driver: asyncpg.Connection, items: Sequence[asyncpg.Record]
-    ) -> tuple[int, int]:
-        """Sends `items`, halving on a refusal; deletes what was acknowledged and
-        parks what was refused alone. Returns (delivered, parked)."""
-        request = cpb.ApplyLancamentosRequest(lancamentos=[record_to_proto(i) for i in items])
-        try:
-            await self._stub.ApplyLancamentos(
-                request, timeout=self._settings.dispatch_timeout_seconds
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in REFUSALS:
-                raise
-            if len(items) > 1:
-                half = len(items) // 2
-                first = await self._deliver(driver, items[:half])
-                second = await self._deliver(driver, items[half:])
-                return first[0] + second[0], first[1] + second[1]
-            reason = _describe(exc)
-            await outbox_queue.park(driver, items[0]["outbox_id"], reason)
-            log.error(
-                "consolidado refused an entry; parked it",
-                extra={"lancamento_id": str(items[0]["lancamento_id"]), "reason": reason},
-            )
-            return 0, 1
-        await outbox_queue.delete_outbox(driver, [item["outbox_id"] for item in items])
-        return len(items), 0
-
     async def refresh_gauges(self) -> None:
         """Sets the backlog and parked gauges from the table (an operator may
         have retried parked entries, another dispatcher delivered some)."""
         try:
             async with self._engine.connect() as conn:
-                seen = await outbox_queue.backlog(conn)
+                seen = await self._queue.backlog(conn)
         except Exception as exc:  # a metric must not stop delivery
-            log.warning("could not measure the outbox: %s", _describe(exc))
+            log.warning("could not measure the outbox: %s", describe(exc))
             return
         BACKLOG.set(seen.waiting)
         OLDEST_AGE.set(seen.oldest_age_seconds)
         PARKED.set(seen.parked)
 
     async def _observe(self) -> None:
-        """The gauges, kept fresh whatever delivery does: while consolidado is
+        """The gauges, kept fresh whatever delivery does: while the receiver is
         down the backlog and its age grow, and that is when they matter."""
         while not self._stopping.is_set():
             await self.refresh_gauges()
@@ -169,9 +172,9 @@ class OutboxDispatcher:
     async def _vacuum(self) -> None:
         try:
             async with self._engine.connect() as conn:
-                await outbox_queue.vacuum_outbox(await store.driver_connection(conn))
+                await self._queue.vacuum(await driver_connection(conn))
         except Exception as exc:  # best effort: autovacuum remains the backstop
-            log.warning("outbox vacuum failed: %s", _describe(exc))
+            log.warning("outbox vacuum failed: %s", describe(exc))
 
     async def _run(self) -> None:
         settings = self._settings
@@ -191,7 +194,7 @@ class OutboxDispatcher:
                 log.warning(
                     "outbox delivery failed; backing off",
                     extra={
-                        "error": _describe(exc),
+                        "error": describe(exc),
                         "consecutive_failures": self.consecutive_failures,
                         "delay_seconds": round(delay, 3),
                     },
@@ -205,7 +208,7 @@ class OutboxDispatcher:
             if sent < settings.dispatch_batch_size:
                 await self._notifier.wait(settings.dispatch_poll_seconds)
                 # Per-batch costs dominate at small batches; a short linger
-                # trades a little consolidation lag for much less CPU.
+                # trades a little lag for much less CPU.
                 await self._sleep(settings.dispatch_linger_seconds)
 
     async def _sleep(self, seconds: float) -> None:
@@ -228,12 +231,12 @@ class OutboxDispatcher:
                 if await self.dispatch_once() == 0:
                     break
             except Exception as exc:
-                log.warning("drain stopped: %s", _describe(exc))
+                log.warning("drain stopped: %s", describe(exc))
                 break
-        await self._channel.close(None)
+        await self._queue.close()
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
     return f"{type(exc).__name__}: {exc}"

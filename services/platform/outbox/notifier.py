@@ -1,4 +1,4 @@
-"""Wakes waiters when lancamentos commit, via PostgreSQL LISTEN/NOTIFY.
+"""Wakes waiters when a service commits work for them, via PostgreSQL LISTEN/NOTIFY.
 
 One dedicated asyncpg connection per process; if it drops, waiters fall back
 to their polling interval until it reconnects.
