@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 # google/api/*.proto that our protos import; buf needs them as a local module
 # because no remote registry is reachable.
-GOOGLE_API_PROTOS = ("annotations.proto", "http.proto", "field_behavior.proto")
+GOOGLE_API_PROTOS = ("annotations.proto", "http.proto", "field_behavior.proto", "httpbody.proto")
 
 
 def _include_dirs() -> list[Path]:

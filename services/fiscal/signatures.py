@@ -86,15 +86,24 @@ def _embedded(signature: etree._Element) -> x509.Certificate | None:
         return None
 
 
+def _signed_part(root: etree._Element) -> etree._Element | None:
+    """What the issuer signed: the NFe (the protocol around it is SEFAZ's), the evento."""
+    name = etree.QName(root).localname
+    if name == "NFe":
+        return root
+    return root.find(f"{N}NFe" if name == "nfeProc" else f"{N}evento")
+
+
 def verify(
     root: etree._Element, *, issuer_cnpj: str, at: datetime, trusted_cas: str | None = None
 ) -> SignatureReport:
-    """The signature of the NFe in `root` (an NFe or an nfeProc). `trusted_cas`: the
-    path of a PEM bundle of the CAs to trust (ICP-Brasil's), or None for integrity only."""
-    invoice = root if etree.QName(root).localname == "NFe" else root.find(f"{N}NFe")
+    """The signature of the NFe in `root` (an NFe or an nfeProc), or of the event in
+    a procEventoNFe. `trusted_cas`: the path of a PEM bundle of the CAs to trust
+    (ICP-Brasil's), or None for integrity only."""
+    invoice = _signed_part(root)
     signature = invoice.find(f"{DS}Signature") if invoice is not None else None
     if invoice is None or signature is None:
-        return SignatureReport(SignatureStatus.ABSENT, "the invoice is not signed")
+        return SignatureReport(SignatureStatus.ABSENT, "the document is not signed")
     certificate = _embedded(signature)
     if certificate is None:
         return SignatureReport(SignatureStatus.INVALID, "the signature carries no certificate")

@@ -34,7 +34,9 @@ class TcpProxy:
             task.cancel()
 
     async def restore(self) -> None:
-        await self.start()
+        """Accepts connections again (a no-op while up)."""
+        if self._server is None:
+            await self.start()
 
     def hold(self) -> None:
         """Accepts new connections but forwards nothing until `release`: a request in flight."""

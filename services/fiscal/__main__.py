@@ -1,0 +1,3 @@
+from services.fiscal.main import main
+
+main()

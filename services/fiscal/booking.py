@@ -1,0 +1,138 @@
+"""What an invoice and its cancellation mean in a merchant's ledger.
+
+Who the merchant is decides the sign: what it sold (it issued an outgoing
+invoice, or it is the recipient of an incoming one, a return) is money in,
+a credit; what it bought is money out, a debit. Installments (cobr/dup) are
+booked one entry each on their due date; without them the whole vNF is one
+entry on the issue date. An invoice that moves no money (every payment is
+tPag 90, "sem pagamento", and there is no installment) books nothing.
+
+Each entry's request_id is derived from the access key and the installment,
+so booking the same invoice twice, at once or after a crash, books once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import IntEnum
+from zoneinfo import ZoneInfo
+
+from services.domain.errors import FieldViolation, InvalidArgument
+from services.fiscal.events import Cancellation
+from services.fiscal.summary import Summary
+
+ISSUER = "issuer"
+RECIPIENT = "recipient"
+OUTGOING = "1"  # tpNF
+NO_PAYMENT = "90"
+
+
+class Kind(IntEnum):
+    """As lancamentos numbers them."""
+
+    CREDIT = 1
+    DEBIT = 2
+
+
+@dataclass(frozen=True)
+class Posting:
+    installment: str  # nDup; "" for an invoice's single entry
+    reversal: bool
+    kind: Kind
+    amount_cents: int
+    value_date: date
+    description: str
+    request_id: str
+
+
+def cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value(ROUND_HALF_EVEN))
+
+
+def request_id(access_key: str, installment: str, *, reversal: bool = False) -> str:
+    """`nfe:<key>:<nDup or ->`, `:reversal` appended for a cancellation's."""
+    base = f"nfe:{access_key}:{installment or '-'}"
+    return f"{base}:reversal" if reversal else base
+
+
+def role_of(summary: Summary, merchant_document: str) -> str:
+    """Whether the merchant issued the invoice or received it."""
+    if summary.issuer.document == merchant_document:
+        return ISSUER
+    if summary.recipient is not None and summary.recipient.document == merchant_document:
+        return RECIPIENT
+    recipient = summary.recipient.document if summary.recipient else "none"
+    raise InvalidArgument(
+        [
+            FieldViolation(
+                "merchant_document",
+                f"{merchant_document!r} is neither the issuer ({summary.issuer.document}) "
+                f"nor the recipient ({recipient}) of invoice {summary.access_key}",
+            )
+        ]
+    )
+
+
+def kind_for(role: str, direction: str) -> Kind:
+    sold = (role == ISSUER) == (direction == OUTGOING)
+    return Kind.CREDIT if sold else Kind.DEBIT
+
+
+def _local_date(moment: datetime, zone: ZoneInfo) -> date:
+    return moment.astimezone(zone).date() if moment.tzinfo else moment.date()
+
+
+def postings(summary: Summary, role: str, zone: ZoneInfo) -> list[Posting]:
+    """The entries the invoice books in the merchant's ledger."""
+    kind = kind_for(role, summary.direction)
+    label = (
+        f"NF-e {summary.series}/{summary.number}"
+        if summary.model == "55"
+        else (f"NFC-e {summary.series}/{summary.number}")
+    )
+    if summary.installments:
+        found = [
+            Posting(
+                installment.number,
+                False,
+                kind,
+                cents(installment.amount),
+                installment.due,
+                f"{label} parcela {installment.number}",
+                request_id(summary.access_key, installment.number),
+            )
+            for installment in summary.installments
+        ]
+    elif summary.payments and all(p.kind == NO_PAYMENT for p in summary.payments):
+        found = []
+    else:
+        found = [
+            Posting(
+                "",
+                False,
+                kind,
+                cents(summary.totals.get("vNF", Decimal(0))),
+                _local_date(summary.issued_at, zone),
+                label,
+                request_id(summary.access_key, ""),
+            )
+        ]
+    # lancamentos books positive amounts only; a zero installment moves nothing.
+    return [p for p in found if p.amount_cents > 0]
+
+
+def reversal_of(posting: Posting, cancellation: Cancellation, zone: ZoneInfo) -> Posting:
+    """The entry that undoes `posting`: on its own date when that is still ahead
+    (the receivable never comes), else on the day of the cancellation."""
+    cancelled_on = _local_date(cancellation.requested_at, zone)
+    return Posting(
+        posting.installment,
+        True,
+        posting.kind,
+        posting.amount_cents,
+        max(posting.value_date, cancelled_on),
+        f"cancelamento: {posting.description}"[:255],
+        request_id(cancellation.access_key, posting.installment, reversal=True),
+    )

@@ -1,0 +1,77 @@
+"""fiscal.v1.FiscalService over gRPC: requests in, use cases, messages out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from fiscal.v1 import fiscal_pb2 as pb
+from fiscal.v1 import fiscal_pb2_grpc as pb_grpc
+
+from services.domain.errors import InvalidArgument
+from services.fiscal import requests
+from services.fiscal.conversions import document_message, report, summary_message
+from services.fiscal.use_cases import FiscalService
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class FiscalServicer(pb_grpc.FiscalServiceServicer):
+    def __init__(self, service: FiscalService) -> None:
+        self._service = service
+
+    async def ValidateDocument(
+        self, request: pb.ValidateDocumentRequest, context: Context
+    ) -> pb.ValidationReport:
+        return report(await self._service.inspect(requests.document_bytes(request.document)))
+
+    async def SummarizeDocument(
+        self, request: pb.SummarizeDocumentRequest, context: Context
+    ) -> pb.DocumentSummary:
+        data = requests.document_bytes(request.document)
+        return summary_message(await self._service.summarize(data))
+
+    async def ProcessDocument(
+        self, request: pb.ProcessDocumentRequest, context: Context
+    ) -> pb.FiscalDocument:
+        return document_message(await self._service.process(requests.process_command(request)))
+
+    async def GetDocument(
+        self, request: pb.GetDocumentRequest, context: Context
+    ) -> pb.FiscalDocument:
+        merchant_id, access_key = requests.document_ref(request)
+        return document_message(await self._service.get(merchant_id, access_key))
+
+    async def ValidateDocuments(
+        self, request_iterator: AsyncIterator[pb.ValidateDocumentsRequest], context: Context
+    ) -> AsyncIterator[pb.ValidationReport]:
+        # A document that is no NF-e gets a report saying so; the stream goes on.
+        async for request in request_iterator:
+            try:
+                data = requests.document_bytes(request.document)
+                yield report(await self._service.inspect(data))
+            except InvalidArgument as error:
+                yield pb.ValidationReport(
+                    valid=False,
+                    findings=[
+                        pb.Finding(
+                            code="caixa:document",
+                            severity=pb.SEVERITY_ERROR,
+                            path="document",
+                            message=error.message,
+                        )
+                    ],
+                )
+
+    async def SummarizeDocuments(
+        self, request_iterator: AsyncIterator[pb.SummarizeDocumentsRequest], context: Context
+    ) -> AsyncIterator[pb.SummarizeDocumentsResponse]:
+        async for request in request_iterator:
+            try:
+                data = requests.document_bytes(request.document)
+                read = await self._service.summarize(data)
+            except InvalidArgument as error:
+                yield pb.SummarizeDocumentsResponse(error=error.message)
+            else:
+                yield pb.SummarizeDocumentsResponse(summary=summary_message(read))

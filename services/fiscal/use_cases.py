@@ -1,0 +1,292 @@
+"""fiscal's use cases: validate, summarize, process (book or cancel), look up.
+
+The CPU-heavy part (parsing, the schema, the signature) runs in worker threads:
+lxml and OpenSSL release the GIL for most of it, and the event loop keeps
+answering health checks and other calls meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.domain.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from services.fiscal import booking, events, inspection, store, summary, xml_input
+from services.fiscal.identifiers import cnpj_is_valid, cpf_is_valid, parse_key
+from services.fiscal.inspection import Inspection
+from services.fiscal.rules import Finding
+from services.fiscal.signatures import SignatureStatus
+from services.fiscal.store import NOTIFY_CHANNEL, StoredDocument
+from services.fiscal.xml_input import Limits, XmlRejected
+from services.platform import audit
+from services.platform.trace_context import current_traceparent
+
+ACCEPTED = "accepted"
+POSTED = "posted"
+CANCELLED = "cancelled"
+REJECTED = "rejected"
+
+BOOKED = "booked"  # audit outcomes
+CANCELLED_OUTCOME = "cancelled"
+REJECTED_OUTCOME = "rejected"
+
+
+@dataclass(frozen=True)
+class Policy:
+    timezone: ZoneInfo
+    limits: Limits
+    trusted_cas: str | None = None
+    require_trusted_signature: bool = False
+    store_documents: bool = True
+
+
+@dataclass(frozen=True)
+class ProcessCommand:
+    merchant_id: str
+    merchant_document: str  # "" to use the registry's
+    data: bytes
+
+
+def _document_field(error: Exception) -> InvalidArgument:
+    return InvalidArgument([FieldViolation("document", str(error))])
+
+
+def _refusal(found: Inspection, require_trusted: bool) -> str:
+    """Why the document may not be booked; "" when it may."""
+    errors = [f for f in found.findings if f.severity.name == "ERROR"]
+    if errors:
+        codes = ", ".join(sorted({f.code for f in errors}))
+        return f"the document fails validation ({len(errors)} findings: {codes})"
+    signature = found.signature
+    if signature.status in (SignatureStatus.INVALID, SignatureStatus.ABSENT):
+        return f"signature {signature.status.name.lower()}: {signature.message}"
+    if signature.issuer_matches is False:
+        return (
+            f"the signing certificate is for CNPJ {signature.certificate_cnpj or 'none'}, "
+            "not the document's author (SEFAZ 213)"
+        )
+    if require_trusted and signature.status is not SignatureStatus.VALID:
+        return f"signature not trusted: {signature.message}"
+    return ""
+
+
+class FiscalService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        policy: Policy,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._policy = policy
+        self._clock = clock
+
+    async def inspect(self, data: bytes) -> Inspection:
+        """The verdict on one document; InvalidArgument(document) when it is no NF-e."""
+        policy = self._policy
+        try:
+            return await asyncio.to_thread(
+                inspection.inspect,
+                data,
+                now=self._clock(),
+                trusted_cas=policy.trusted_cas,
+                limits=policy.limits,
+            )
+        except XmlRejected as error:
+            raise _document_field(error) from None
+
+    async def summarize(self, data: bytes) -> summary.Summary:
+        try:
+            root = await asyncio.to_thread(xml_input.parse, data, self._policy.limits)
+            if xml_input.kind(root) == "procEventoNFe":
+                raise summary.SummaryError("a cancellation event has no invoice to summarize")
+            return summary.summarize(root)
+        except (XmlRejected, summary.SummaryError) as error:
+            raise _document_field(error) from None
+
+    async def get(self, merchant_id: str, access_key: str) -> StoredDocument:
+        async with self._engine.connect() as conn:
+            found = await store.get_document(conn, merchant_id, access_key)
+        if found is None:
+            raise NotFound(f"merchant {merchant_id!r} has no document {access_key}")
+        return found
+
+    async def register(self, merchant_id: str, document: str) -> None:
+        async with self._engine.begin() as conn:
+            await store.register(conn, merchant_id, document)
+
+    async def process(self, command: ProcessCommand) -> StoredDocument:
+        found = await self.inspect(command.data)
+        if found.kind == "procEventoNFe":
+            return await self._cancel(command, found)
+        return await self._book(command, found)
+
+    async def _merchant_document(self, command: ProcessCommand) -> str:
+        document = command.merchant_document
+        if not document:
+            async with self._engine.connect() as conn:
+                document = await store.registered_document(conn, command.merchant_id) or ""
+            if not document:
+                raise InvalidArgument(
+                    [
+                        FieldViolation(
+                            "merchant_document",
+                            f"is required: no CNPJ is registered for merchant "
+                            f"{command.merchant_id!r}",
+                        )
+                    ]
+                )
+        elif not (cnpj_is_valid(document) or cpf_is_valid(document)):
+            raise InvalidArgument(
+                [FieldViolation("merchant_document", f"{document!r} is not a valid CNPJ or CPF")]
+            )
+        return document
+
+    def _key_of(self, found: Inspection) -> str:
+        if parse_key(found.access_key) is None:
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "document",
+                        f"the access key {found.access_key!r} is not 44 characters of the layout",
+                    )
+                ]
+            )
+        return found.access_key
+
+    async def _book(self, command: ProcessCommand, found: Inspection) -> StoredDocument:
+        merchant_document = await self._merchant_document(command)
+        key = self._key_of(found)
+        try:
+            read = summary.summarize(found.root)
+        except summary.SummaryError as error:
+            raise _document_field(error) from None
+        role = booking.role_of(read, merchant_document)
+        reason = _refusal(found, self._policy.require_trusted_signature)
+        if not reason and read.protocol is None:
+            reason = "not authorized: a bare NFe has no authorization protocol (send the nfeProc)"
+        elif not reason and read.protocol is not None and not read.protocol.authorized:
+            reason = f"not authorized: cStat {read.protocol.status} {read.protocol.reason}".strip()
+        planned = [] if reason else booking.postings(read, role, self._policy.timezone)
+        kind = booking.kind_for(role, read.direction)
+        merchant = command.merchant_id
+        async with self._engine.begin() as conn:
+            await store.claim_key(conn, merchant, key, found.document_type)
+            current = await store.lock_document(conn, merchant, key)
+            assert current is not None  # claim_key made it
+            fresh = current.status == REJECTED
+            if fresh:
+                status = REJECTED if reason else (ACCEPTED if planned else POSTED)
+                await store.save_document(
+                    conn,
+                    merchant,
+                    key,
+                    document_type=found.document_type,
+                    status=status,
+                    reason=reason,
+                    kind=int(kind),
+                    total_cents=booking.cents(read.totals.get("vNF", Decimal(0))),
+                    issued_at=read.issued_at,
+                    issuer_document=read.issuer.document,
+                    authorization_protocol=read.protocol.number if read.protocol else "",
+                    findings=[_finding(f) for f in found.findings],
+                    xml=command.data if self._policy.store_documents else None,
+                )
+                await store.add_postings(conn, merchant, key, planned, current_traceparent())
+                if planned:
+                    await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+                outcome = REJECTED_OUTCOME if reason else BOOKED
+                await audit.append(
+                    conn,
+                    [audit.Mutation(merchant, f"nfe:{key}", [], outcome, audit.current_actor())],
+                )
+            result = await store.get_document(conn, merchant, key)
+        assert result is not None
+        return result
+
+    async def _cancel(self, command: ProcessCommand, found: Inspection) -> StoredDocument:
+        try:
+            event = events.read(found.root)
+        except events.EventError as error:
+            raise _document_field(error) from None
+        key = self._key_of(found)
+        reason = _refusal(found, self._policy.require_trusted_signature)
+        if not reason and not event.registered:
+            status = event.status or "none"
+            reason = f"not registered by SEFAZ: cStat {status} {event.status_reason}".strip()
+        if reason:
+            raise FailedPrecondition(f"the cancellation of {key} cannot be applied: {reason}")
+        merchant = command.merchant_id
+        async with self._engine.begin() as conn:
+            await store.claim_key(conn, merchant, key, _type_of_key(key))
+            current = await store.lock_document(conn, merchant, key)
+            assert current is not None
+            if current.status != CANCELLED:
+                if current.issuer_document and event.author != current.issuer_document:
+                    raise FailedPrecondition(
+                        f"the cancellation is by {event.author}, "
+                        f"the invoice's issuer is {current.issuer_document}"
+                    )
+                protocol = current.authorization_protocol
+                if protocol and event.invoice_protocol and protocol != event.invoice_protocol:
+                    raise FailedPrecondition(
+                        f"the cancellation names authorization {event.invoice_protocol}, "
+                        f"the invoice's is {protocol}"
+                    )
+                booked = [e for e in await store.entries_of(conn, merchant, key) if not e.reversal]
+                reversals = [
+                    booking.reversal_of(
+                        booking.Posting(
+                            e.installment, False, e.kind, e.amount_cents, e.value_date, "", ""
+                        ),
+                        event,
+                        self._policy.timezone,
+                    )
+                    for e in booked
+                ]
+                await store.save_document(
+                    conn,
+                    merchant,
+                    key,
+                    status=CANCELLED,
+                    reason=f"cancelled: {event.justification}"[:500],
+                    cancellation_xml=command.data if self._policy.store_documents else None,
+                )
+                await store.add_postings(conn, merchant, key, reversals, current_traceparent())
+                if reversals:
+                    await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+                await audit.append(
+                    conn,
+                    [
+                        audit.Mutation(
+                            merchant, f"nfe:{key}", [], CANCELLED_OUTCOME, audit.current_actor()
+                        )
+                    ],
+                )
+            result = await store.get_document(conn, merchant, key)
+        assert result is not None
+        return result
+
+
+def _type_of_key(key: str) -> str:
+    parsed = parse_key(key)
+    return {"55": inspection.NFE, "65": inspection.NFCE}.get(parsed.model if parsed else "", "")
+
+
+def _finding(finding: Finding) -> dict[str, str]:
+    values = asdict(finding)
+    values["severity"] = finding.severity.name
+    return values
