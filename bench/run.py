@@ -2,8 +2,8 @@
 stack, runs every scenario with native load generators, then write scaling
 (1 vs 2 lancamentos processes, without the stack), writes
 bench/results/<date>-<scale>.json (or <date>-<scenario>.json) and prints a
-Markdown table. `--only` runs write-scaling, audit-cost or a twin's cost
-(auth-cost, tracing-cost, mtls-cost) alone."""
+Markdown table. `--only` runs write-scaling, audit-cost, fiscal (its documents
+per second) or a twin's cost (auth-cost, tracing-cost, mtls-cost) alone."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import fiscal, scenarios
 from bench.audit_cost import audit_cost
 from bench.rest_check import rest_check_cost
 from bench.stack import Stack, sql_scalar
@@ -80,6 +80,8 @@ def run(
             }
             if only in TWINS:
                 rows += _twins_alone(TWINS[only], scale, sources, postgres.url, workdir)
+            elif only == "fiscal":
+                rows += _fiscal_alone(scale, sources, postgres.url, workdir)
             elif only is None:
                 rows += _stack_scenarios(scale, sources, postgres.url, workdir)
             if only in (None, "audit-cost"):
@@ -157,6 +159,19 @@ def _twins_alone(
         redis.stop()
 
 
+def _fiscal_alone(
+    scale: scenarios.Scale, sources: MeshSources, postgres_url: str, workdir: Path
+) -> list[dict[str, Any]]:
+    redis = ensure_redis(os.environ.get("REDIS_URL"), workdir / "redis")
+    stack = Stack(postgres_url, redis.url, workdir / "stack", sources)
+    try:
+        stack.start()
+        return fiscal.scenarios(stack, workdir / "fiscal", smoke=scale.name == "smoke")
+    finally:
+        stack.stop()
+        redis.stop()
+
+
 def _stack_scenarios(
     scale: scenarios.Scale, sources: MeshSources, postgres_url: str, workdir: Path
 ) -> list[dict[str, Any]]:
@@ -189,6 +204,7 @@ def _stack_scenarios(
                 rounds=1 if smoke else 4,
             )
         )
+        rows += fiscal.scenarios(stack, workdir / "fiscal", smoke=smoke)
     finally:
         stack.stop()
         redis.stop()
@@ -228,7 +244,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=Path("."), help="the Caixa checkout")
     parser.add_argument(
         "--only",
-        choices=["write-scaling", "audit-cost", *TWINS],
+        choices=["write-scaling", "audit-cost", "fiscal", *TWINS],
         help="run this scenario alone (write-scaling needs no stack)",
     )
     parser.add_argument("--note", help="a remark stored in the results JSON")

@@ -1,5 +1,5 @@
 """The processes under test: the local stack (lancamentos with its dispatcher, the
-consolidado replicas, the gateway and the sidecars) brought up by tooling.stack
+consolidado and fiscal replicas, the gateway and the sidecars) brought up by tooling.stack
 on free loopback ports, over fresh databases."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 import asyncpg
 
 from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
+from services.fiscal.app import MIGRATIONS as FISCAL_MIGRATIONS
 from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from services.platform.migrations import upgrade
-from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth, gateway_jwt_sets
+from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, FISCAL, StackAuth, gateway_jwt_sets
 from tooling.devstack.infra import create_database, drop_database
 from tooling.devstack.mtls import mtls_sets
 from tooling.devstack.supervisor import Supervisor
@@ -51,8 +52,10 @@ class Stack:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     lancamentos_db: str = ""
     consolidado_db: str = ""
+    fiscal_db: str = ""
     lancamentos: Service | None = None
     consolidado: list[Service] = field(default_factory=list)
+    fiscal: list[Service] = field(default_factory=list)
     gateway_port: int = 0
     # With tokens checked, as make run has them: the gateway and every service.
     authenticated: bool = False
@@ -73,6 +76,7 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.lancamentos_db = self._database("bench_lancamentos", LANCAMENTOS_MIGRATIONS)
         self.consolidado_db = self._database("bench_consolidado", CONSOLIDADO_MIGRATIONS)
+        self.fiscal_db = self._database("bench_fiscal", FISCAL_MIGRATIONS)
         sets = [*free_port_sets(self.sources), *NO_READ_LIMIT]
         if self.authenticated:
             self.auth = StackAuth.prepare(self.workdir)
@@ -97,6 +101,7 @@ class Stack:
         }
         self.lancamentos = services[plan.lancamentos.name]
         self.consolidado = [services[replica.name] for replica in plan.consolidado]
+        self.fiscal = [services[replica.name] for replica in plan.fiscal]
         self.gateway_port = plan.gateway.listen_port
         if plan.traces is not None:
             self.trace_url = f"http://{plan.lancamentos.host}:{plan.traces.query_port}"
@@ -109,10 +114,14 @@ class Stack:
             "DATABASE_POOL_SIZE": "20",
         }
         if self.auth is not None:
-            workload = DISPATCHER if service.service == "lancamentos" else CONSOLIDADO
+            workload = {"lancamentos": DISPATCHER, "fiscal": FISCAL}.get(
+                service.service, CONSOLIDADO
+            )
             env |= self.auth.env(workload)
         if service.service == "lancamentos":
             return {**env, "DATABASE_URL": self.lancamentos_db}
+        if service.service == "fiscal":
+            return {**env, "DATABASE_URL": self.fiscal_db}
         return {
             **env,
             "DATABASE_URL": self.consolidado_db,
@@ -129,7 +138,8 @@ class Stack:
 
     @property
     def metrics(self) -> list[str]:
-        return [s.metrics for s in [self.lancamentos, *self.consolidado] if s is not None]
+        found = [self.lancamentos, *self.consolidado, *self.fiscal]
+        return [s.metrics for s in found if s is not None]
 
     def stop(self) -> None:
         if self._supervisor is not None:

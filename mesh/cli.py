@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain_parser = commands.add_parser("explain", help="the effective policy per route class")
     _values_arguments(explain_parser)
-    explain_parser.add_argument("--service", choices=["lancamentos", "consolidado"])
+    explain_parser.add_argument("--service", choices=["lancamentos", "consolidado", "fiscal"])
 
     render = commands.add_parser("render", help="Envoy configs or Istio resources")
     targets = render.add_subparsers(dest="target", required=True)

@@ -16,7 +16,7 @@ from pydantic.alias_generators import to_camel
 from mesh.durations import ZERO, Duration
 from mesh.methods import METHOD_NAME, SERVICE_NAME, service_of
 
-UpstreamName = Literal["lancamentos", "consolidado"]
+UpstreamName = Literal["lancamentos", "consolidado", "fiscal"]
 
 # Envoy's gRPC and HTTP retry conditions (router filter's x-envoy-retry-on and
 # x-envoy-retry-grpc-on); anything else would be silently ignored by Envoy.
@@ -271,6 +271,11 @@ class GatewayPolicy(Strict):
 
     public_services: Annotated[tuple[ServiceName, ...], Field(min_length=1)]
     merchant_rate_limit: MerchantRateLimit | None = None
+    # The largest REST body the transcoder buffers; above it, 413. Each request in
+    # flight may hold this much in the gateway's memory.
+    max_request_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024 * 1024, strict=True)] = (
+        1024 * 1024
+    )
 
 
 class ReplicaPorts(Strict):

@@ -21,7 +21,7 @@ import grpc
 import pytest
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
-from tests.support.services import Mesh, migrated_databases, truncate
+from tests.support.services import Databases, Mesh, migrated_databases, truncate
 from tooling.devstack.infra import create_database, drop_database, ensure_postgres, ensure_redis
 from tooling.devstack.processes import free_port
 
@@ -84,13 +84,13 @@ def make_database(pg_admin_url: str) -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture(scope="session")
-async def integration_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
+async def integration_dbs(make_database: Callable[[str], str]) -> Databases:
     return await migrated_databases(make_database, "it")
 
 
 @pytest.fixture
-async def mesh(integration_dbs: tuple[str, str], redis_url: str) -> AsyncIterator[Mesh]:
-    lanc_db, cons_db = integration_dbs
+async def mesh(integration_dbs: Databases, redis_url: str) -> AsyncIterator[Mesh]:
+    lanc_db, cons_db, _ = integration_dbs
     mesh = Mesh(
         lancamentos_db=lanc_db,
         consolidado_db=cons_db,

@@ -21,7 +21,7 @@ TRACE_ID_HEADER = "x-trace-id"
 FILTER_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 
 
-def transcoder_filter(descriptor: Path, services: Sequence[str]) -> JSON:
+def transcoder_filter(descriptor: Path, services: Sequence[str], max_request_bytes: int) -> JSON:
     return {
         "name": TRANSCODER,
         "typed_config": {
@@ -30,6 +30,8 @@ def transcoder_filter(descriptor: Path, services: Sequence[str]) -> JSON:
             "services": list(services),
             # Errors reach REST clients as HTTP codes with a google.rpc.Status JSON body.
             "convert_grpc_status": True,
+            # Beyond it, 413 before the body reaches a service (fiscal's XML documents).
+            "max_request_body_size": max_request_bytes,
             # Stable output: zeros and empty strings are printed, names are the proto's.
             "print_options": {
                 "always_print_primitive_fields": True,
@@ -169,7 +171,7 @@ def render_gateway(
     filters = [
         *checks,
         rest_fields_filter(rest_fields_source(descriptor, services)),
-        transcoder_filter(descriptor, services),
+        transcoder_filter(descriptor, services, policy.gateway.max_request_bytes),
         common.grpc_stats_filter(methods),
         rate_limit.hcm_filter(f"{STAT_PREFIX}_rate_limit"),
         common.router_filter(),

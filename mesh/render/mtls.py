@@ -41,7 +41,9 @@ def dns_name(mtls: LocalMtls, workload: str) -> str:
 def workloads(policy: MeshPolicy) -> list[str]:
     """Every workload of the local mesh that needs a certificate."""
     topology = policy.topology
-    return [GATEWAY, *(sidecar.name for sidecar in topology.egress), *topology.services]
+    # A service whose own sidecar calls out (fiscal) has one identity for both ways.
+    names = [GATEWAY, *(sidecar.name for sidecar in topology.egress), *topology.services]
+    return list(dict.fromkeys(names))
 
 
 def _certificate(mtls: LocalMtls, workload: str) -> JSON:

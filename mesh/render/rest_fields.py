@@ -68,7 +68,12 @@ def _bindings(rule: http_pb2.HttpRule) -> list[http_pb2.HttpRule]:
     return [rule, *rule.additional_bindings]
 
 
-def _route(rule: http_pb2.HttpRule, message: str) -> RestRoute:
+# A body bound to a field of this type is the raw request body (an XML document),
+# which the transcoder passes through untouched: there is no JSON to check.
+RAW_BODY = "google.api.HttpBody"
+
+
+def _route(rule: http_pb2.HttpRule, message: str, raw_bodies: set[str]) -> RestRoute:
     pattern = rule.WhichOneof("pattern")
     if pattern is None:
         raise ValueError(f"http rule of {message} without a pattern")
@@ -76,8 +81,10 @@ def _route(rule: http_pb2.HttpRule, message: str) -> RestRoute:
         method, template = rule.custom.kind, rule.custom.path
     else:
         method, template = pattern, getattr(rule, pattern)
-    if rule.body not in ("", "*"):
-        raise ValueError(f"{message}: body {rule.body!r}: only '*' or none is checked")
+    if rule.body not in ("", "*", *raw_bodies):
+        raise ValueError(
+            f"{message}: body {rule.body!r}: only '*', none or a {RAW_BODY} field is checked"
+        )
     return RestRoute(method.upper(), template, rule.body, message)
 
 
@@ -114,7 +121,12 @@ def rest_routes(
             if method.options.HasExtension(annotations_pb2.http):
                 rule = method.options.Extensions[annotations_pb2.http]
                 message = method.input_type.lstrip(".")
-                routes += [_route(binding, message) for binding in _bindings(rule)]
+                raw = {
+                    field.name
+                    for field in index.messages[message].field
+                    if field.type_name.lstrip(".") == RAW_BODY
+                }
+                routes += [_route(binding, message, raw) for binding in _bindings(rule)]
     return routes
 
 

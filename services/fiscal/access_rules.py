@@ -10,6 +10,7 @@ from services.platform.access import Rule
 _SERVICE = "/fiscal.v1.FiscalService/"
 WRITE = "fiscal:write"
 READ = "fiscal:read"
+ADMIN = "admin"
 
 
 def no_merchant(request: Any) -> Iterable[str]:
@@ -25,4 +26,6 @@ RULES = {
     # Books only for a merchant the token names.
     _SERVICE + "ProcessDocument": Rule(WRITE),
     _SERVICE + "GetDocument": Rule(READ),
+    # Its merchant, or "*" (the chain of operations on every merchant).
+    _SERVICE + "ListAuditRecords": Rule(ADMIN),
 }

@@ -48,7 +48,7 @@ class FiscalApp:
         schema = SchemaCheck.of(MIGRATIONS)
         registrars: list[Registrar] = []
         if serve:
-            servicer = FiscalServicer(self.service)
+            servicer = FiscalServicer(self.service, self.engine)
             add_servicer = pb_grpc.add_FiscalServiceServicer_to_server
             registrars.append(lambda server: add_servicer(servicer, server))
         self.server = GrpcServer(

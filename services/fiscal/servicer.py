@@ -6,20 +6,24 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from audit.v1 import audit_pb2 as audit_pb
 from fiscal.v1 import fiscal_pb2 as pb
 from fiscal.v1 import fiscal_pb2_grpc as pb_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.domain.errors import InvalidArgument
 from services.fiscal import requests
 from services.fiscal.conversions import document_message, report, summary_message
 from services.fiscal.use_cases import FiscalService
+from services.platform.audit_api import list_audit_records
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class FiscalServicer(pb_grpc.FiscalServiceServicer):
-    def __init__(self, service: FiscalService) -> None:
+    def __init__(self, service: FiscalService, engine: AsyncEngine) -> None:
         self._service = service
+        self._engine = engine
 
     async def ValidateDocument(
         self, request: pb.ValidateDocumentRequest, context: Context
@@ -42,6 +46,11 @@ class FiscalServicer(pb_grpc.FiscalServiceServicer):
     ) -> pb.FiscalDocument:
         merchant_id, access_key = requests.document_ref(request)
         return document_message(await self._service.get(merchant_id, access_key))
+
+    async def ListAuditRecords(
+        self, request: audit_pb.ListAuditRecordsRequest, context: Context
+    ) -> audit_pb.ListAuditRecordsResponse:
+        return await list_audit_records(self._engine, request)
 
     async def ValidateDocuments(
         self, request_iterator: AsyncIterator[pb.ValidateDocumentsRequest], context: Context

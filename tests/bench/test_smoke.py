@@ -60,10 +60,29 @@ def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
         _check_twin_cost(report, f"tracing ({sampling}", "tracing")
     _check_twin_cost(report, "mTLS", "mtls")
     _check_audit_cost(report)
+    _check_fiscal(report)
     every = next(r for r in report["results"] if r["scenario"].startswith("tracing (100 %"))
     assert every["traces_kept"] > 0
     assert report["durability"]["synchronous_commit"] == "on"
     assert report["durability"]["fsync"] == "on"
+
+
+def _check_fiscal(report: dict[str, Any]) -> None:
+    """Every fiscal measure ran, without a failed call; processing booked each document
+    once, all the way into lancamentos; each rate carries its ratio to the reference."""
+    rows = [r for r in report["results"] if r["scenario"].startswith("fiscal ")]
+    assert len(rows) == 8, [r["scenario"] for r in rows]
+    for row in rows:
+        assert row["error_pct"] == 0, row
+        if "docs_per_s" in row:
+            assert row["docs_per_s"] > 0 and row["ratio_to_reference"] > 0, row
+    streams = [r for r in rows if "stream_grpc_codes" in r]
+    assert len(streams) == 2 and all(set(r["stream_grpc_codes"]) == {"OK"} for r in streams)
+    [end_to_end] = [r for r in rows if "end to end" in r["scenario"]]
+    assert end_to_end["entries_in_lancamentos"] == end_to_end["documents"], end_to_end
+    assert end_to_end["entries_delivered"] == end_to_end["documents"], end_to_end
+    singles = [r for r in rows if "one document at a time" in r["scenario"]]
+    assert len(singles) == 2 and all(r["p95_ms"] > 0 for r in singles)
 
 
 def _check_audit_cost(report: dict[str, Any]) -> None:

@@ -58,11 +58,13 @@ def test_client_installs_alone_into_a_clean_venv(tmp_path: Path) -> None:
     installed = names - {"pip", "setuptools"}
     assert not installed & SERVICE_ONLY, installed
     assert installed <= ALLOWED, installed - ALLOWED
-    # The client, both stubs and the CLI work from the clean venv, outside the checkout.
+    # The clients, the stubs and the CLI work from the clean venv, outside the checkout.
     probe = (
-        "from caixa.client import CaixaError, ConsolidadoClient, LancamentosClient\n"
+        "from caixa.client import CaixaError, ConsolidadoClient, FiscalClient, LancamentosClient\n"
         "from lancamentos.v1 import lancamentos_pb2_grpc\n"
         "from consolidado.v1 import consolidado_pb2_grpc\n"
+        "from fiscal.v1 import fiscal_pb2_grpc\n"
+        "import caixa.cli.fiscal\n"
         "import caixa.client, sys\n"
         "assert 'site-packages' in caixa.client.__file__, caixa.client.__file__\n"
         "for name in ('services', 'sqlalchemy', 'tooling', 'mesh'):\n"

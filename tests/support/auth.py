@@ -13,6 +13,7 @@ from caixa.cli.dev_tokens import DEV_AUDIENCE, DEV_ISSUER, dev_key, mint, write_
 from tooling.devstack.auth import (
     CONSOLIDADO,
     DISPATCHER,
+    FISCAL,
     WORKLOAD_AUDIENCE,
     WORKLOAD_ISSUER,
     WORKLOADS,
@@ -22,6 +23,7 @@ __all__ = [
     "CONSOLIDADO",
     "DISPATCHER",
     "EVERY_SCOPE",
+    "FISCAL",
     "WORKLOAD_AUDIENCE",
     "WORKLOAD_ISSUER",
     "Issuer",

@@ -41,7 +41,7 @@ def http_request(
                 payload = body.encode()
             else:
                 payload = json.dumps(body).encode()
-            headers["content-type"] = "application/json"
+            headers.setdefault("content-type", "application/json")
         connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         raw = response.read().decode()
@@ -55,7 +55,17 @@ def http_request(
         connection.close()
 
 
-async def rest(gateway: LocalStack, method: str, path: str, body: object | None = None) -> Reply:
+async def rest(
+    gateway: LocalStack,
+    method: str,
+    path: str,
+    body: object | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     """A REST call through the gateway. In a thread: the services share this event loop.
-    `body` is sent as JSON; a str (UTF-8) or bytes as they are (for malformed JSON)."""
-    return await asyncio.to_thread(http_request, gateway.rest_url, method, path, body)
+    `body` is sent as JSON; a str (UTF-8) or bytes as they are (for malformed JSON, or
+    an XML document with its own content-type in `headers`)."""
+    return await asyncio.to_thread(
+        http_request, gateway.rest_url, method, path, body, headers=headers
+    )

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -15,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.consolidado.app import MIGRATIONS as CONSOLIDADO_MIGRATIONS
 from services.consolidado.app import ConsolidadoApp
 from services.consolidado.settings import ConsolidadoSettings
+from services.fiscal.app import MIGRATIONS as FISCAL_MIGRATIONS
+from services.fiscal.app import FiscalApp
+from services.fiscal.settings import FiscalSettings
 from services.lancamentos.app import MIGRATIONS as LANCAMENTOS_MIGRATIONS
 from services.lancamentos.app import LancamentosApp
 from services.lancamentos.settings import LancamentosSettings
@@ -22,13 +26,24 @@ from services.platform.database import sqlalchemy_url
 from services.platform.migrations import upgrade
 
 
-async def migrated_databases(make_database: Callable[[str], str], prefix: str) -> tuple[str, str]:
-    """A fresh, migrated (lancamentos, consolidado) database pair."""
-    lanc = await asyncio.to_thread(make_database, f"{prefix}_lancamentos")
-    cons = await asyncio.to_thread(make_database, f"{prefix}_consolidado")
-    await asyncio.to_thread(upgrade, LANCAMENTOS_MIGRATIONS, lanc)
-    await asyncio.to_thread(upgrade, CONSOLIDADO_MIGRATIONS, cons)
-    return lanc, cons
+class Databases(NamedTuple):
+    lancamentos: str
+    consolidado: str
+    fiscal: str
+
+
+async def migrated_databases(make_database: Callable[[str], str], prefix: str) -> Databases:
+    """A fresh, migrated database for each service."""
+    found = []
+    for service, migrations in (
+        ("lancamentos", LANCAMENTOS_MIGRATIONS),
+        ("consolidado", CONSOLIDADO_MIGRATIONS),
+        ("fiscal", FISCAL_MIGRATIONS),
+    ):
+        url = await asyncio.to_thread(make_database, f"{prefix}_{service}")
+        await asyncio.to_thread(upgrade, migrations, url)
+        found.append(url)
+    return Databases(*found)
 
 
 class Gate:
@@ -63,6 +78,9 @@ class Mesh:
     tracing: dict[str, str] = field(default_factory=dict)
     consolidados: list[ConsolidadoApp | None] = field(default_factory=list)
     lancamentos: list[LancamentosApp] = field(default_factory=list)
+    fiscal_db: str = ""
+    fiscal_ports: list[int] = field(default_factory=list)
+    fiscals: list[FiscalApp] = field(default_factory=list)
 
     @property
     def consolidado_target(self) -> str:
@@ -131,6 +149,26 @@ class Mesh:
         self.lancamentos.append(app)
         return app
 
+    async def start_fiscal(self, index: int, lancamentos_target: str) -> FiscalApp:
+        """A fiscal replica on its port, its dispatcher delivering to `lancamentos_target`."""
+        settings = FiscalSettings.model_validate(
+            {
+                "database_url": self.fiscal_db,
+                "grpc_port": self.fiscal_ports[index],
+                "lancamentos_target": lancamentos_target,
+                "shutdown_grace_seconds": 0.5,
+                "dispatch_poll_seconds": 0.2,
+                "dispatch_backoff_base_seconds": 0.02,
+                "dispatch_backoff_max_seconds": 0.3,
+                "dispatch_drain_seconds": 0.0,
+                **self._tracing_settings,
+            }
+        )
+        app = FiscalApp(settings, serve=True, dispatch=True)
+        await app.start()
+        self.fiscals.append(app)
+        return app
+
     async def undelivered(self) -> int:
         return await scalar(self.lancamentos[0], "SELECT count(*) FROM outbox")
 
@@ -141,6 +179,9 @@ class Mesh:
             await asyncio.sleep(0.1)
 
     async def close(self) -> None:
+        for fiscal in reversed(self.fiscals):
+            await fiscal.stop()
+        self.fiscals.clear()
         for app in reversed(self.lancamentos):
             await app.stop()
         for index in range(len(self.consolidados)):
@@ -162,10 +203,13 @@ async def truncate(mesh: Mesh) -> None:
             await client.delete(*keys)
     finally:
         await client.aclose()
-    for url, tables in [
+    databases = [
         (mesh.lancamentos_db, "outbox, lancamentos, merchant_volumes"),
         (mesh.consolidado_db, "applied_lancamentos, daily_totals, balance_versions"),
-    ]:
+    ]
+    if mesh.fiscal_db:
+        databases.append((mesh.fiscal_db, "postings, documents, merchant_documents"))
+    for url, tables in databases:
         engine = create_async_engine(sqlalchemy_url(url))
         async with engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {tables}"))

@@ -19,7 +19,7 @@ from mesh.render.bundle import LocalEnvoy
 from services.platform.database import sqlalchemy_url
 from services.platform.outbox.dispatcher import OutboxDispatcher
 from tests.support.paths import MESH_SOURCES
-from tests.support.services import Mesh, truncate
+from tests.support.services import Databases, Mesh, truncate
 from tooling.devstack.envoy import stats
 from tooling.devstack.mtls import mtls_sets
 from tooling.devstack.processes import ServerProcess
@@ -114,6 +114,8 @@ class InProcess:
     async def start_service(self, service: ServicePlan) -> None:
         if service.service == "consolidado":
             await self.mesh.start_consolidado(service.index)
+        elif service.service == "fiscal":
+            await self.mesh.start_fiscal(service.index, service.env["LANCAMENTOS_TARGET"])
         else:
             target = service.env["CONSOLIDADO_TARGET"]
             await self.mesh.add_lancamentos(serve=True, dispatch=True, consolidado_target=target)
@@ -130,12 +132,13 @@ class InProcess:
         pass
 
 
-def stack_mesh(plan: StackPlan, dbs: tuple[str, str], redis_url: str, prefix: str) -> Mesh:
+def stack_mesh(plan: StackPlan, dbs: Databases, redis_url: str, prefix: str) -> Mesh:
     """The in-process services, on the plan's ports."""
-    lancamentos_db, consolidado_db = dbs
     return Mesh(
-        lancamentos_db=lancamentos_db,
-        consolidado_db=consolidado_db,
+        lancamentos_db=dbs.lancamentos,
+        consolidado_db=dbs.consolidado,
+        fiscal_db=dbs.fiscal,
+        fiscal_ports=[replica.port for replica in plan.fiscal],
         redis_url=redis_url,
         key_prefix=f"{prefix}-{uuid.uuid4().hex[:8]}:bal",
         consolidado_ports=[replica.port for replica in plan.consolidado],
@@ -147,7 +150,7 @@ def stack_mesh(plan: StackPlan, dbs: tuple[str, str], redis_url: str, prefix: st
 
 @contextlib.asynccontextmanager
 async def local_stack(
-    dbs: tuple[str, str],
+    dbs: Databases,
     redis_url: str,
     out: Path,
     extra_sets: Sequence[str] = (),
@@ -164,7 +167,7 @@ async def local_stack(
     mesh = stack_mesh(plan, dbs, redis_url, prefix)
     if empty:
         await truncate(mesh)
-    engine = create_async_engine(sqlalchemy_url(dbs[1]))
+    engine = create_async_engine(sqlalchemy_url(dbs.consolidado))
     launcher = InProcess(mesh, out)
     try:
         await bring_up(plan, launcher, within=15)

@@ -37,6 +37,14 @@ EXPECTED_ROUTES = {
         "get",
         "/v1/merchants/{merchant_id}/consolidation-audit-records",
     ): "ConsolidadoService_ListAuditRecords",
+    ("post", "/v1/fiscal/documents:validate"): "ValidateDocument",
+    ("post", "/v1/fiscal/documents:summarize"): "SummarizeDocument",
+    ("post", "/v1/fiscal/documents:process"): "ProcessDocument",
+    ("get", "/v1/merchants/{merchant_id}/fiscal-documents/{access_key}"): "GetDocument",
+    (
+        "get",
+        "/v1/merchants/{merchant_id}/fiscal-audit-records",
+    ): "FiscalService_ListAuditRecords",
 }
 
 
@@ -284,3 +292,16 @@ def test_document_passes_the_openapi_validator(doc: dict[str, Any]) -> None:
         "openapi_spec_validator", reason="openapi-spec-validator is not installed"
     )
     validator.validate(doc)
+
+
+def test_a_raw_document_body_is_xml_not_json(doc: dict[str, Any]) -> None:
+    """fiscal's documents travel as the request body itself (google.api.HttpBody)."""
+    for action in ("validate", "summarize", "process"):
+        body = doc["paths"][f"/v1/fiscal/documents:{action}"]["post"]["requestBody"]
+        assert set(body["content"]) == {"application/xml", "text/xml"}
+        assert body["content"]["application/xml"]["schema"] == {
+            "type": "string",
+            "format": "binary",
+        }
+    process = doc["paths"]["/v1/fiscal/documents:process"]["post"]
+    assert [p["name"] for p in process["parameters"]] == ["merchant_id", "merchant_document"]

@@ -24,6 +24,8 @@ def test_it_scrapes_every_service_and_every_envoy(tmp_path: Path) -> None:
         "lancamentos": ["127.0.0.1:15251"],
         "consolidado-50052": ["127.0.0.1:15252"],
         "consolidado-50053": ["127.0.0.1:15253"],
+        "fiscal-50054": ["127.0.0.1:15254"],
+        "fiscal-50055": ["127.0.0.1:15255"],
     }
     assert jobs["envoy"]["metrics_path"] == "/stats/prometheus"
     envoys = {c["labels"]["process"]: c["targets"] for c in jobs["envoy"]["static_configs"]}

@@ -19,7 +19,7 @@ from tests.support.devstack import READY, Devstack, running_devstack
 from tests.support.paths import REPO_ROOT
 
 # The token the README's "Tokens" block exports: merchant loja-1, a user's scopes.
-README_SCOPES = "lancamentos:write lancamentos:read consolidado:read"
+README_SCOPES = "lancamentos:write lancamentos:read consolidado:read fiscal:write fiscal:read"
 BLOCK = re.compile(r"^```(sh|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -70,6 +70,7 @@ def test_the_readme_has_blocks_to_run() -> None:
         "The `caixa` CLI",
         "The typed client",
         "REST/JSON",
+        "Fiscal documents (NF-e, NFC-e)",
         "Mesh policy",
         "Operations",
     }
@@ -91,6 +92,7 @@ def test_a_readme_block_runs_as_printed(
         "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
         "CAIXA_LANCAMENTOS_TARGET": gateway,
         "CAIXA_CONSOLIDADO_TARGET": gateway,
+        "CAIXA_FISCAL_TARGET": gateway,
         "CAIXA_STACK_DIR": str(stack.state_dir),
         # As after the README's `export CAIXA_TOKEN=$(caixa token ...)`.
         "CAIXA_TOKEN": stack.token(("loja-1",), README_SCOPES),

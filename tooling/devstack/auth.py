@@ -1,7 +1,8 @@
 """Authentication for `make run`'s stack: the dev key (shared with `caixa
 token`), the JWKS every service verifies with, and the workload tokens the
 services call each other with: the dispatcher's toward ingest, consolidado's
-toward lancamentos' change feed. No end user's token crosses a service hop."""
+toward lancamentos' change feed, fiscal's toward lancamentos' writes. No end
+user's token crosses a service hop."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from caixa.cli.dev_tokens import (
 
 DISPATCHER = "spiffe://caixa.local/ns/caixa/sa/caixa-dispatcher"
 CONSOLIDADO = "spiffe://caixa.local/ns/caixa/sa/caixa-consolidado"
-WORKLOADS = f"{DISPATCHER}=consolidado:ingest;{CONSOLIDADO}=lancamentos:read"
+FISCAL = "spiffe://caixa.local/ns/caixa/sa/caixa-fiscal"
+WORKLOADS = (
+    f"{DISPATCHER}=consolidado:ingest;{CONSOLIDADO}=lancamentos:read;{FISCAL}=lancamentos:write"
+)
 # The workloads' own issuer, as a cluster's service-account issuer is: grants
 # go to its tokens only, never to a user's token named after a workload.
 WORKLOAD_ISSUER = "caixa-dev-workloads"
@@ -47,7 +51,7 @@ class StackAuth:
     def refresh(self) -> None:
         """(Re)mints each workload's token file; the services re-read it."""
         key = dev_key(self.folder)
-        for subject in (DISPATCHER, CONSOLIDADO):
+        for subject in (DISPATCHER, CONSOLIDADO, FISCAL):
             token = mint(
                 key,
                 subject=subject,

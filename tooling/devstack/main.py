@@ -2,11 +2,13 @@
 
 1. PostgreSQL and Redis: `DATABASE_URL` / `REDIS_URL` when set and reachable,
    else real embedded servers with their files in `./.devstack/`.
-2. Databases `caixa_lancamentos` and `caixa_consolidado` (`--database-prefix`), migrated.
+2. Databases `caixa_lancamentos`, `caixa_consolidado` and `caixa_fiscal`
+   (`--database-prefix`), migrated.
 3. The stack of helm/caixa/values.yaml + values-local.yaml, which sets every
-   port: lancamentos, the consolidado replicas, the gateway (gRPC and REST),
-   an inbound sidecar per replica, and the egress sidecar through which
-   lancamentos' dispatcher reaches consolidado (see tooling.stack).
+   port: lancamentos, the consolidado and fiscal replicas, the gateway (gRPC and
+   REST), an inbound sidecar per replica, and the egress sidecars through which
+   lancamentos' dispatcher reaches consolidado and fiscal's reaches lancamentos
+   (see tooling.stack).
 While it is up, `<state dir>/stack.json` tells the operations commands
 (reconcile, rebuild, parked) where it is (see services.platform.local_stack).
 Ctrl-C or SIGTERM stops everything in dependency order (see tooling.stack.supervised).
@@ -37,7 +39,7 @@ from mesh.values import PolicyError
 from services.platform import local_stack
 from services.platform.settings import ServiceSettings
 from tooling.devstack import control, prometheus
-from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, StackAuth, gateway_jwt_sets
+from tooling.devstack.auth import CONSOLIDADO, DISPATCHER, FISCAL, StackAuth, gateway_jwt_sets
 from tooling.devstack.health import http_ok
 from tooling.devstack.infra import ServerHandle, create_database, ensure_postgres, ensure_redis
 from tooling.devstack.mtls import mtls_sets
@@ -52,8 +54,8 @@ from tooling.stack.supervised import TRACES_TIER, Supervised, service_argv
 
 log = logging.getLogger("tooling.devstack")
 
-SERVICES = ("lancamentos", "consolidado")
-USER_SCOPES = "lancamentos:write lancamentos:read consolidado:read"
+SERVICES = ("lancamentos", "consolidado", "fiscal")
+USER_SCOPES = "lancamentos:write lancamentos:read consolidado:read fiscal:write fiscal:read"
 MIGRATE_TIMEOUT = 120.0
 READY_TIMEOUT = 60.0
 # Where `caixa` connects without flags.
@@ -156,6 +158,7 @@ def banner(
         cli += f" --timezone {zone}"
     rest = f"http://localhost:{gateway.listen_port}"
     replicas = ", ".join(replica.address for replica in plan.consolidado)
+    fiscal = ", ".join(replica.address for replica in plan.fiscal)
     return "\n".join(
         [
             "",
@@ -163,6 +166,7 @@ def banner(
             f"  gateway      {front}  (gRPC and REST/JSON; Envoy admin :{gateway.admin_port})",
             f"  lancamentos  {plan.lancamentos.address}  (direct, behind its sidecar)",
             f"  consolidado  {replicas}",
+            f"  fiscal       {fiscal}",
             f"  PostgreSQL   {where(postgres)}",
             f"  Redis        {where(redis)}",
             f"  logs         {log_dir}/*.log",
@@ -173,6 +177,9 @@ def banner(
             "Try:",
             f"  {cli} create --merchant m1 --kind credit --amount 10.50",
             f"  {cli} balance --merchant m1",
+            f"  curl -s -X POST {rest}/v1/fiscal/documents:validate \\",
+            '       -H "authorization: Bearer $CAIXA_TOKEN" \\',
+            "       -H 'content-type: application/xml' --data-binary @nfe.xml",
             f"  curl -s -X POST {rest}/v1/merchants/m1/lancamentos \\",
             '       -H "authorization: Bearer $CAIXA_TOKEN" \\',
             "       -H 'content-type: application/json' \\",
@@ -330,6 +337,8 @@ def _run(state_dir: Path, plan: StackPlan, environ: Mapping[str, str], database_
                 return _child_env(
                     environ, DATABASE_URL=databases["lancamentos"], **auth.env(DISPATCHER)
                 )
+            if service.service == "fiscal":
+                return _child_env(environ, DATABASE_URL=databases["fiscal"], **auth.env(FISCAL))
             return _child_env(
                 environ,
                 DATABASE_URL=databases["consolidado"],
@@ -428,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
         "--database-prefix",
         default="caixa",
         type=_database_prefix,
-        help="the databases are <prefix>_lancamentos and <prefix>_consolidado (default: caixa)",
+        help="the databases are <prefix>_lancamentos, _consolidado and _fiscal (default: caixa)",
     )
     add_set_option(parser)
     actions = parser.add_subparsers(

@@ -13,7 +13,11 @@ OPENAPI_VERSION = "3.0.3"
 API_VERSION = "v1"
 TITLE = "Caixa"
 # The services the gateway's transcoder serves; consolidado's ingest service is internal.
-PUBLIC_SERVICES = ("lancamentos.v1.LancamentosService", "consolidado.v1.ConsolidadoService")
+PUBLIC_SERVICES = (
+    "lancamentos.v1.LancamentosService",
+    "consolidado.v1.ConsolidadoService",
+    "fiscal.v1.FiscalService",
+)
 
 BEARER = "bearer"
 BEARER_SCHEME: Schema = {

@@ -148,6 +148,10 @@ class OperationBuilder:
             schema = self._schemas.object_schema(request, omit=omit)
         else:
             field = request.proto.field[_field_index(request, binding.body)]
+            if field.type_name.lstrip(".") == RAW_BODY:
+                # The body is the document itself, passed through untouched.
+                raw: Schema = {"schema": {"type": "string", "format": "binary"}}
+                return {"required": True, "content": dict.fromkeys(RAW_MEDIA_TYPES, raw)}
             schema = self._schemas.value_schema(field)
         return {"required": True, "content": {"application/json": {"schema": schema}}}
 
@@ -161,6 +165,11 @@ class OperationBuilder:
         if method.server_streaming:  # the transcoder sends a stream as one JSON array
             schema = {"type": "array", "items": schema}
         return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+
+# A body bound to a google.api.HttpBody field is the raw request body: fiscal's XML.
+RAW_BODY = "google.api.HttpBody"
+RAW_MEDIA_TYPES = ("application/xml", "text/xml")
 
 
 def _field_index(message: Message, name: str) -> int:

@@ -31,10 +31,11 @@ class Launcher(Protocol):
 
 
 async def bring_up(plan: StackPlan, launcher: Launcher, *, within: float = 30.0) -> None:
-    """consolidado, its sidecars, the front Envoys, then lancamentos: the
-    dispatcher starts with its egress up, and the front Envoys' first health
-    checks find the sidecars. Returns when every Envoy counts every host healthy.
-    The trace receiver, when there is one, comes first: no early span is lost.
+    """consolidado, its sidecars, the front Envoys, then lancamentos, then fiscal:
+    each dispatcher starts with its egress and its receiver up, and the front
+    Envoys' first health checks find the sidecars. Returns when every Envoy
+    counts every host healthy. The trace receiver, when there is one, comes
+    first: no early span is lost.
     With mTLS, every workload's certificate is issued before anything starts."""
     if plan.mtls is not None:
         await asyncio.to_thread(prepare, plan.mtls, plan.mtls_workloads)
@@ -48,6 +49,9 @@ async def bring_up(plan: StackPlan, launcher: Launcher, *, within: float = 30.0)
     await launcher.start_envoys(plan.front)
     await launcher.settle()
     await launcher.start_service(plan.lancamentos)
+    await launcher.settle()
+    for replica in plan.fiscal:
+        await launcher.start_service(replica)
     await launcher.settle()
     for admin_port, hosts in plan.membership.items():
         await wait_membership(admin_port, hosts, within, launcher.check)

@@ -2,8 +2,9 @@
 
 Every port comes from the policy's `mesh.localTopology` (values-local.yaml plus
 `--set` overrides): the services listen on their replicas' app ports, the
-dispatcher reaches consolidado through its egress sidecar, and consolidado's
-reconcile and rebuild reach lancamentos directly.
+dispatcher reaches consolidado through its egress sidecar, fiscal's reaches
+lancamentos through fiscal's, and consolidado's reconcile and rebuild reach
+lancamentos directly.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from tooling.devstack.processes import free_port
 from tooling.stack.sources import MeshSources
 
 DISPATCHER_EGRESS = "egress-dispatcher"
+FISCAL_EGRESS = "egress-fiscal"
 
 
 @dataclass(frozen=True)
 class ServicePlan:
     """One service process: where it listens and the settings that wire it in."""
 
-    service: str  # "lancamentos" or "consolidado"
+    service: str  # "lancamentos", "consolidado" or "fiscal"
     index: int
     host: str
     port: int
@@ -52,6 +54,7 @@ class ServicePlan:
 class StackPlan:
     lancamentos: ServicePlan
     consolidado: tuple[ServicePlan, ...]
+    fiscal: tuple[ServicePlan, ...]
     envoys: tuple[LocalEnvoy, ...]
     traces: LocalTraces | None = None  # the trace receiver, started first
     prometheus_port: int | None = None  # Prometheus, when one is installed
@@ -98,9 +101,31 @@ class StackPlan:
             )
             for index, replica in enumerate(topology.services["consolidado"].replicas)
         )
+        local_fiscal = topology.services.get("fiscal")
+        fiscal_egress = by_name.get(FISCAL_EGRESS)
+        fiscal = tuple(
+            ServicePlan(
+                "fiscal",
+                index,
+                host,
+                replica.app_port,
+                {
+                    "GRPC_HOST": host,
+                    "GRPC_PORT": str(replica.app_port),
+                    # Its dispatcher reaches lancamentos only through its sidecar.
+                    "LANCAMENTOS_TARGET": f"{host}:{fiscal_egress.listen_port}"
+                    if fiscal_egress is not None
+                    else lancamentos.address,
+                    **traced,
+                    **_metrics_env(replica),
+                },
+            )
+            for index, replica in enumerate(local_fiscal.replicas if local_fiscal else ())
+        )
         return cls(
             lancamentos,
             consolidado,
+            fiscal,
             envoys,
             topology.traces,
             topology.prometheus_port,
@@ -129,6 +154,10 @@ class StackPlan:
         return self.envoy(DISPATCHER_EGRESS)
 
     @property
+    def fiscal_egress(self) -> LocalEnvoy:
+        return self.envoy(FISCAL_EGRESS)
+
+    @property
     def sidecars(self) -> tuple[LocalEnvoy, ...]:
         """The inbound sidecars: the front Envoys' health checks go through them."""
         return tuple(e for e in self.envoys if e.name.startswith("inbound-"))
@@ -140,16 +169,21 @@ class StackPlan:
 
     @property
     def services(self) -> tuple[ServicePlan, ...]:
-        return (self.lancamentos, *self.consolidado)
+        return (self.lancamentos, *self.consolidado, *self.fiscal)
 
     @property
     def membership(self) -> dict[int, dict[str, int]]:
         """Per Envoy admin port, the healthy hosts each cluster has once all is up."""
         hosts = {"lancamentos": 1, "consolidado": len(self.consolidado)}
-        return {
+        if self.fiscal:
+            hosts["fiscal"] = len(self.fiscal)
+        found = {
             self.gateway.admin_port: hosts,
             self.dispatcher_egress.admin_port: {"consolidado": hosts["consolidado"]},
         }
+        if self.fiscal:
+            found[self.fiscal_egress.admin_port] = {"lancamentos": 1}
+        return found
 
     @property
     def ports(self) -> list[int]:

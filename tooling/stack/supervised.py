@@ -15,10 +15,12 @@ from tooling.devstack.health import grpc_serving, http_ok
 from tooling.devstack.supervisor import Supervisor
 from tooling.stack.plan import ServicePlan
 
-# Stop order, highest first: the gateway stops taking traffic, lancamentos
-# drains its outbox through the egress sidecar into consolidado's inbound
-# sidecars, and only then do those and consolidado stop.
-GATEWAY_TIER = 6
+# Stop order, highest first: the gateway stops taking traffic, fiscal drains
+# its outbox into lancamentos, lancamentos drains its own through the egress
+# sidecar into consolidado's inbound sidecars, and only then do those and
+# consolidado stop.
+GATEWAY_TIER = 7
+FISCAL_TIER = 6
 LANCAMENTOS_TIER = 5
 EGRESS_TIER = 4
 CONSOLIDADO_INBOUND_TIER = 3
@@ -37,6 +39,8 @@ def tier_of(name: str) -> int:
         return GATEWAY_TIER
     if name == "lancamentos":
         return LANCAMENTOS_TIER
+    if name.startswith("fiscal"):
+        return FISCAL_TIER
     if name.startswith("consolidado"):
         return CONSOLIDADO_TIER
     if name.startswith("inbound-consolidado"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import TypeVar
@@ -61,6 +62,20 @@ def _parse_timeout(text: str) -> float:
     return value
 
 
+# The forms fiscal takes (the check digits are its to verify): a CNPJ, whose
+# first 12 characters may be letters since July 2026, or a CPF.
+_CNPJ_RE = re.compile(r"[0-9A-Z]{12}[0-9]{2}")
+_CPF_RE = re.compile(r"[0-9]{11}")
+
+
+def _parse_cnpj_or_cpf(text: str) -> str:
+    """`34.128.745/0001-52` → `34128745000152`: the punctuation people copy goes."""
+    value = re.sub(r"[.\-/\s]", "", text).upper()
+    if not (_CNPJ_RE.fullmatch(value) or _CPF_RE.fullmatch(value)):
+        raise ValueError(f"invalid CNPJ or CPF {text!r}: expected 14 characters or 11 digits")
+    return value
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -84,3 +99,4 @@ trace_limit: Callable[[str], int] = _usage_error_on_value_error(_parse_trace_lim
 timeout_seconds: Callable[[str], float] = _usage_error_on_value_error(_parse_timeout)
 time_zone: Callable[[str], str] = _usage_error_on_value_error(parse_timezone)
 duration_seconds: Callable[[str], float] = _usage_error_on_value_error(_parse_duration)
+cnpj_or_cpf: Callable[[str], str] = _usage_error_on_value_error(_parse_cnpj_or_cpf)

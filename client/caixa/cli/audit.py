@@ -12,7 +12,7 @@ from google.protobuf import json_format
 
 from caixa.cli.connections import Connections
 from caixa.cli.table import render_table
-from caixa.client import ConsolidadoClient, LancamentosClient, audit_chain
+from caixa.client import ConsolidadoClient, FiscalClient, LancamentosClient, audit_chain
 
 PAGE_SIZE = 1000
 
@@ -22,7 +22,13 @@ class ChainBroken(Exception):
 
 
 def audit(args: argparse.Namespace, connections: Connections) -> str:
-    client = connections.lancamentos if args.service == "lancamentos" else connections.consolidado
+    client: LancamentosClient | ConsolidadoClient | FiscalClient
+    if args.service == "fiscal":
+        client = connections.fiscal
+    elif args.service == "consolidado":
+        client = connections.consolidado
+    else:
+        client = connections.lancamentos
     if args.action == "verify":
         return _verify(args, _pages(client, args.merchant, 0, PAGE_SIZE))
     page = client.list_audit_records(args.merchant, after_position=args.after, page_size=args.limit)
@@ -32,7 +38,10 @@ def audit(args: argparse.Namespace, connections: Connections) -> str:
 
 
 def _pages(
-    client: LancamentosClient | ConsolidadoClient, merchant: str, after: int, size: int
+    client: LancamentosClient | ConsolidadoClient | FiscalClient,
+    merchant: str,
+    after: int,
+    size: int,
 ) -> Iterator[audit_pb2.ListAuditRecordsResponse]:
     while True:
         page = client.list_audit_records(merchant, after_position=after, page_size=size)

@@ -12,6 +12,7 @@ from caixa.cli.audit import audit
 from caixa.cli.connections import Connections
 from caixa.cli.dates import business_today
 from caixa.cli.exit_codes import SERVICE_FAILED, exit_code_for
+from caixa.cli.fiscal import fiscal
 from caixa.client import CaixaError
 from caixa.client.request_fields import new_request_id
 
@@ -105,4 +106,5 @@ COMMANDS: dict[str, Command] = {
     "balance": balance,
     "report": report,
     "audit": audit,
+    "fiscal": fiscal,
 }

@@ -5,12 +5,13 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from caixa.client import ConsolidadoClient, LancamentosClient
+from caixa.client import ConsolidadoClient, FiscalClient, LancamentosClient
+from caixa.client.targets import default_fiscal_target
 
 
 class Connections:
     """Opens only the channel a command uses, so `balance` works while
-    lancamentos is unreachable and vice versa."""
+    lancamentos is unreachable, and the reverse; `fiscal` likewise."""
 
     def __init__(
         self,
@@ -18,13 +19,16 @@ class Connections:
         consolidado_target: str,
         timeout: float,
         token: str | None = None,
+        fiscal_target: str | None = None,
     ) -> None:
         self._token = token  # None: the clients read $CAIXA_TOKEN
         self._lancamentos_target = lancamentos_target
         self._consolidado_target = consolidado_target
+        self._fiscal_target = fiscal_target or default_fiscal_target()
         self._timeout = timeout
         self._lancamentos: LancamentosClient | None = None
         self._consolidado: ConsolidadoClient | None = None
+        self._fiscal: FiscalClient | None = None
 
     @property
     def lancamentos(self) -> LancamentosClient:
@@ -42,8 +46,16 @@ class Connections:
             )
         return self._consolidado
 
+    @property
+    def fiscal(self) -> FiscalClient:
+        if self._fiscal is None:
+            self._fiscal = FiscalClient(
+                self._fiscal_target, timeout=self._timeout, token=self._token
+            )
+        return self._fiscal
+
     def close(self) -> None:
-        for client in (self._lancamentos, self._consolidado):
+        for client in (self._lancamentos, self._consolidado, self._fiscal):
             if client is not None:
                 client.close()
 

@@ -7,6 +7,9 @@
    NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, PERMISSION_DENIED, ...):
    rerunning it unchanged will fail again. argparse also exits 2.
 3  `caixa audit verify` found the audit chain altered.
+4  `caixa fiscal validate|summary|process`: at least one file did not pass
+   (invalid, no summary, rejected, or unreadable); its row says why, and the
+   other files were still answered.
 130 interrupted (Ctrl-C).
 """
 
@@ -18,6 +21,7 @@ OK = 0
 SERVICE_FAILED = 1
 REQUEST_REJECTED = 2
 CHAIN_BROKEN = 3
+DOCUMENTS_FAILED = 4
 INTERRUPTED = 130
 
 _REJECTIONS = frozenset(

@@ -13,12 +13,14 @@ from caixa.cli.commands import COMMANDS
 from caixa.cli.connections import Connections
 from caixa.cli.exit_codes import (
     CHAIN_BROKEN,
+    DOCUMENTS_FAILED,
     INTERRUPTED,
     OK,
     REQUEST_REJECTED,
     SERVICE_FAILED,
     exit_code_for,
 )
+from caixa.cli.fiscal import DocumentsFailed
 from caixa.cli.health import health
 from caixa.cli.parser import build_parser
 from caixa.client import CaixaError
@@ -35,14 +37,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text)
         return status
     run = COMMANDS[args.command]
+    status = OK
     try:
         with Connections(
-            args.lancamentos_target, args.consolidado_target, args.timeout, args.token
+            args.lancamentos_target,
+            args.consolidado_target,
+            args.timeout,
+            args.token,
+            fiscal_target=args.fiscal_target,
         ) as conn:
             output = run(args, conn)
     except ChainBroken as broken:
         print(broken)
         return CHAIN_BROKEN
+    except DocumentsFailed as failed:
+        # Every file's row, as on success; the status says not all passed.
+        output, status = failed.output, DOCUMENTS_FAILED
     except CaixaError as error:
         # A server's answer, not a bug in the CLI: no traceback.
         notes = list(getattr(error, "__notes__", []))
@@ -60,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `caixa list … | head`: the reader left; that is not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return OK
+    return status
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from caixa.cli import arguments, traces
 from caixa.cli.dates import TIMEZONE_ENV, default_timezone
-from caixa.cli.exit_codes import CHAIN_BROKEN
+from caixa.cli.exit_codes import CHAIN_BROKEN, DOCUMENTS_FAILED
 from caixa.client.channel import TOKEN_ENV
 from caixa.client.targets import (
     CONSOLIDADO_TARGET_ENV,
+    FISCAL_TARGET_ENV,
     LANCAMENTOS_TARGET_ENV,
     default_consolidado_target,
+    default_fiscal_target,
     default_lancamentos_target,
 )
 
@@ -30,6 +32,7 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
     # Defaults are spelled into the help: "%(default)s" would show SUPPRESS.
     lancamentos_target = default_lancamentos_target()
     consolidado_target = default_consolidado_target()
+    fiscal_target = default_fiscal_target()
 
     parser.add_argument(
         "--json",
@@ -48,6 +51,12 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
         metavar="HOST:PORT",
         default=default(consolidado_target),
         help=f"consolidado address (env {CONSOLIDADO_TARGET_ENV}; default {consolidado_target})",
+    )
+    parser.add_argument(
+        "--fiscal-target",
+        metavar="HOST:PORT",
+        default=default(fiscal_target),
+        help=f"fiscal address (env {FISCAL_TARGET_ENV}; default {fiscal_target})",
     )
     zone = default_timezone()
     parser.add_argument(
@@ -77,7 +86,9 @@ EPILOG = """\
 exit status: 0 success; 1 the service could not answer (unavailable, deadline
 exceeded, internal error): the same command may work later; 2 the request was
 rejected or malformed (usage, invalid argument, not found, already exists,
-failed precondition, permission): fix it before rerunning; 130 interrupted.
+failed precondition, permission): fix it before rerunning; 3 `audit verify`
+found the chain altered; 4 `fiscal validate|summary|process`: some file did
+not pass (its row says why); 130 interrupted.
 """
 
 
@@ -92,7 +103,8 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="caixa",
-        description="Record and inspect merchants' lancamentos and daily balances.",
+        description="Record and inspect merchants' lancamentos and daily balances,\n"
+        "and check and book their NF-e invoices.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -167,10 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--service",
-        choices=("lancamentos", "consolidado"),
+        choices=("lancamentos", "consolidado", "fiscal"),
         default="lancamentos",
-        help="whose trail: lancamentos' entries, or consolidado's rebuilds "
-        "(default %(default)s); --merchant '*' for operations on every merchant",
+        help="whose trail: lancamentos' entries, consolidado's rebuilds, or fiscal's "
+        "processed documents (default %(default)s); --merchant '*' for operations on "
+        "every merchant",
     )
     audit.add_argument(
         "--after",
@@ -186,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="list: at most N records, up to 1000 (default %(default)s)",
     )
+
+    _add_fiscal(commands, global_flags)
 
     commands.add_parser(
         "health",
@@ -210,13 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--scope",
         required=True,
-        help="space-separated: lancamentos:write lancamentos:read consolidado:read admin",
+        help="space-separated: lancamentos:write lancamentos:read consolidado:read "
+        "fiscal:write fiscal:read admin",
     )
     token.add_argument(
         "--ttl", type=arguments.duration_seconds, default=3600.0, help="lifetime, e.g. 30m, 1h"
     )
     token.add_argument("--subject", default="dev-user", help="the token's sub (default dev-user)")
 
+    _add_trace(commands)
+    return parser
+
+
+def _add_trace(commands: argparse._SubParsersAction[Any]) -> None:
     trace = commands.add_parser(
         "trace",
         help="show a request's trace through the local stack",
@@ -235,4 +256,54 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the receiver's query URL (default ${traces.TRACE_URL_ENV} or "
         f"{traces.DEFAULT_TRACE_URL})",
     )
-    return parser
+
+
+FISCAL_DESCRIPTION = f"""\
+NF-e and NFC-e XML files (nfeProc, NFe, or a cancellation's procEventoNFe)
+checked, read and booked by the fiscal service: one row per file, in the order
+given. validate and summary send several files on one stream (its deadline:
+--timeout per file); process books each file in turn (idempotent on the access
+key: rerunning books nothing twice). A file that cannot be read, or holds no
+NF-e, is a row saying so. Exit {DOCUMENTS_FAILED} when any file is invalid, has no summary,
+is rejected or cannot be read. Tokens need fiscal:write (fiscal:read for get).
+"""
+
+
+def _add_fiscal(commands: argparse._SubParsersAction[Any], global_flags: Parser) -> None:
+    fiscal = commands.add_parser(
+        "fiscal",
+        help="validate, summarize and book NF-e XML files",
+        description=FISCAL_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[global_flags],
+    )
+    actions = fiscal.add_subparsers(dest="fiscal_command", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help_text, description=help_text, parents=[global_flags]
+        )
+        return sub
+
+    files_help = "NF-e XML files"
+    validate = action("validate", "the verdict on each file: SEFAZ's schema and rules, signature")
+    validate.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+    summary = action("summary", "what each invoice says: parties, vNF, installments, protocol")
+    summary.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+    process = action(
+        "process",
+        "book each authorized invoice as the merchant's lancamentos, "
+        "or reverse them for a cancellation",
+    )
+    process.add_argument("--merchant", required=True, help="the merchant id")
+    process.add_argument(
+        "--document",
+        type=arguments.cnpj_or_cpf,
+        metavar="CNPJ",
+        help="the merchant's CNPJ (or CPF), which says whether it sold or bought "
+        "(default: the one fiscal has on record for the merchant)",
+    )
+    process.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+    get = action("get", "show one processed document, its status and its entries")
+    get.add_argument("--merchant", required=True, help="the merchant id")
+    get.add_argument("access_key", metavar="ACCESS_KEY", help="the 44-character access key")

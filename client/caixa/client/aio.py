@@ -1,4 +1,4 @@
-"""Typed asyncio (`grpc.aio`) clients of both services: the blocking clients'
+"""Typed asyncio (`grpc.aio`) clients of every service: the blocking clients'
 methods, arguments, defaults and docstrings, awaited.
 
     async with AsyncLancamentosClient("localhost:8080") as client:
@@ -6,8 +6,9 @@ methods, arguments, defaults and docstrings, awaited.
         async for change in client.stream_lancamentos(follow=True):
             ...
 
-Unary methods are coroutines; `iter_lancamentos` and `stream_lancamentos` are
-async iterators. Make a client inside the running event loop that uses it.
+Unary methods are coroutines; `iter_lancamentos`, `stream_lancamentos` and
+fiscal's `validate_documents` and `summarize_documents` are async iterators.
+Make a client inside the running event loop that uses it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable
 
 from consolidado.v1 import consolidado_pb2_grpc
+from fiscal.v1 import fiscal_pb2_grpc
 from lancamentos.v1 import lancamentos_pb2, lancamentos_pb2_grpc
 
-from caixa.client import calls
+from caixa.client import calls, fiscal_calls
 from caixa.client.channel import AsyncServiceClient
 from caixa.client.methods import async_call, async_feed, async_pages
 from caixa.client.request_fields import ImportRow, async_import_requests, import_requests
-from caixa.client.service_config import CONSOLIDADO_SERVICE, LANCAMENTOS_SERVICE
+from caixa.client.service_config import (
+    CONSOLIDADO_SERVICE,
+    FISCAL_SERVICE,
+    LANCAMENTOS_SERVICE,
+)
 
 
 class AsyncLancamentosClient(AsyncServiceClient):
@@ -69,3 +75,20 @@ class AsyncConsolidadoClient(AsyncServiceClient):
     get_daily_balance = async_call(calls.get_daily_balance)
     list_daily_balances = async_call(calls.list_daily_balances)
     list_audit_records = async_call(calls.list_audit_records)
+
+
+class AsyncFiscalClient(AsyncServiceClient):
+    """`FiscalClient` on `grpc.aio`: the same methods, deadlines and retries,
+    awaited; the two streams take an iterable or an async iterable of documents
+    and answer with `async for`. Every failure raises `CaixaError`."""
+
+    _service = FISCAL_SERVICE
+    _stub_type = fiscal_pb2_grpc.FiscalServiceStub
+
+    validate_document = async_call(fiscal_calls.validate_document)
+    summarize_document = async_call(fiscal_calls.summarize_document)
+    process_document = async_call(fiscal_calls.process_document)
+    get_document = async_call(fiscal_calls.get_document)
+    list_audit_records = async_call(calls.list_audit_records)
+    validate_documents = async_feed(fiscal_calls.validate_documents)
+    summarize_documents = async_feed(fiscal_calls.summarize_documents)

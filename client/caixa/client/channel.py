@@ -16,10 +16,15 @@ from caixa.client.calls import Feed, Rpc
 from caixa.client.errors import raising_caixa_errors
 from caixa.client.service_config import (
     CONSOLIDADO_SERVICE,
+    FISCAL_SERVICE,
     LANCAMENTOS_SERVICE,
     service_config_json,
 )
-from caixa.client.targets import default_consolidado_target, default_lancamentos_target
+from caixa.client.targets import (
+    default_consolidado_target,
+    default_fiscal_target,
+    default_lancamentos_target,
+)
 
 Metadata = Sequence[tuple[str, str]]
 Response = TypeVar("Response")
@@ -28,6 +33,7 @@ TOKEN_ENV = "CAIXA_TOKEN"
 _DEFAULT_TARGETS: dict[str, Callable[[], str]] = {
     LANCAMENTOS_SERVICE: default_lancamentos_target,
     CONSOLIDADO_SERVICE: default_consolidado_target,
+    FISCAL_SERVICE: default_fiscal_target,
 }
 
 

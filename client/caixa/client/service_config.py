@@ -1,9 +1,11 @@
 """The gRPC service config that lets the channel retry idempotent calls.
 
-Only methods that are safe to repeat get a retry policy: reads, and the
-mutations that carry a `request_id` (the server deduplicates them). The
-streaming RPCs never do: a retried import or change feed would restart from
-the caller's iterator or sequence, which only the caller can decide.
+Only methods that are safe to repeat get a retry policy: reads, the
+mutations that carry a `request_id` (the server deduplicates them), and
+fiscal's document calls (a verdict on the document alone, or booking keyed on
+its access key). The streaming RPCs never do: a retried import, change feed or
+document stream would restart from the caller's iterator or sequence, which
+only the caller can decide.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 LANCAMENTOS_SERVICE = "lancamentos.v1.LancamentosService"
 CONSOLIDADO_SERVICE = "consolidado.v1.ConsolidadoService"
+FISCAL_SERVICE = "fiscal.v1.FiscalService"
 
 RETRYABLE_METHODS: dict[str, tuple[str, ...]] = {
     LANCAMENTOS_SERVICE: (
@@ -24,6 +27,14 @@ RETRYABLE_METHODS: dict[str, tuple[str, ...]] = {
         "ListAuditRecords",
     ),
     CONSOLIDADO_SERVICE: ("GetDailyBalance", "ListDailyBalances", "ListAuditRecords"),
+    # Not ValidateDocuments / SummarizeDocuments: bidirectional streams.
+    FISCAL_SERVICE: (
+        "ValidateDocument",
+        "SummarizeDocument",
+        "ProcessDocument",
+        "GetDocument",
+        "ListAuditRecords",
+    ),
 }
 
 # Four attempts with 0.1 s → 0.2 s → 0.4 s (jittered) backoff fit well inside

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import migrated_databases
+from tests.support.services import Databases, migrated_databases
 from tests.support.stack import LocalStack, StackFactory, local_stack
 
 
 @pytest.fixture(scope="package")
-async def fault_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
+async def fault_dbs(make_database: Callable[[str], str]) -> Databases:
     return await migrated_databases(make_database, "ft")
 
 
 @pytest.fixture
-def fault_stack(fault_dbs: tuple[str, str], redis_url: str, tmp_path: Path) -> StackFactory:
+def fault_stack(fault_dbs: Databases, redis_url: str, tmp_path: Path) -> StackFactory:
     """`async with fault_stack([...extra --set...]) as stack:` a fresh running mesh."""
 
     @contextlib.asynccontextmanager

@@ -13,6 +13,8 @@ import grpc
 import pytest
 from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
+from lancamentos.v1 import lancamentos_pb2 as lpb
+from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
 from mesh.policy import LocalMtls
 from mesh.render.mtls import dns_name, spiffe_id
@@ -29,7 +31,12 @@ def _mtls(stack: LocalStack) -> LocalMtls:
 
 
 def _channel(
-    stack: LocalStack, cert: bytes, key: bytes, ca: bytes | None = None
+    stack: LocalStack,
+    cert: bytes,
+    key: bytes,
+    ca: bytes | None = None,
+    *,
+    service: str = "consolidado",
 ) -> grpc.aio.Channel:
     mtls = _mtls(stack)
     folder = Path(mtls.certs_dir)
@@ -38,20 +45,19 @@ def _channel(
         private_key=key,
         certificate_chain=cert,
     )
-    replica = stack.plan.consolidado[0]
-    inbound = stack.plan.envoy("inbound-consolidado-0").listen_port
+    inbound = stack.plan.envoy(f"inbound-{service}-0").listen_port
     return grpc.aio.secure_channel(
-        f"{replica.host}:{inbound}",
+        f"{stack.plan.lancamentos.host}:{inbound}",
         credentials,
-        # The sidecar's certificate names consolidado, not the loopback address.
-        options=[("grpc.ssl_target_name_override", dns_name(mtls, "consolidado"))],
+        # The sidecar's certificate names the service, not the loopback address.
+        options=[("grpc.ssl_target_name_override", dns_name(mtls, service))],
     )
 
 
-def _as(stack: LocalStack, workload: str) -> grpc.aio.Channel:
+def _as(stack: LocalStack, workload: str, service: str = "consolidado") -> grpc.aio.Channel:
     folder = Path(_mtls(stack).certs_dir)
     cert = (folder / f"{workload}.pem").read_bytes()
-    return _channel(stack, cert, (folder / f"{workload}.key").read_bytes())
+    return _channel(stack, cert, (folder / f"{workload}.key").read_bytes(), service=service)
 
 
 async def _code(call: object) -> grpc.StatusCode:
@@ -89,6 +95,30 @@ async def test_each_peer_reaches_only_what_it_may(fault_stack: StackFactory) -> 
         inbound = stack.plan.envoy("inbound-consolidado-0").admin_port
         denied = stats(inbound, "rbac.denied")
         assert sum(denied.values()) >= 3, denied
+
+
+async def test_fiscal_may_only_create_and_reverse_in_lancamentos(
+    fault_stack: StackFactory,
+) -> None:
+    """fiscal's identity on lancamentos' inbound sidecar: the two writes it books
+    with reach the service (which judges the empty request), nothing else does."""
+    async with fault_stack([]) as stack:
+        async with _as(stack, "fiscal", "lancamentos") as channel:
+            stub = lpb_grpc.LancamentosServiceStub(channel)
+            create = await _code(stub.CreateLancamento(lpb.CreateLancamentoRequest(), timeout=5))
+            assert create == grpc.StatusCode.INVALID_ARGUMENT
+            reverse = await _code(stub.ReverseLancamento(lpb.ReverseLancamentoRequest(), timeout=5))
+            assert reverse == grpc.StatusCode.INVALID_ARGUMENT
+            listing = lpb.ListLancamentosRequest(merchant_id="ft-mtls")
+            assert await _code(stub.ListLancamentos(listing, timeout=5)) == (
+                grpc.StatusCode.PERMISSION_DENIED
+            )
+            feed = stub.StreamLancamentos(lpb.StreamLancamentosRequest(), timeout=5)
+            assert await _code(feed.read()) == grpc.StatusCode.PERMISSION_DENIED
+        async with _as(stack, "dispatcher", "lancamentos") as channel:
+            stub = lpb_grpc.LancamentosServiceStub(channel)
+            create = await _code(stub.CreateLancamento(lpb.CreateLancamentoRequest(), timeout=5))
+            assert create == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_plain_text_and_foreign_certificates_are_refused(

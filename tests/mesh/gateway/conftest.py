@@ -15,18 +15,18 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from tests.support.services import migrated_databases
+from tests.support.services import Databases, migrated_databases
 from tests.support.stack import LocalStack, local_stack
 
 
 @pytest.fixture(scope="package")
-async def gateway_dbs(make_database: Callable[[str], str]) -> tuple[str, str]:
+async def gateway_dbs(make_database: Callable[[str], str]) -> Databases:
     return await migrated_databases(make_database, "gw")
 
 
 @pytest.fixture(scope="package")
 async def gateway(
-    gateway_dbs: tuple[str, str], redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    gateway_dbs: Databases, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LocalStack]:
     out = tmp_path_factory.mktemp("gateway")
     async with local_stack(gateway_dbs, redis_url, out, prefix="gw") as stack:

@@ -20,8 +20,8 @@ from services.lancamentos.app import LancamentosApp
 from services.platform.migrations import upgrade
 from tests.support.fiscal import fiscal_settings
 from tests.support.lancamentos import lancamentos_settings
-from tests.support.nfe_documents import Signer
 from tests.support.tcp_proxy import TcpProxy
+from tooling.fiscal_documents import Signer
 
 if TYPE_CHECKING:
     from fiscal.v1.fiscal_pb2_grpc import FiscalServiceAsyncStub

@@ -18,7 +18,8 @@ from services.fiscal.app import FiscalApp
 from services.platform.outbox.dispatcher import OutboxDispatcher
 from tests.support.fiscal import process_request
 from tests.support.grpc_errors import expect_error, field_violations
-from tests.support.nfe_documents import (
+from tests.support.tcp_proxy import TcpProxy
+from tooling.fiscal_documents import (
     ACCESS_KEY,
     ISSUER,
     RECIPIENT,
@@ -26,7 +27,6 @@ from tests.support.nfe_documents import (
     cancellation,
     invoice,
 )
-from tests.support.tcp_proxy import TcpProxy
 
 if TYPE_CHECKING:
     from fiscal.v1.fiscal_pb2_grpc import FiscalServiceAsyncStub

@@ -14,7 +14,7 @@ from fiscal.v1 import fiscal_pb2 as pb
 from tests.services.fiscal.samples import sample_paths
 from tests.support.fiscal import xml
 from tests.support.grpc_errors import expect_error, field_violations
-from tests.support.nfe_documents import ACCESS_KEY, ISSUER, Signer, cancellation, invoice
+from tooling.fiscal_documents import ACCESS_KEY, ISSUER, Signer, cancellation, invoice
 
 if TYPE_CHECKING:
     from fiscal.v1.fiscal_pb2_grpc import FiscalServiceAsyncStub

@@ -15,7 +15,7 @@ from lxml import etree
 from services.fiscal.signatures import DS, SignatureStatus, verify
 from services.fiscal.xml_input import parse
 from tests.services.fiscal.samples import sample_paths
-from tests.support.nfe_documents import (
+from tooling.fiscal_documents import (
     ISSUED,
     ISSUER,
     NFE,

@@ -1,11 +1,14 @@
-"""NF-e documents made in the test the way issuers make them: a sample from nfelib,
-changed as a test needs, signed again (enveloped, C14N 1.0, RSA-SHA1) under a
-certificate that names the issuer's CNPJ, wrapped with its protocol; and
-cancellation events (procEventoNFe 110111) signed by the issuer."""
+"""NF-e documents made the way issuers make them, for the tests and the bench: a
+sample from nfelib, changed as needed (its installments, its number), signed again
+(enveloped, C14N 1.0, RSA-SHA1) under a certificate that names the issuer's CNPJ,
+wrapped with its protocol; and cancellation events (procEventoNFe 110111) signed by
+the issuer. The keys are made here: never use them for anything real."""
 
 from __future__ import annotations
 
+import argparse
 import copy
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -18,6 +21,8 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.signer import XMLSigner
+
+from services.fiscal.identifiers import key_check_digit
 
 NFE = "{http://www.portalfiscal.inf.br/nfe}"
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
@@ -123,6 +128,21 @@ def _set(parent: etree._Element, path: str, value: str) -> None:
     element.text = value
 
 
+def numbered_key(key: str, number: int) -> str:
+    """`key` with nNF (positions 26-34) set to `number` and its check digit redone."""
+    first = f"{key[:25]}{number:09d}{key[34:43]}"
+    return f"{first}{key_check_digit(first)}"
+
+
+def _renumber(proc: etree._Element, info: etree._Element, number: int) -> None:
+    key = numbered_key(str(info.get("Id")).removeprefix("NFe"), number)
+    info.set("Id", f"NFe{key}")
+    _set(info, "ide/nNF", str(number))
+    _set(info, "ide/cDV", key[-1])
+    if proc.find(f"{NFE}protNFe") is not None:
+        _set(proc, "protNFe/infProt/chNFe", key)
+
+
 def invoice(
     signer: Signer,
     *,
@@ -130,22 +150,26 @@ def invoice(
     status: str = "100",
     wrapped: bool = True,
     sample: Path = SAMPLE,
+    number: int | None = None,
 ) -> bytes:
-    """The sample, its installments replaced by (nDup, dVenc, vDup) when given,
-    signed by `signer`, inside an nfeProc with protocol `status` (or bare)."""
+    """The sample, its installments replaced by (nDup, dVenc, vDup) when given and its
+    nNF (hence its key) by `number`, signed by `signer`, inside an nfeProc with
+    protocol `status` (or bare)."""
     proc = etree.fromstring(sample.read_bytes())
     nfe = proc.find(f"{NFE}NFe")
     assert nfe is not None
     info = nfe.find(f"{NFE}infNFe")
     assert info is not None
+    if number is not None:
+        _renumber(proc, info, number)
     if installments is not None:
         cobr = info.find(f"{NFE}cobr")
         assert cobr is not None
         for dup in cobr.findall(f"{NFE}dup"):
             cobr.remove(dup)
-        for number, due, amount in installments:
+        for installment, due, amount in installments:
             dup = etree.SubElement(cobr, f"{NFE}dup")
-            for tag, value in (("nDup", number), ("dVenc", due), ("vDup", amount)):
+            for tag, value in (("nDup", installment), ("dVenc", due), ("vDup", amount)):
                 etree.SubElement(dup, f"{NFE}{tag}").text = value
     signed = signer.sign(nfe, str(info.get("Id")))
     if not wrapped:
@@ -210,3 +234,41 @@ def cancellation(
     ):
         etree.SubElement(answer, f"{NFE}{tag}").text = value
     return etree.tostring(proc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tooling.fiscal_documents invoice|cancellation [--number N] ...`:
+    one document on stdout, to try fiscal with (its keys are made up)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tooling.fiscal_documents", description=main.__doc__
+    )
+    parser.add_argument("kind", choices=["invoice", "cancellation"])
+    parser.add_argument("--number", type=int, default=1, help="nNF, which makes the access key")
+    parser.add_argument(
+        "--installments", type=int, default=0, help="split vNF (347.28) into this many, monthly"
+    )
+    parser.add_argument("--status", default="", help="cStat (default: 100, or 135 for an event)")
+    args = parser.parse_args(argv)
+    signer = Signer.self_signed()
+    key = numbered_key(ACCESS_KEY, args.number)
+    if args.kind == "cancellation":
+        data = cancellation(signer, access_key=key, status=args.status or "135")
+    else:
+        split = None
+        if args.installments:
+            cents, n = 34728, args.installments
+            parts = [cents // n + (1 if i < cents % n else 0) for i in range(n)]
+            split = [
+                (
+                    str(i + 1),
+                    f"2018-{8 + i:02d}-24" if i < 5 else f"2019-{i - 4:02d}-24",
+                    f"{p / 100:.2f}",
+                )
+                for i, p in enumerate(parts)
+            ]
+        data = invoice(signer, installments=split, number=args.number, status=args.status or "100")
+    sys.stdout.buffer.write(data)
+
+
+if __name__ == "__main__":
+    main()
