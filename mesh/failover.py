@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DATABASES = ("lancamentos", "consolidado")
+DATABASES = ("lancamentos", "consolidado", "fiscal")
 CLUSTER_KIND = "cluster.postgresql.cnpg.io"
 
 
@@ -96,6 +96,7 @@ def writer_sets(primary: str, *, writes: bool, fenced: bool = False) -> dict[str
         "cluster.writePath": flag,
         "lancamentos.enabled": flag,
         "dispatcher.enabled": flag,
+        "fiscal.enabled": flag,
     }
 
 
@@ -173,7 +174,8 @@ def _fenced(release: Release, site: Site, database: str) -> Step:
 def _after(old: Site, new: Site) -> list[str]:
     return [
         f"In BOTH sites' values files set cnpg.replication.primary: {new.name}; "
-        f"cluster.writePath, lancamentos.enabled and dispatcher.enabled true in {new.name}'s "
+        f"cluster.writePath, lancamentos.enabled, dispatcher.enabled and fiscal.enabled true "
+        f"in {new.name}'s "
         f"and false in {old.name}'s. Until then a plain `helm upgrade` with the old files "
         "fails: the chart finds the live Clusters naming another primary than the values "
         "and refuses to move it without cnpg.replication.movePrimary.",

@@ -6,12 +6,13 @@ explicit intended table.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from mesh.chart import Rendered
+from mesh.chart import Object, Rendered
 from mesh.methods import load_method_shapes
 from tests.support.chart import render_with
 from tests.support.paths import DESCRIPTOR
@@ -44,6 +45,9 @@ class Request(IstioRequest):
 LANCAMENTOS = "lancamentos.v1.LancamentosService"
 CONSOLIDADO = "consolidado.v1.ConsolidadoService"
 INGEST = "consolidado.v1.ConsolidadoIngestService"
+FISCAL = "fiscal.v1.FiscalService"
+# What fiscal's outbox calls: an invoice's entries and a cancellation's reversals.
+FISCAL_BOOKS = {f"{LANCAMENTOS}/CreateLancamento", f"{LANCAMENTOS}/ReverseLancamento"}
 
 # target workload → caller → the RPCs it may call (health checks: see HEALTH_CALLERS).
 INTENDED: dict[str, dict[str, set[str]]] = {
@@ -54,6 +58,8 @@ INTENDED: dict[str, dict[str, set[str]]] = {
             f"{LANCAMENTOS}/SummarizeLancamentos",
             f"{LANCAMENTOS}/StreamLancamentos",
         },
+        # fiscal's outbox books invoices: creates and reversals, nothing that reads.
+        "fiscal": FISCAL_BOOKS,
         # `helm test`'s Pod: the one read its script makes of each service.
         "helm-test": {f"{LANCAMENTOS}/ListLancamentos"},
     },
@@ -63,12 +69,15 @@ INTENDED: dict[str, dict[str, set[str]]] = {
         "helm-test": {f"{CONSOLIDADO}/GetDailyBalance"},
     },
     "dispatcher": {},
+    # Users only, through the gateway: no workload calls fiscal.
+    "fiscal": {"gateway": {rpc for rpc in RPCS if rpc.startswith(f"{FISCAL}/")}},
 }
 CALLERS = (
     "gateway",
     "dispatcher",
     "lancamentos",
     "consolidado",
+    "fiscal",
     "unrelated",
     "monitoring",
     "istio-system",
@@ -90,7 +99,7 @@ def _principals(rendered: Rendered) -> dict[str, str]:
     """Callers' SPIFFE ids. A caller may run in the other cluster (the cloud has no
     dispatcher) with the same identity: one trust domain, same namespace and names."""
     principals = dict(OUTSIDERS)
-    for component in ("dispatcher", "lancamentos", "consolidado", "helm-test"):
+    for component in ("dispatcher", "lancamentos", "consolidado", "fiscal", "helm-test"):
         principals[component] = f"cluster.local/ns/{NAMESPACE}/sa/caixa-{component}"
     for deployment in rendered.of_kind("Deployment"):
         component = deployment["metadata"]["name"].removeprefix("caixa-")
@@ -108,7 +117,15 @@ def _workloads(rendered: Rendered) -> dict[str, dict[str, str]]:
 
 
 # Health through the mesh: the release's own workloads and the gateway, not strangers.
-HEALTH_CALLERS = {"gateway", "dispatcher", "lancamentos", "consolidado", "monitoring", "helm-test"}
+HEALTH_CALLERS = {
+    "gateway",
+    "dispatcher",
+    "lancamentos",
+    "consolidado",
+    "fiscal",
+    "monitoring",
+    "helm-test",
+}
 
 
 def _intended(target: str, caller: str, rpc: str) -> bool:
@@ -121,7 +138,9 @@ def test_matrix_equals_the_intended_table(topology: str, rendered: Rendered) -> 
     policies = rendered.of_kind("AuthorizationPolicy")
     principals = _principals(rendered)
     workloads = _workloads(rendered)
-    assert set(workloads) == {"lancamentos", "dispatcher", "consolidado"} or topology == "cloud"
+    assert set(workloads) == {"lancamentos", "dispatcher", "consolidado", "fiscal"} or (
+        topology == "cloud"
+    )
     assert "consolidado" in workloads
     actual, expected = {}, {}
     for target, labels in workloads.items():
@@ -217,3 +236,46 @@ def test_helm_tests_reads_need_a_token(rendered: Rendered) -> None:
         for rpc in rpcs.get("helm-test", set()):
             request = Request(principal, f"/{rpc}")
             assert not allowed(policies, NAMESPACE, workloads[target], request), (target, rpc)
+
+
+def _admitted(policies: list[Object], labels: dict[str, str], caller: str, token: str) -> set[str]:
+    """Every RPC of the descriptor (and health) that `caller` may call on those pods."""
+    return {
+        rpc
+        for rpc in RPCS
+        if rpc != HEALTH_CHECK
+        and allowed(
+            policies, NAMESPACE, labels, Request(caller, f"/{rpc}", request_principal=token)
+        )
+    }
+
+
+@pytest.mark.parametrize("token", ["", END_USER], ids=["own-identity", "with-a-user-token"])
+def test_fiscal_books_in_lancamentos_and_calls_nothing_else(
+    topology: str, rendered: Rendered, token: str
+) -> None:
+    """fiscal's principal reaches CreateLancamento and ReverseLancamento, on lancamentos,
+    and no other RPC of any service (a user's token it carried would change nothing)."""
+    policies = rendered.of_kind("AuthorizationPolicy")
+    fiscal = _principals(rendered)["fiscal"]
+    workloads = _workloads(rendered)
+    if topology == "cloud":
+        assert "lancamentos" not in workloads
+    for target, labels in workloads.items():
+        expected = FISCAL_BOOKS if target == "lancamentos" else set()
+        assert _admitted(policies, labels, fiscal, token) == expected, target
+
+
+def test_the_fiscal_check_sees_a_wider_grant(renders: dict[str, Rendered]) -> None:
+    """The check above fails for a policy that lets fiscal import or read too."""
+    rendered = renders["default"]
+    fiscal = _principals(rendered)["fiscal"]
+    labels = _workloads(rendered)["lancamentos"]
+    policies = copy.deepcopy(rendered.of_kind("AuthorizationPolicy"))
+    [policy] = [p for p in policies if p["metadata"]["name"] == "caixa-lancamentos"]
+    [rule] = [
+        r for r in policy["spec"]["rules"] if r["from"][0]["source"].get("principals") == [fiscal]
+    ]
+    rule["to"][0]["operation"]["paths"].append(f"/{LANCAMENTOS}/ImportLancamentos")
+    wider = _admitted(policies, labels, fiscal, "")
+    assert wider == FISCAL_BOOKS | {f"{LANCAMENTOS}/ImportLancamentos"}

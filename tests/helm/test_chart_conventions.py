@@ -30,7 +30,7 @@ def test_the_notes_say_what_to_check_and_what_is_off() -> None:
     notes = _notes([])
     assert (
         "rollout status deploy/caixa-lancamentos deploy/caixa-dispatcher deploy/caixa-consolidado"
-        in notes
+        " deploy/caixa-fiscal" in notes
     )
     assert "alerts    off: monitoring.prometheusRule.enabled=true" in notes
     assert "traces    off: tracing.otlpEndpoint" in notes

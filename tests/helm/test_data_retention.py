@@ -27,7 +27,9 @@ def test_every_data_object_is_kept_by_default(renders: dict[str, Rendered]) -> N
     # The on-prem topology runs CloudNativePG; the others keep no database of their own.
     onprem = _data_objects(renders["onprem"])
     assert {kind for kind, _, _ in onprem} == set(DATA_KINDS), onprem
-    assert len(onprem) == 5  # two Clusters, two ScheduledBackups, one ObjectStore
+    # A Cluster and a ScheduledBackup per database (lancamentos, consolidado, fiscal), one
+    # ObjectStore.
+    assert len(onprem) == 7
     for topology, rendered in renders.items():
         for kind, name, marks in _data_objects(rendered):
             assert marks.items() >= KEEP.items(), (topology, kind, name)

@@ -3,7 +3,8 @@
 The chart counts what the pools can open at the autoscalers' maximums (plus a rollout's
 surge): CloudNativePG gets that as max_connections, and a server the chart does not
 manage must allow it or the render fails. The count's premise, that a process opens at
-most 2 × DATABASE_POOL_SIZE plus one LISTEN, is measured on the real PostgreSQL here.
+most 2 × DATABASE_POOL_SIZE plus one LISTEN (where it has an outbox: lancamentos, the
+dispatcher, fiscal), is measured on the real PostgreSQL here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from tests.helm.test_workloads import container, env
 from tests.support.chart import TOPOLOGIES, render_chart
 
 RESERVED = 10
-CLIENTS = {"lancamentos": "lancamentos", "dispatcher": "lancamentos", "consolidado": "consolidado"}
+# Each workload's database, and those that LISTEN for their outbox.
+CLIENTS = {
+    "lancamentos": "lancamentos",
+    "dispatcher": "lancamentos",
+    "consolidado": "consolidado",
+    "fiscal": "fiscal",
+}
+LISTENS = {"lancamentos", "dispatcher", "fiscal"}
+DATABASES = ("lancamentos", "consolidado", "fiscal")
 
 
 def _needed(rendered: Rendered) -> dict[str, int]:
@@ -32,7 +41,7 @@ def _needed(rendered: Rendered) -> dict[str, int]:
         h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
         for h in rendered.of_kind("HorizontalPodAutoscaler")
     }
-    need = {"lancamentos": RESERVED + 2, "consolidado": RESERVED + 2}  # + migrate's two
+    need = dict.fromkeys(DATABASES, RESERVED + 2)  # + migrate's two
     for deployment in rendered.of_kind("Deployment"):
         name = deployment["metadata"]["name"]
         component = name.removeprefix("caixa-")
@@ -40,38 +49,43 @@ def _needed(rendered: Rendered) -> dict[str, int]:
         most = scalers.get(name, deployment["spec"].get("replicas", 0))
         processes = most + math.ceil(most / 4)  # the default rolling update's 25 % surge
         pool = int(env(container(deployment))["DATABASE_POOL_SIZE"])
-        need[database] += processes * (2 * pool + (1 if database == "lancamentos" else 0))
+        need[database] += processes * (2 * pool + (1 if component in LISTENS else 0))
     return need
 
 
 @pytest.mark.parametrize("topology", ["default", "onprem"])
 def test_the_shipped_scale_out_fits_postgres_default_100(topology: str) -> None:
     rendered = render_chart(TOPOLOGIES[topology])
-    assert all(n <= 100 for n in _needed(rendered).values()), _needed(rendered)
+    need = _needed(rendered)
+    assert set(need) == set(DATABASES)
+    assert all(n <= 100 for n in need.values()), need
 
 
 def test_cloudnative_pg_gets_max_connections_for_the_scale_out() -> None:
-    sets = ["consolidado.autoscaling.maxReplicas=20", "lancamentos.autoscaling.maxReplicas=12"]
+    sets = [
+        "consolidado.autoscaling.maxReplicas=20",
+        "lancamentos.autoscaling.maxReplicas=12",
+        "fiscal.autoscaling.maxReplicas=12",
+    ]
     rendered = render_chart(TOPOLOGIES["onprem"], sets)
     need = _needed(rendered)
-    assert need["lancamentos"] > 100 and need["consolidado"] > 100
-    for database in ("lancamentos", "consolidado"):
+    assert all(need[database] > 100 for database in DATABASES), need
+    for database in DATABASES:
         cluster = rendered.get("Cluster", f"caixa-{database}-pg")
         parameters = cluster["spec"]["postgresql"]["parameters"]
         assert int(parameters["max_connections"]) == need[database], database
 
 
-def test_a_server_the_chart_does_not_manage_must_allow_it() -> None:
-    scaled = "consolidado.autoscaling.maxReplicas=20"
-    allowing = f"databaseConnections.serverMaxConnections.consolidado={10_000}"
-    need = _needed(render_chart(sets=[scaled, allowing]))["consolidado"]
-    with pytest.raises(HelmError, match=rf"consolidado database's clients may open {need} "):
+@pytest.mark.parametrize("database", ["consolidado", "fiscal"])
+def test_a_server_the_chart_does_not_manage_must_allow_it(database: str) -> None:
+    scaled = f"{database}.autoscaling.maxReplicas=20"
+    limit = f"databaseConnections.serverMaxConnections.{database}"
+    need = _needed(render_chart(sets=[scaled, f"{limit}={10_000}"]))[database]
+    with pytest.raises(HelmError, match=rf"{database} database's clients may open {need} "):
         render_chart(sets=[scaled])
-    render_chart(sets=[scaled, f"databaseConnections.serverMaxConnections.consolidado={need}"])
+    render_chart(sets=[scaled, f"{limit}={need}"])
     with pytest.raises(HelmError, match=f"allows {need - 1} "):
-        render_chart(
-            sets=[scaled, f"databaseConnections.serverMaxConnections.consolidado={need - 1}"]
-        )
+        render_chart(sets=[scaled, f"{limit}={need - 1}"])
 
 
 async def _connections(admin: asyncpg.Connection, database: str) -> int:

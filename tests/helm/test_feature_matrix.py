@@ -17,13 +17,15 @@ from tests.support.pod_security import pod_specs, security_problems
 
 DIGEST = "sha256:" + "ab" * 32
 VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))
+# The workloads with an autoscaler, and the databases with a migration Job.
+SCALED = ("lancamentos", "consolidado", "fiscal")
 
 # toggle → its two settings (--set form). Istio's toggle is there only if the chart has it.
 TOGGLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "networkPolicy": (("networkPolicy.enabled=true",), ("networkPolicy.enabled=false",)),
     "autoscaling": (
-        ("lancamentos.autoscaling.enabled=true", "consolidado.autoscaling.enabled=true"),
-        ("lancamentos.autoscaling.enabled=false", "consolidado.autoscaling.enabled=false"),
+        tuple(f"{c}.autoscaling.enabled=true" for c in SCALED),
+        tuple(f"{c}.autoscaling.enabled=false" for c in SCALED),
     ),
     # With NetworkPolicies on, CNPG needs the API server's and the object store's addresses.
     "cnpg": (
@@ -68,8 +70,8 @@ def assert_toggles_took_effect(rendered: Rendered, flags: dict[str, bool]) -> No
     assert bool(policies) is flags["networkPolicy"]
 
     assert bool(rendered.of_kind("HorizontalPodAutoscaler")) is flags["autoscaling"]
-    for deployment in ("caixa-lancamentos", "caixa-consolidado"):
-        spec = rendered.get("Deployment", deployment)["spec"]
+    for component in SCALED:
+        spec = rendered.get("Deployment", f"caixa-{component}")["spec"]
         assert ("replicas" in spec) is not flags["autoscaling"]
 
     assert bool(rendered.of_kind("Cluster")) is flags["cnpg"]
@@ -80,7 +82,7 @@ def assert_toggles_took_effect(rendered: Rendered, flags: dict[str, bool]) -> No
 
     assert bool(rendered.of_kind("Job")) is flags["migrations"]
     if flags["networkPolicy"]:
-        for database in ("lancamentos", "consolidado"):
+        for database in SCALED:
             assert (f"caixa-migrations-{database}" in policies) is flags["migrations"]
 
     images = {

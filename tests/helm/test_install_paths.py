@@ -44,6 +44,7 @@ def test_first_install_with_cnpg_runs_the_migrations_with_the_release() -> None:
     assert {j["metadata"]["labels"]["caixa.io/database"] for j in jobs} == {
         "lancamentos",
         "consolidado",
+        "fiscal",
     }
     for job in jobs:
         [container] = job["spec"]["template"]["spec"]["containers"]

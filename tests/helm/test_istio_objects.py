@@ -45,6 +45,7 @@ TOGGLES = {
     "multicluster.exposeServices": (True, False),
     "lancamentos.enabled": (True, False),
     "dispatcher.enabled": (True, False),
+    "fiscal.enabled": (True, False),
 }
 
 
@@ -68,8 +69,11 @@ def test_toggle_matrix_stays_valid(combination: tuple[bool, ...], tmp_path: Path
     objects = istio_objects(rendered)
     assert [e for o in objects for e in object_errors(o)] == []
     sidecars = rendered.names("Sidecar")
-    for component, enabled in (("lancamentos", combination[1]), ("dispatcher", combination[2])):
-        assert (f"caixa-{component}" in sidecars) == enabled
+    for key, enabled in zip(TOGGLES, combination, strict=True):
+        component = key.split(".")[0]
+        if key.endswith(".enabled"):
+            assert (f"caixa-{component}" in sidecars) == enabled
+            assert (f"caixa-{component}" in rendered.names("Deployment")) == enabled
     assert ("caixa-cross-network-gateway" in rendered.names("Gateway")) == combination[0]
     # The database of the overlay, and the users issuer every service fetches keys from.
     assert rendered.names("ServiceEntry") == {"caixa-pg", "caixa-identity-provider"}
@@ -126,6 +130,8 @@ def test_sidecars_limit_egress_to_what_each_workload_calls(renders: dict[str, Re
             "redis/redis.redis.svc.cluster.local",
             issuer,
         ],
+        # Booking in lancamentos, its own database; never consolidado or Redis.
+        "fiscal": ["./lancamentos.caixa.svc.cluster.local", database, issuer],
     }
     for spec in sidecars.values():
         assert spec["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
@@ -135,7 +141,11 @@ def test_sidecars_limit_egress_to_what_each_workload_calls(renders: dict[str, Re
 
 def test_sidecars_add_the_cnpg_services(renders: dict[str, Rendered], tmp_path: Path) -> None:
     onprem_values = load_values([CHART_VALUES, *TOPOLOGIES["onprem"]])
-    for component, database in (("lancamentos", "lancamentos"), ("consolidado", "consolidado")):
+    for component, database in (
+        ("lancamentos", "lancamentos"),
+        ("consolidado", "consolidado"),
+        ("fiscal", "fiscal"),
+    ):
         # values-onprem.yaml names no database host: only the chart can add it.
         assert onprem_values["istio"]["egress"][f"{database}Database"]["hosts"] == []
         hosts = renders["onprem"].get("Sidecar", f"caixa-{component}")["spec"]["egress"][0]["hosts"]
@@ -159,6 +169,7 @@ def test_east_west_exposure_per_cluster(renders: dict[str, Rendered]) -> None:
         assert server["tls"] == {"mode": "AUTO_PASSTHROUGH"}
         assert server["hosts"] == [
             "consolidado.caixa.svc.cluster.local",
+            "fiscal.caixa.svc.cluster.local",
             "lancamentos.caixa.svc.cluster.local",
         ]
         assert gateway["spec"]["selector"] == {"istio": "eastwestgateway"}

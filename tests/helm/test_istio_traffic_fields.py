@@ -5,15 +5,17 @@ upstream by upstream and route by route."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from mesh import envoy_fields
 from mesh.chart import Rendered
 from mesh.effective import upstream_routes
+from mesh.methods import load_method_shapes
 from mesh.policy import MeshPolicy
 from mesh.values import load_values, policy_from_values
 from tests.support.chart import TOPOLOGIES
 from tests.support.istio_pilot import pilot_cluster, pilot_route, without_local_only
-from tests.support.paths import CHART_DIR
+from tests.support.paths import CHART_DIR, DESCRIPTOR
 
 
 def _policy(topology: str) -> MeshPolicy:
@@ -51,6 +53,44 @@ def test_gateway_virtual_service_routes_public_services_only(rendered: Rendered)
     text = " ".join(str(v) for uri in matched for v in uri.values())
     assert "ConsolidadoIngestService" not in text
     assert re.search(r"GetDailyBalance", text)
+
+
+def _first_route(http: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    """The route Envoy takes for `path`: the first whose URI matches (safe_regex is
+    anchored on the whole path)."""
+    for route in http:
+        [match] = route["match"]
+        [(kind, value)] = match["uri"].items()
+        if (
+            (kind == "exact" and path == value)
+            or (kind == "prefix" and path.startswith(value))
+            or (kind == "regex" and re.fullmatch(value, path))
+        ):
+            return route
+    return None
+
+
+def test_every_public_rpc_reaches_its_own_service(topology: str, rendered: Rendered) -> None:
+    """Through the gateway, each RPC of mesh.gateway.publicServices (fiscal's included)
+    lands on its upstream's host, and nothing else is routed."""
+    policy = _policy(topology)
+    hosts = {
+        service: upstream.host
+        for upstream in policy.upstreams.values()
+        for service in upstream.services
+    }
+    http = rendered.get("VirtualService", "caixa-gateway")["spec"]["http"]
+    public = set(policy.gateway.public_services)
+    assert "fiscal.v1.FiscalService" in public
+    for rpc in load_method_shapes(DESCRIPTOR):
+        service = rpc.split("/")[0]
+        route = _first_route(http, f"/{rpc}")
+        if service in public:
+            assert route is not None, rpc
+            [destination] = route["route"]
+            assert destination["destination"]["host"] == hosts[service], rpc
+        else:
+            assert route is None, rpc
 
 
 def test_non_retried_routes_say_attempts_zero(rendered: Rendered) -> None:

@@ -21,6 +21,7 @@ from helm_python.errors import HelmValuesError
 
 from mesh.chart import Object, Rendered
 from tests.support.chart import render_chart
+from tests.support.istio_crds import object_errors
 from tests.support.kubernetes import (
     BARMAN_API_VERSION,
     CNPG_API_VERSION,
@@ -159,3 +160,29 @@ def test_values_refuse_an_ip_block_that_is_no_cidr(cidr: str) -> None:
     with pytest.raises(HelmValuesError, match="/networkPolicy/eastWestPeers/0/ipBlock/cidr"):
         render_chart(sets=[f"networkPolicy.eastWestPeers[0].ipBlock.cidr={cidr}"])
     render_chart(sets=["networkPolicy.eastWestPeers[0].ipBlock.cidr=2001:db8::/64"])
+
+
+def test_fiscals_objects_render_and_are_valid(renders: dict[str, Rendered]) -> None:
+    """Everything the chart makes for fiscal on the write path, each kind checked strictly
+    (Kubernetes', CloudNativePG's field lists, Istio's CRDs)."""
+    onprem = renders["onprem"]
+    fiscal = [o for o in onprem if "fiscal" in o["metadata"]["name"]]
+    assert {o["kind"] for o in fiscal} == {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceAccount",
+        "Job",
+        "NetworkPolicy",
+        "Cluster",
+        "ScheduledBackup",
+        "Sidecar",
+        "AuthorizationPolicy",
+        "DestinationRule",
+        "VirtualService",
+    }
+    assert kubernetes_errors(fiscal) == []
+    istio = [o for o in fiscal if o["apiVersion"].split("/")[0].endswith(".istio.io")]
+    assert len(istio) == 4
+    assert [e for o in istio for e in object_errors(o)] == []

@@ -38,7 +38,7 @@ def _locality_settings(rendered: Rendered) -> dict[str, dict[str, Any]]:
         # Without outlier detection pilot applies no locality priorities at all.
         assert policy["outlierDetection"]["consecutiveGatewayErrors"] > 0
         found[rule["metadata"]["name"]] = policy["loadBalancer"]["localityLbSetting"]
-    assert set(found) == {"caixa-lancamentos", "caixa-consolidado"}
+    assert set(found) == {"caixa-lancamentos", "caixa-consolidado", "caixa-fiscal"}
     return found
 
 

@@ -142,6 +142,7 @@ def test_the_pod_monitor_scrapes_every_service_and_its_sidecar() -> None:
         "caixa-lancamentos",
         "caixa-dispatcher",
         "caixa-consolidado",
+        "caixa-fiscal",
     }
     for deployment in deployments:
         pod = deployment["spec"]["template"]
@@ -169,3 +170,30 @@ def test_the_rule_and_the_dashboard_are_the_files_as_tested() -> None:
     [dashboard] = [c for c in _kinds(rendered, "ConfigMap") if "dashboard" in c["metadata"]["name"]]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["caixa.json"]) == json.loads(DASHBOARD.read_text())
+
+
+JOB_MATCHER = re.compile(r'\bjob\s*(=|!=)\s*"([^"]*)"')
+
+
+def test_the_outboxes_are_told_apart_by_the_job_the_pod_monitor_gives() -> None:
+    """The dispatcher's and fiscal's outboxes export the same gauges; the PodMonitor makes
+    each series' job its workload's name, and the rules and the dashboard name those jobs
+    (the ledger's alerts every job but fiscal's, so no outbox is left unwatched)."""
+    rendered = render_chart(sets=MONITORING_ON)
+    [monitor] = _kinds(rendered, "PodMonitor")
+    label = monitor["spec"]["jobLabel"]
+    jobs = {
+        d["spec"]["template"]["metadata"]["labels"][label] for d in _kinds(rendered, "Deployment")
+    }
+    assert jobs == {"lancamentos", "dispatcher", "consolidado", "fiscal"}
+    named = {job for r in _rules() for _, job in JOB_MATCHER.findall(r["expr"])}
+    named |= {job for e in _dashboard_exprs() for _, job in JOB_MATCHER.findall(e)}
+    assert named and named <= jobs, named - jobs
+    outbox = [r for r in _rules() if "alert" in r and "caixa_outbox_" in r["expr"]]
+    by_job: dict[str, list[str]] = {}
+    for rule in outbox:
+        [(op, job)] = JOB_MATCHER.findall(rule["expr"])
+        by_job.setdefault(f"{op}{job}", []).append(rule["alert"])
+    # Each outbox alert of the ledger has its twin for fiscal, and they split the jobs.
+    assert set(by_job) == {"!=fiscal", "=fiscal"}
+    assert len(by_job["!=fiscal"]) == len(by_job["=fiscal"]) == 3

@@ -36,6 +36,7 @@ METRICS: int = VALUES["ports"]["metrics"]
 DATABASE_CLIENTS: dict[str, tuple[str, ...]] = {
     "lancamentos": ("lancamentos", "dispatcher", "migrations-lancamentos"),
     "consolidado": ("consolidado", "migrations-consolidado"),
+    "fiscal": ("fiscal", "migrations-fiscal"),
 }
 
 
@@ -173,7 +174,7 @@ def blocked(t: Topology, flows: Iterable[tuple[Endpoint, Endpoint, int]]) -> lis
 def test_every_topology_models_its_pods(net: Topology) -> None:
     assert {"consolidado"} <= net.pods.keys()
     if net.values["cnpg"]["enabled"]:
-        assert {"lancamentos-pg", "consolidado-pg-initdb"} <= net.pods.keys()
+        assert {"lancamentos-pg", "consolidado-pg-initdb", "fiscal-pg"} <= net.pods.keys()
 
 
 # --- The flows the design needs, per topology -------------------------------------------
@@ -198,7 +199,7 @@ def test_sidecars_reach_istiod_and_are_scraped(net: Topology) -> None:
 
 
 def test_gateways_reach_the_services_and_nobody_else_does(net: Topology) -> None:
-    services = [net.pods[n] for n in ("lancamentos", "consolidado") if n in net.pods]
+    services = [net.pods[n] for n in ("lancamentos", "consolidado", "fiscal") if n in net.pods]
     gateways = (INGRESS_GATEWAY, EAST_WEST_GATEWAY)
     assert blocked(net, [(g, s, GRPC) for g in gateways for s in services]) == []
     assert denied(net, [(o, s, GRPC) for o in (STRANGER, INTRUDER) for s in services]) == []
@@ -209,11 +210,36 @@ def test_gateways_reach_the_services_and_nobody_else_does(net: Topology) -> None
 def test_the_services_call_each_other_as_designed(net: Topology) -> None:
     if "dispatcher" not in net.pods:
         pytest.skip("no write path in this topology")
-    lancamentos, dispatcher, consolidado = (
-        net.pod(n) for n in ("lancamentos", "dispatcher", "consolidado")
+    lancamentos, dispatcher, consolidado, fiscal = (
+        net.pod(n) for n in ("lancamentos", "dispatcher", "consolidado", "fiscal")
     )
-    assert blocked(net, [(dispatcher, consolidado, GRPC), (consolidado, lancamentos, GRPC)]) == []
-    assert denied(net, [(lancamentos, consolidado, GRPC), (consolidado, dispatcher, GRPC)]) == []
+    assert (
+        blocked(
+            net,
+            [
+                (dispatcher, consolidado, GRPC),
+                (consolidado, lancamentos, GRPC),
+                # fiscal's outbox books in lancamentos.
+                (fiscal, lancamentos, GRPC),
+            ],
+        )
+        == []
+    )
+    assert (
+        denied(
+            net,
+            [
+                (lancamentos, consolidado, GRPC),
+                (consolidado, dispatcher, GRPC),
+                # fiscal calls lancamentos only, and no workload calls fiscal.
+                (fiscal, consolidado, GRPC),
+                (lancamentos, fiscal, GRPC),
+                (consolidado, fiscal, GRPC),
+                (dispatcher, fiscal, GRPC),
+            ],
+        )
+        == []
+    )
 
 
 def test_consolidado_alone_reaches_redis(net: Topology) -> None:
@@ -275,19 +301,12 @@ def test_cloudnative_pg_pods_reach_what_they_need(net: Topology) -> None:
         needed += [(pod, own, 5432), (CNPG_OPERATOR, pod, 8000), (CNPG_OPERATOR, pod, 5432)]
         needed.append((PROMETHEUS, pod, 9187))
     assert blocked(net, needed) == []
-    lancamentos, consolidado = net.pod("lancamentos-pg"), net.pod("consolidado-pg")
-    assert (
-        denied(
-            net,
-            [
-                (lancamentos, consolidado, 5432),
-                (consolidado, lancamentos, 5432),
-                (STRANGER, lancamentos, 8000),
-                (lancamentos, INTERNET, 443),
-            ],
-        )
-        == []
-    )
+    instances = [net.pod(f"{database}-pg") for database in DATABASE_CLIENTS]
+    # No cluster replicates to, or is reached from, another one.
+    crossed = [(a, b, 5432) for a in instances for b in instances if a is not b]
+    assert denied(net, crossed) == []
+    lancamentos = net.pod("lancamentos-pg")
+    assert denied(net, [(STRANGER, lancamentos, 8000), (lancamentos, INTERNET, 443)]) == []
     # Only the database pods call the API server.
     assert denied(net, [(p, a, 6443) for p in net.sidecar_pods() for a in api]) == []
 
@@ -304,6 +323,16 @@ def test_the_reviewed_onprem_flows(topologies: dict[str, Topology]) -> None:
         (pods["migrations-lancamentos"], pods["consolidado-pg"], 5432, False),
         (pods["lancamentos"], pods["consolidado-pg"], 5432, False),
         (pods["lancamentos-pg-initdb"], pods["lancamentos-pg"], 5432, True),
+        # fiscal's database is its own and its migrations', nobody else's.
+        (pods["fiscal"], pods["fiscal-pg"], 5432, True),
+        (pods["migrations-fiscal"], pods["fiscal-pg"], 5432, True),
+        (pods["fiscal"], pods["lancamentos-pg"], 5432, False),
+        (pods["fiscal"], pods["consolidado-pg"], 5432, False),
+        (pods["lancamentos"], pods["fiscal-pg"], 5432, False),
+        (pods["dispatcher"], pods["fiscal-pg"], 5432, False),
+        (pods["consolidado"], pods["fiscal-pg"], 5432, False),
+        (pods["migrations-lancamentos"], pods["fiscal-pg"], 5432, False),
+        (pods["migrations-fiscal"], pods["lancamentos-pg"], 5432, False),
     ]
     assert [
         (s.name, d.name, expected)
@@ -319,5 +348,10 @@ def test_helm_test_reaches_the_two_services_and_nothing_else(net: Topology) -> N
     assert blocked(net, [(tester, s, GRPC) for s in services]) == []
     assert blocked(net, [(tester, ISTIOD, 15012), (tester, KUBE_DNS, 53)]) == []
     databases = [d for found in net.databases().values() for d in found]
-    others = [INTERNET, *databases, *(p for n, p in net.pods.items() if n == "dispatcher")]
+    # `helm test` reads lancamentos and consolidado; it has no business with the others.
+    others = [
+        INTERNET,
+        *databases,
+        *(p for n, p in net.pods.items() if n in ("dispatcher", "fiscal")),
+    ]
     assert denied(net, [(tester, o, port) for o in others for port in (GRPC, 5432, 443)]) == []

@@ -4,7 +4,7 @@ Both sites hold every database (CloudNativePG's distributed topology); both rele
 name the same primary, and only that site's release may render a write path. Every
 combination the values allow, and every step of the failover runbook (mesh.failover)
 applied to the two releases in turn, renders at most one writer: one site whose
-databases accept writes and whose lancamentos runs.
+databases accept writes and whose write path (lancamentos, the dispatcher, fiscal) runs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from tests.support.paths import CHART_DIR
 
 SITES = ("onprem", "cloud")
 RELEASE = failover.Release("caixa", "caixa", CHART_DIR)
+# What writes: to the ledger (lancamentos, its outbox) and to fiscal's database.
+WRITE_PATH = {"caixa-lancamentos", "caixa-dispatcher", "caixa-fiscal"}
 
 
 def _site(name: str) -> failover.Site:
@@ -38,7 +40,7 @@ def _writes(rendered: Rendered) -> tuple[bool, bool]:
         fenced = "cnpg.io/fencedInstances" in cluster["metadata"].get("annotations", {})
         primaries.add(replica["primary"] == replica["self"] and not fenced)
     assert len(primaries) == 1, "the databases of one site disagree on who writes"
-    runs = "caixa-lancamentos" in rendered.names("Deployment")
+    runs = bool(WRITE_PATH & rendered.names("Deployment"))
     return primaries.pop(), runs
 
 
@@ -65,7 +67,9 @@ def test_the_shipped_sites_name_one_primary_and_one_writer() -> None:
 
 def test_the_cloud_holds_a_replica_of_every_database() -> None:
     rendered = render_chart(TOPOLOGIES["cloud"])
-    for database in failover.DATABASES:
+    databases = {c["spec"]["bootstrap"]["recovery"]["source"] for c in rendered.of_kind("Cluster")}
+    assert databases == {f"caixa-{d}-pg-onprem" for d in ("lancamentos", "consolidado", "fiscal")}
+    for database in ("lancamentos", "consolidado", "fiscal"):
         spec = rendered.get("Cluster", f"caixa-{database}-pg")["spec"]
         source = f"caixa-{database}-pg-onprem"
         assert spec["replica"] == {
@@ -97,6 +101,9 @@ def test_either_site_as_primary_gives_exactly_one_writer(primary: str) -> None:
     [
         # A write path where the databases refuse writes: the old split brain.
         ("cloud", ["cluster.writePath=true", "lancamentos.enabled=true"], "not the writer"),
+        # fiscal writes too: on a replica site it would be a second writer of its database.
+        ("cloud", ["fiscal.enabled=true"], "run only in the cluster with the PostgreSQL primary"),
+        ("cloud", ["cluster.writePath=true", "fiscal.enabled=true"], "not the writer"),
         ("onprem", ["cnpg.replication.primary=cloud"], "not the writer"),
         ("onprem", ["cnpg.fenced=true"], "it is fenced"),
         # The primary's site with no write path: no ledger anywhere.
@@ -113,6 +120,20 @@ def test_either_site_as_primary_gives_exactly_one_writer(primary: str) -> None:
 def test_a_second_writer_or_none_fails_to_render(site: str, sets: list[str], message: str) -> None:
     with pytest.raises(HelmError, match=message):
         render_chart(TOPOLOGIES[site], sets)
+
+
+def test_a_promotion_takes_a_token_for_every_database() -> None:
+    """A switchover promotes each database only once it has replayed up to its own
+    demotion token: fiscal's as well as the ledger's."""
+    databases = ("lancamentos", "consolidado", "fiscal")
+    sets = [f"{k}={v}" for k, v in failover.writer_sets("cloud", writes=True).items()]
+    sets += [f"cnpg.replication.promotionTokens.{d}=token-{d}" for d in databases]
+    rendered = render_chart(TOPOLOGIES["cloud"], sets)
+    tokens = {
+        c["metadata"]["name"]: c["spec"]["replica"]["promotionToken"]
+        for c in rendered.of_kind("Cluster")
+    }
+    assert tokens == {f"caixa-{d}-pg": f"token-{d}" for d in databases}
 
 
 def _sets_of(argv: tuple[str, ...]) -> list[str]:

@@ -1,12 +1,15 @@
 """The chart's side of "every service checks every call itself": each workload
 gets the users' issuer of istio.jwt and the workloads' Kubernetes issuer, the
-callers a projected service-account token for the workloads' audience, and a
+callers a projected service-account token for the workloads' audience, a
 consolidado configured from exactly that environment admits the dispatcher's
-token on ingest and nobody else's."""
+token on ingest and nobody else's, and a lancamentos configured from its own
+admits fiscal's token to book and to reverse, and to nothing that reads."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ import pytest
 from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
 from helm_python import HelmRenderError
+from lancamentos.v1 import lancamentos_pb2 as lpb
+from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
 
 from mesh.chart import Rendered
 from services.consolidado.app import ConsolidadoApp
@@ -32,6 +37,8 @@ VALUES_JWT = {
 K8S_ISSUER = "https://kubernetes.default.svc.cluster.local"
 DISPATCHER = "system:serviceaccount:caixa:caixa-dispatcher"
 CONSOLIDADO = "system:serviceaccount:caixa:caixa-consolidado"
+FISCAL = "system:serviceaccount:caixa:caixa-fiscal"
+Metadata = tuple[tuple[str, str], ...]
 
 
 def _pods(rendered: Rendered) -> dict[str, dict[str, Any]]:
@@ -51,7 +58,7 @@ def pods() -> dict[str, dict[str, Any]]:
 
 
 def test_every_service_checks_the_gateway_issuers_tokens(pods: dict[str, dict[str, Any]]) -> None:
-    assert set(pods) == {"lancamentos", "dispatcher", "consolidado"}
+    assert set(pods) == {"lancamentos", "dispatcher", "consolidado", "fiscal"}
     for name, pod in pods.items():
         env = _env(pod)
         assert env["AUTH_ISSUER"] == VALUES_JWT["issuer"], name
@@ -62,6 +69,8 @@ def test_every_service_checks_the_gateway_issuers_tokens(pods: dict[str, dict[st
         assert grants == {
             DISPATCHER: frozenset({"consolidado:ingest"}),
             CONSOLIDADO: frozenset({"lancamentos:read"}),
+            # fiscal books invoices in lancamentos: it writes, and reads nothing there.
+            FISCAL: frozenset({"lancamentos:write"}),
         }
         # The cluster's keys, from the ConfigMap, where the setting says.
         jwks = Path(env["AUTH_WORKLOAD_JWKS_FILE"])
@@ -76,7 +85,7 @@ def test_every_service_checks_the_gateway_issuers_tokens(pods: dict[str, dict[st
 def test_callers_carry_a_projected_token_for_the_workloads_audience(
     pods: dict[str, dict[str, Any]],
 ) -> None:
-    for name in ("dispatcher", "consolidado"):
+    for name in ("dispatcher", "consolidado", "fiscal"):
         pod, env = pods[name], _env(pods[name])
         token = Path(env["WORKLOAD_TOKEN_FILE"])
         [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "workload-token"]
@@ -135,13 +144,7 @@ async def test_consolidado_from_the_charts_env_admits_only_the_dispatcher_on_ing
     dispatcher is admitted on ingest; the consolidado's own, or a user's token
     claiming the dispatcher's name, are not."""
     users, cluster = Issuer.create(tmp_path / "users"), Issuer.create(tmp_path / "cluster")
-    env = _env(pods["consolidado"])
-    chart_auth = {k.lower(): v for k, v in env.items() if k.startswith("AUTH_")}
-    chart_auth.pop("auth_jwks_url")
-    chart_auth |= {
-        "auth_jwks_file": str(users.jwks_file),
-        "auth_workload_jwks_file": str(cluster.jwks_file),
-    }
+    chart_auth = _chart_auth(_env(pods["consolidado"]), users, cluster)
     base = mesh.consolidado_settings(free_port()).model_dump()
     settings = ConsolidadoSettings.model_validate({**base, **chart_auth})
     app = ConsolidadoApp(settings)
@@ -181,3 +184,80 @@ async def test_consolidado_from_the_charts_env_admits_only_the_dispatcher_on_ing
             )
     finally:
         await app.stop()
+
+
+def _chart_auth(env: dict[str, str], users: Issuer, cluster: Issuer) -> dict[str, str]:
+    """A service's AUTH_* settings as the chart sets them, but for where the keys
+    come from (files here, as the ConfigMap is there)."""
+    chart_auth = {k.lower(): v for k, v in env.items() if k.startswith("AUTH_")}
+    chart_auth.pop("auth_jwks_url")
+    return chart_auth | {
+        "auth_jwks_file": str(users.jwks_file),
+        "auth_workload_jwks_file": str(cluster.jwks_file),
+    }
+
+
+async def _code(call: Callable[[], Awaitable[object]]) -> grpc.StatusCode:
+    try:
+        await call()
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_lancamentos_from_the_charts_env_lets_fiscal_book_and_reverse_only(
+    mesh: Mesh, pods: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """fiscal's token, as Kubernetes projects it, creates an entry for any merchant and
+    reverses it; it reads nothing. The dispatcher's token books nothing, and a user's
+    token named after fiscal gets none of fiscal's grant."""
+    users, cluster = Issuer.create(tmp_path / "users"), Issuer.create(tmp_path / "cluster")
+    chart_auth = _chart_auth(_env(pods["lancamentos"]), users, cluster)
+    app = await mesh.add_lancamentos(serve=True, dispatch=False, **chart_auth)
+    assert app.server is not None
+
+    def projected(subject: str) -> Metadata:
+        token = cluster.token(
+            [], [], subject=subject, issuer=K8S_ISSUER, audience="caixa-workloads"
+        )
+        return bearer(token)
+
+    def create(metadata: Metadata) -> Awaitable[lpb.Lancamento]:
+        return stub.CreateLancamento(
+            lpb.CreateLancamentoRequest(
+                merchant_id="loja-fiscal",
+                kind=lpb.KIND_CREDIT,
+                amount_cents=1990,
+                currency="BRL",
+                description="NF-e 1",
+                request_id=str(uuid.uuid4()),
+            ),
+            metadata=metadata,
+            timeout=5,
+        )
+
+    async with grpc.aio.insecure_channel(app.server.address) as channel:
+        stub = lpb_grpc.LancamentosServiceStub(channel)
+        fiscal = projected(FISCAL)
+        entry = await create(fiscal)
+        reversal = await stub.ReverseLancamento(
+            lpb.ReverseLancamentoRequest(
+                merchant_id=entry.merchant_id,
+                lancamento_id=entry.lancamento_id,
+                request_id=str(uuid.uuid4()),
+            ),
+            metadata=fiscal,
+            timeout=5,
+        )
+        assert reversal.reverses_lancamento_id == entry.lancamento_id
+        get = lpb.GetLancamentoRequest(
+            merchant_id=entry.merchant_id, lancamento_id=entry.lancamento_id
+        )
+        assert await _code(lambda: stub.GetLancamento(get, metadata=fiscal, timeout=5)) == (
+            grpc.StatusCode.PERMISSION_DENIED
+        )
+        assert await _code(lambda: create(projected(DISPATCHER))) == (
+            grpc.StatusCode.PERMISSION_DENIED
+        )
+        named = users.token([], [], subject=FISCAL, issuer=VALUES_JWT["issuer"], audience="caixa")
+        assert await _code(lambda: create(bearer(named))) == grpc.StatusCode.PERMISSION_DENIED

@@ -19,7 +19,7 @@ NAMESPACE = "caixa"
 ENDPOINT = "http://otel-collector.observability.svc.cluster.local:4317"
 COLLECTOR_HOST = "observability/otel-collector.observability.svc.cluster.local"
 COLLECTOR = Endpoint("otel-collector", "observability", {"app": "otel-collector"})
-SERVICES = ("lancamentos", "dispatcher", "consolidado")
+SERVICES = ("lancamentos", "dispatcher", "consolidado", "fiscal")
 ON = [f"tracing.otlpEndpoint={ENDPOINT}", "tracing.istioProvider=otel"]
 
 

@@ -9,6 +9,7 @@ import base64
 import copy
 from typing import Any
 
+from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from mesh.chart import Rendered
@@ -17,6 +18,7 @@ from mesh.render.bundle import local_envoys
 from mesh.render.gateway import TRANSCODER
 from mesh.render.rate_limit import MERCHANT_RATE_LIMIT
 from mesh.render.rest_fields import LUA, rest_fields_source
+from services.fiscal.settings import FiscalSettings
 from tests.support.chart import TOPOLOGIES
 from tests.support.istio_pilot import apply_gateway_envoy_filters
 from tests.support.mesh import on_local_ports
@@ -124,3 +126,65 @@ def test_rest_check_equals_the_local_gateways(topology: str, rendered: Rendered)
     assert subfilter == {"name": TRANSCODER}
     [local] = [f for f in _local_gateway_filters(topology) if f["name"] == LUA]
     assert patch["patch"]["value"] == local
+
+
+HTTP_BODY = ".google.api.HttpBody"
+# fiscal's REST surface: the document is the raw body (an HttpBody field), the rest query
+# parameters; GetDocument a plain GET.
+FISCAL_REST = {
+    "ValidateDocument": ("post", "/v1/fiscal/documents:validate", "document"),
+    "SummarizeDocument": ("post", "/v1/fiscal/documents:summarize", "document"),
+    "ProcessDocument": ("post", "/v1/fiscal/documents:process", "document"),
+    "GetDocument": ("get", "/v1/merchants/{merchant_id}/fiscal-documents/{access_key}", ""),
+}
+
+
+def _http_bindings(data: bytes, services: list[str]) -> dict[str, tuple[str, str, str, str]]:
+    """method → (verb, path, body field, the body field's type), as the transcoder reads
+    them from the descriptor set it is given, for the services it transcodes."""
+    files = _files(data)
+    messages = {f".{f.package}.{m.name}": m for f in files.values() for m in f.message_type}
+    found = {}
+    for file in files.values():
+        for service in file.service:
+            if f"{file.package}.{service.name}" not in services:
+                continue
+            for method in service.method:
+                if not method.options.HasExtension(annotations_pb2.http):
+                    continue
+                rule = method.options.Extensions[annotations_pb2.http]
+                verb = rule.WhichOneof("pattern")
+                assert verb is not None
+                fields = {f.name: f.type_name for f in messages[method.input_type].field}
+                body = fields.get(rule.body, "")
+                found[f"{file.package}.{service.name}/{method.name}"] = (
+                    verb,
+                    getattr(rule, verb),
+                    rule.body,
+                    body,
+                )
+    return found
+
+
+def test_the_gateway_transcodes_fiscals_documents_as_raw_bodies(rendered: Rendered) -> None:
+    config = _transcoder(rendered)["typed_config"]
+    assert "fiscal.v1.FiscalService" in config["services"]
+    embedded = base64.b64decode(config["proto_descriptor_bin"])
+    assert "google/api/httpbody.proto" in _files(embedded)
+    bindings = _http_bindings(embedded, config["services"])
+    for method, (verb, path, body) in FISCAL_REST.items():
+        found = bindings[f"fiscal.v1.FiscalService/{method}"]
+        assert found[:3] == (verb, path, body), method
+        if body:
+            assert found[3] == HTTP_BODY, method
+    # A document fiscal accepts is one the gateway lets through (beyond the limit: 413).
+    limit = FiscalSettings.model_fields["fiscal_max_document_bytes"].default
+    assert config["max_request_body_size"] >= limit
+    # The REST field check knows the routes too, and leaves the raw bodies alone.
+    envoy_filter = rendered.get("EnvoyFilter", "caixa-caixa-rest-fields")
+    [patch] = envoy_filter["spec"]["configPatches"]
+    source = patch["patch"]["value"]["typed_config"]["default_source_code"]["inline_string"]
+    for _, path, body in FISCAL_REST.values():
+        if body:
+            assert f'"body": "{body}", "message": "fiscal.v1.' in source
+            assert f'"pattern": "^{path}$"' in source, path

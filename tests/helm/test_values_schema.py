@@ -68,6 +68,36 @@ from tests.support.chart import render_chart
         pytest.param(
             "dispatcher.affinity=near", "at '/dispatcher/affinity'", "want object", id="affinity"
         ),
+        pytest.param(
+            "fiscal.trustedCAs.secretNam=icp-brasil",
+            "at '/fiscal/trustedCAs'",
+            "'secretNam'",
+            id="fiscal-typo",
+        ),
+        pytest.param(
+            "fiscal.requireTrustedSignature=yes",
+            "at '/fiscal/requireTrustedSignature'",
+            "want boolean",
+            id="fiscal-string-for-bool",
+        ),
+        pytest.param(
+            "fiscal.trustedCAs.secretName=ICP_Brasil",
+            "at '/fiscal/trustedCAs/secretName'",
+            "",
+            id="fiscal-secret-name",
+        ),
+        pytest.param(
+            "secrets.fiscalDatabase.password=hunter2",
+            "at '/secrets/fiscalDatabase'",
+            "'password'",
+            id="fiscal-credential-in-values",
+        ),
+        pytest.param(
+            "fiscal.autoscaling.maxReplica=4",
+            "at '/fiscal/autoscaling'",
+            "'maxReplica'",
+            id="fiscal-autoscaling-typo",
+        ),
     ],
 )
 def test_mistake_is_rejected_at_its_path(assignment: str, path: str, detail: str) -> None:
@@ -85,6 +115,8 @@ def test_mistake_is_rejected_at_its_path(assignment: str, path: str, detail: str
         "networkPolicy.postgres.peers[0].ipBlock.cidr=10.0.0.0/8",
         "cnpg.backup.schedule=0 30 1 * * 0",
         "lancamentos.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution=null",
+        "fiscal.trustedCAs.secretName=icp-brasil",
+        "databaseConnections.serverMaxConnections.fiscal=200",
     ],
 )
 def test_correct_values_pass(assignment: str) -> None:

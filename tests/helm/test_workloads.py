@@ -13,6 +13,7 @@ from helm_python.errors import HelmRenderError
 
 from mesh.chart import Object, Rendered
 from tests.support.chart import render_chart
+from tests.support.kubernetes import kubernetes_errors
 from tests.support.paths import CHART_DIR
 
 VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))
@@ -29,11 +30,14 @@ CNPG = (
 )
 
 # topology → the Deployments it runs (the write path only where PostgreSQL's primary is).
+WRITE_PATH = {"caixa-lancamentos", "caixa-dispatcher", "caixa-fiscal"}
 EXPECTED_DEPLOYMENTS = {
-    "default": {"caixa-lancamentos", "caixa-dispatcher", "caixa-consolidado"},
-    "onprem": {"caixa-lancamentos", "caixa-dispatcher", "caixa-consolidado"},
+    "default": {*WRITE_PATH, "caixa-consolidado"},
+    "onprem": {*WRITE_PATH, "caixa-consolidado"},
     "cloud": {"caixa-consolidado"},
 }
+# Every workload with a Service, its autoscaler and its own database.
+SERVICES = ("lancamentos", "consolidado", "fiscal")
 
 
 def container(deployment: Object) -> dict[str, Any]:
@@ -60,10 +64,17 @@ def test_each_role_runs_its_command(renders: dict[str, Rendered]) -> None:
         "caixa-lancamentos": ["caixa-lancamentos", "serve"],
         "caixa-dispatcher": ["caixa-lancamentos", "dispatch"],
         "caixa-consolidado": ["caixa-consolidado", "serve"],
+        "caixa-fiscal": ["caixa-fiscal", "serve"],
     }
     # The dispatcher is its own Deployment, never also in-process.
     assert env(container(rendered.get("Deployment", "caixa-lancamentos")))["RUN_DISPATCHER"] == (
         "false"
+    )
+    # fiscal's outbox goes with every replica (SKIP LOCKED shares it), to lancamentos.
+    fiscal = env(container(rendered.get("Deployment", "caixa-fiscal")))
+    assert fiscal["RUN_DISPATCHER"] == "true"
+    assert fiscal["LANCAMENTOS_TARGET"] == (
+        f"dns:///lancamentos.caixa.svc.cluster.local:{GRPC_PORT}"
     )
 
 
@@ -82,8 +93,12 @@ def test_every_deployment_has_grpc_probes_on_the_grpc_port(rendered: Rendered) -
 
 def test_services_are_named_after_the_mesh_hosts(rendered: Rendered, topology: str) -> None:
     hosts = {name: u["host"] for name, u in VALUES["mesh"]["upstreams"].items()}
-    # The cloud runs no lancamentos, yet has its Service: see the next test.
-    assert rendered.names("Service") == {hosts["consolidado"], hosts["lancamentos"]}
+    # The cloud runs no lancamentos, yet has its Service: see the next test. Nobody there
+    # calls fiscal by name (the gateway routes by Istio's registry, which has both sites).
+    expected = {hosts["consolidado"], hosts["lancamentos"]}
+    if topology != "cloud":
+        expected.add(hosts["fiscal"])
+    assert rendered.names("Service") == expected
     for service in rendered.of_kind("Service"):
         [port] = service["spec"]["ports"]
         assert (port["name"], port["port"], port["appProtocol"]) == ("grpc", GRPC_PORT, "grpc")
@@ -112,9 +127,15 @@ def test_a_cluster_without_lancamentos_still_resolves_it(renders: dict[str, Rend
 
 def test_a_renamed_mesh_host_renames_the_service_and_the_targets() -> None:
     rendered = render_chart(
-        sets=["mesh.upstreams.consolidado.host=saldos", "mesh.upstreams.lancamentos.host=razao"]
+        sets=[
+            "mesh.upstreams.consolidado.host=saldos",
+            "mesh.upstreams.lancamentos.host=razao",
+            "mesh.upstreams.fiscal.host=notas",
+        ]
     )
-    assert rendered.names("Service") == {"saldos", "razao"}
+    assert rendered.names("Service") == {"saldos", "razao", "notas"}
+    fiscal = env(container(rendered.get("Deployment", "caixa-fiscal")))
+    assert fiscal["LANCAMENTOS_TARGET"] == f"dns:///razao.caixa.svc.cluster.local:{GRPC_PORT}"
     dispatcher = env(container(rendered.get("Deployment", "caixa-dispatcher")))
     assert dispatcher["CONSOLIDADO_TARGET"] == (
         f"dns:///saldos.caixa.svc.cluster.local:{GRPC_PORT}"
@@ -145,6 +166,7 @@ def test_connections_come_from_secrets(renders: dict[str, Rendered]) -> None:
             "DATABASE_URL": secrets["consolidadoDatabase"],
             "REDIS_URL": secrets["redis"],
         },
+        "caixa-fiscal": {"DATABASE_URL": secrets["fiscalDatabase"]},
     }
     for name, refs in expected.items():
         variables = env(container(rendered.get("Deployment", name)))
@@ -173,6 +195,14 @@ def test_graceful_termination_lines_up(rendered: Rendered) -> None:
             app_stop = server_drain + DRAIN
             pre_stop = 0
             assert "lifecycle" not in container(deployment)
+        elif deployment["metadata"]["name"] == "caixa-fiscal":
+            # It serves and dispatches: FiscalApp.stop drains the server, then delivers
+            # what it can of its outbox, one after the other.
+            assert server_drain == DRAIN
+            assert int(variables["DISPATCH_DRAIN_SECONDS"]) == DRAIN
+            app_stop = server_drain + DRAIN
+            pre_stop = container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
+            assert pre_stop == PRE_STOP
         else:
             assert server_drain == DRAIN
             app_stop = server_drain
@@ -231,7 +261,7 @@ def test_extra_env_is_added_and_cannot_override_chart_settings() -> None:
         render_chart(sets=["consolidado.env.REDIS_URL=redis://elsewhere"])
 
 
-@pytest.mark.parametrize("component", ["lancamentos", "consolidado"])
+@pytest.mark.parametrize("component", SERVICES)
 def test_autoscaling_matches_values(component: str, renders: dict[str, Rendered]) -> None:
     scaling = VALUES[component]["autoscaling"]
     hpa = renders["default"].get("HorizontalPodAutoscaler", f"caixa-{component}")
@@ -286,7 +316,7 @@ def _jobs(rendered: Rendered) -> dict[str, dict[str, Any]]:
 def test_migrations_are_plain_jobs(renders: dict[str, Rendered]) -> None:
     rendered = renders["default"]
     jobs = _jobs(rendered)
-    assert set(jobs) == {"lancamentos", "consolidado"}
+    assert set(jobs) == set(SERVICES)
     account = rendered.get("ServiceAccount", "caixa-migrations")
     assert "annotations" not in account["metadata"]
     for database, job in jobs.items():
@@ -308,23 +338,29 @@ def test_migrations_run_only_on_the_write_path(renders: dict[str, Rendered]) -> 
     assert renders["cloud"].of_kind("Job") == []
     assert "caixa-migrations" not in renders["cloud"].names("ServiceAccount")
     assert render_chart(sets=["migrations.enabled=false"]).of_kind("Job") == []
+    # A release without fiscal has no fiscal database to migrate.
+    assert set(_jobs(render_chart(sets=["fiscal.enabled=false"]))) == {"lancamentos", "consolidado"}
 
 
-def test_the_write_path_refuses_a_cluster_without_the_primary() -> None:
+WRITERS_OFF = ("lancamentos.enabled=false", "dispatcher.enabled=false", "fiscal.enabled=false")
+
+
+@pytest.mark.parametrize("writer", ["lancamentos", "dispatcher", "fiscal"])
+def test_the_write_path_refuses_a_cluster_without_the_primary(writer: str) -> None:
+    """fiscal writes (its database, and entries in lancamentos): any one of the three left
+    on where the primary is not fails the render."""
+    on = [s for s in WRITERS_OFF if not s.startswith(f"{writer}.")]
     with pytest.raises(HelmRenderError, match="run only in the cluster with the PostgreSQL"):
-        render_chart(sets=["cluster.writePath=false"])
-    with pytest.raises(HelmRenderError, match=r"dispatcher\.enabled=false"):
-        render_chart(sets=["cluster.writePath=false", "lancamentos.enabled=false"])
-    rendered = render_chart(
-        sets=["cluster.writePath=false", "lancamentos.enabled=false", "dispatcher.enabled=false"]
-    )
+        render_chart(sets=["cluster.writePath=false", *on])
+    rendered = render_chart(sets=["cluster.writePath=false", *WRITERS_OFF])
     assert rendered.names("Deployment") == {"caixa-consolidado"}
+    assert rendered.of_kind("Job") == []
 
 
 def test_onprem_uses_cloudnative_pg(renders: dict[str, Rendered]) -> None:
     onprem = renders["onprem"]
     clusters = {c["metadata"]["name"]: c for c in onprem.of_kind("Cluster")}
-    assert set(clusters) == {"caixa-lancamentos-pg", "caixa-consolidado-pg"}
+    assert set(clusters) == {f"caixa-{database}-pg" for database in SERVICES}
     backups = {b["spec"]["cluster"]["name"] for b in onprem.of_kind("ScheduledBackup")}
     assert backups == set(clusters)
     # Backups through the Barman Cloud plugin (the in-tree barmanObjectStore is removed
@@ -357,8 +393,7 @@ def test_onprem_uses_cloudnative_pg(renders: dict[str, Rendered]) -> None:
         ]
         # The services read the Secret the operator writes for their cluster.
         database = cluster["spec"]["bootstrap"]["initdb"]["database"]
-        user = "caixa-lancamentos" if database == "lancamentos" else "caixa-consolidado"
-        assert env(container(onprem.get("Deployment", user)))["DATABASE_URL"] == {
+        assert env(container(onprem.get("Deployment", f"caixa-{database}")))["DATABASE_URL"] == {
             "secretKeyRef": {"name": f"{name}-app", "key": "uri"}
         }
     assert renders["default"].of_kind("Cluster") == []
@@ -421,14 +456,20 @@ def test_only_gateways_and_callers_reach_the_grpc_ports(renders: dict[str, Rende
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
         for ns in (np["ingressGatewayNamespace"], np["eastWestGatewayNamespace"])
     ]
-    for target, caller in (("lancamentos", "consolidado"), ("consolidado", "dispatcher")):
+    callers = {
+        "lancamentos": ["consolidado", "fiscal", "helm-test"],
+        "consolidado": ["dispatcher", "helm-test"],
+        # Through the gateways only: no workload calls fiscal.
+        "fiscal": [],
+    }
+    for target, expected in callers.items():
         [rule] = rules(rendered, f"caixa-{target}", "ingress")
         assert ports(rule) == {("TCP", GRPC_PORT)}
         caller_pods = rule["from"][len(gateways) :]
         assert rule["from"][: len(gateways)] == gateways
-        # The service's one caller, and `helm test`'s Pod.
+        # The service's callers, and `helm test`'s Pod.
         names = [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in caller_pods]
-        assert names == [caller, "helm-test"]
+        assert names == expected, target
     assert rules(rendered, "caixa-dispatcher", "ingress") == []
 
 
@@ -458,6 +499,7 @@ def postgres_rules(rendered: Rendered, name: str) -> list[dict[str, Any]]:
 DATABASE_CLIENTS = {
     "lancamentos": ("caixa-lancamentos", "caixa-dispatcher", "caixa-migrations-lancamentos"),
     "consolidado": ("caixa-consolidado", "caixa-migrations-consolidado"),
+    "fiscal": ("caixa-fiscal", "caixa-migrations-fiscal"),
 }
 
 
@@ -469,7 +511,7 @@ def test_databases_live_in_their_own_namespaces_by_default(renders: dict[str, Re
     assert [r["to"] for r in redis] == [[namespace_peer("redis")]]
     # The sidecars are given the same hosts.
     egress = VALUES["istio"]["egress"]
-    for database in ("lancamentosDatabase", "consolidadoDatabase"):
+    for database in ("lancamentosDatabase", "consolidadoDatabase", "fiscalDatabase"):
         assert egress[database]["hosts"] == ["postgres/postgres.postgres.svc.cluster.local"]
     assert egress["redis"]["hosts"] == ["redis/redis.redis.svc.cluster.local"]
 
@@ -537,7 +579,7 @@ def test_the_cnpg_policy_selects_every_pod_of_the_clusters(renders: dict[str, Re
             {
                 "key": "cnpg.io/cluster",
                 "operator": "In",
-                "values": ["caixa-lancamentos-pg", "caixa-consolidado-pg"],
+                "values": ["caixa-lancamentos-pg", "caixa-consolidado-pg", "caixa-fiscal-pg"],
             }
         ]
     }
@@ -596,6 +638,12 @@ REDIS = "networkPolicy.redis.peers"
             ("cnpg.databases={lancamentos}", *CNPG[1:], "cnpg.enabled=true"),
             r"consolidado database: consolidado, migrations-consolidado could not",
             id="postgres-cnpg-runs-one-database",
+        ),
+        pytest.param(
+            (POSTGRES,),
+            ("cnpg.databases={lancamentos,consolidado}", *CNPG[1:], "cnpg.enabled=true"),
+            r"fiscal database: fiscal, migrations-fiscal could not",
+            id="postgres-cnpg-without-fiscal",
         ),
         pytest.param((REDIS,), (), r"networkPolicy\.redis\.peers is empty", id="redis"),
     ],
@@ -666,3 +714,62 @@ def test_cnpg_instances_never_share_a_host_and_have_guaranteed_resources(
         assert spec["resources"]["requests"] == spec["resources"]["limits"]
     for backup in renders["onprem"].of_kind("ScheduledBackup"):
         assert backup["spec"]["immediate"] is True
+
+
+def test_fiscal_trusts_no_ca_unless_given_one(renders: dict[str, Rendered]) -> None:
+    pod = renders["default"].get("Deployment", "caixa-fiscal")["spec"]["template"]["spec"]
+    variables = env(container(renders["default"].get("Deployment", "caixa-fiscal")))
+    assert "FISCAL_TRUSTED_CAS_FILE" not in variables
+    assert variables["FISCAL_REQUIRE_TRUSTED_SIGNATURE"] == "false"
+    assert "trusted-cas" not in {v["name"] for v in pod["volumes"]}
+
+
+def test_fiscal_reads_the_trusted_cas_from_their_secret_read_only() -> None:
+    rendered = render_chart(
+        sets=[
+            "fiscal.trustedCAs.secretName=icp-brasil",
+            "fiscal.trustedCAs.key=chain.pem",
+            "fiscal.requireTrustedSignature=true",
+        ]
+    )
+    deployment = rendered.get("Deployment", "caixa-fiscal")
+    pod, app = deployment["spec"]["template"]["spec"], container(deployment)
+    variables = env(app)
+    assert variables["FISCAL_REQUIRE_TRUSTED_SIGNATURE"] == "true"
+    bundle = Path(variables["FISCAL_TRUSTED_CAS_FILE"])
+    [mount] = [m for m in app["volumeMounts"] if m["name"] == "trusted-cas"]
+    # The Secret as a directory (no subPath), so kubelet updates it in place.
+    assert mount == {"name": "trusted-cas", "mountPath": str(bundle.parent), "readOnly": True}
+    [volume] = [v for v in pod["volumes"] if v["name"] == "trusted-cas"]
+    assert volume["secret"]["secretName"] == "icp-brasil"
+    assert volume["secret"]["items"] == [{"key": "chain.pem", "path": bundle.name}]
+    assert kubernetes_errors(rendered) == []
+    # Nobody else mounts it.
+    for other in rendered.of_kind("Deployment"):
+        if other is not deployment:
+            assert "trusted-cas" not in {
+                v["name"] for v in other["spec"]["template"]["spec"]["volumes"]
+            }
+
+
+def test_fiscal_refuses_to_require_a_trust_it_has_no_cas_for() -> None:
+    with pytest.raises(HelmRenderError, match=r"fiscal\.trustedCAs\.secretName is empty"):
+        render_chart(sets=["fiscal.requireTrustedSignature=true"])
+    # Where the bundle is comes from trustedCAs, never from fiscal.env.
+    with pytest.raises(HelmRenderError, match=r"fiscal\.env\.FISCAL_TRUSTED_CAS_FILE"):
+        render_chart(sets=["fiscal.env.FISCAL_TRUSTED_CAS_FILE=/tmp/cas.pem"])
+    with pytest.raises(HelmRenderError, match=r"fiscal\.env\.LANCAMENTOS_TARGET"):
+        render_chart(sets=["fiscal.env.LANCAMENTOS_TARGET=elsewhere:50051"])
+
+
+def _millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+def test_fiscal_has_cpu_for_its_validation(renders: dict[str, Rendered]) -> None:
+    """XML validation is CPU-bound: a replica's request is a core of its own (the
+    autoscaler's 70 % is of that), and its limit lets lxml's threads past one."""
+    resources = container(renders["default"].get("Deployment", "caixa-fiscal"))["resources"]
+    assert resources == VALUES["fiscal"]["resources"]
+    assert _millicores(resources["requests"]["cpu"]) >= 1000
+    assert _millicores(resources["limits"]["cpu"]) > _millicores(resources["requests"]["cpu"])

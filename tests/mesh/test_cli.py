@@ -71,6 +71,8 @@ def test_render_istio_prints_the_charts_objects(
         ("VirtualService", "caixa-gateway"),
         ("DestinationRule", "caixa-consolidado"),
         ("VirtualService", "caixa-consolidado"),
+        ("DestinationRule", "caixa-fiscal"),
+        ("VirtualService", "caixa-fiscal"),
         ("DestinationRule", "caixa-lancamentos"),
         ("VirtualService", "caixa-lancamentos"),
     ]
@@ -110,9 +112,12 @@ def test_render_envoy_with_set_override(tmp_path: Path, capsys: pytest.CaptureFi
     assert [Path(p).name for p in written] == [
         "gateway.json",
         "egress-dispatcher.json",
+        "egress-fiscal.json",
         "inbound-lancamentos-0.json",
         "inbound-consolidado-0.json",
         "inbound-consolidado-1.json",
+        "inbound-fiscal-0.json",
+        "inbound-fiscal-1.json",
     ]
     gateway = json.loads((tmp_path / "gateway.json").read_text())
     listener = gateway["static_resources"]["listeners"][0]

@@ -82,9 +82,9 @@ def test_a_method_belongs_to_one_class(values_with: Callable[..., Values]) -> No
 
 
 def test_public_service_must_be_served(values_with: Callable[..., Values]) -> None:
-    values = values_with("mesh.gateway.publicServices[1]=fiscal.v1.FiscalService")
+    values = values_with("mesh.gateway.publicServices[1]=estoque.v1.EstoqueService")
     [(_, message)] = problems(values)
-    assert "fiscal.v1.FiscalService" in message
+    assert "estoque.v1.EstoqueService" in message
 
 
 def test_zero_max_ejection_percent_is_rejected(values_with: Callable[..., Values]) -> None:

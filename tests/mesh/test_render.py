@@ -47,9 +47,12 @@ def test_every_admin_is_on_loopback(envoys: dict[str, LocalEnvoy]) -> None:
     assert set(envoys) == {
         "gateway",
         "egress-dispatcher",
+        "egress-fiscal",
         "inbound-lancamentos-0",
         "inbound-consolidado-0",
         "inbound-consolidado-1",
+        "inbound-fiscal-0",
+        "inbound-fiscal-1",
     }
     for envoy in envoys.values():
         address = envoy.config["admin"]["address"]["socket_address"]
@@ -69,7 +72,9 @@ def test_gateway_transcoder(envoys: dict[str, LocalEnvoy], descriptor: Path) -> 
     assert transcoder["services"] == [
         "lancamentos.v1.LancamentosService",
         "consolidado.v1.ConsolidadoService",
+        "fiscal.v1.FiscalService",
     ]
+    assert transcoder["max_request_body_size"] == 5 * 1024 * 1024
     assert transcoder["convert_grpc_status"] is True
     assert transcoder["print_options"] == {
         "always_print_primitive_fields": True,

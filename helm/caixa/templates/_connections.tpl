@@ -1,29 +1,33 @@
 {{- /*
 PostgreSQL connections, per database, at the autoscalers' maximums plus a rollout's
 surge (25 %, rounded up): each process opens up to 2 × databasePoolSize (pool plus
-overflow) and, for the lancamentos database's clients, one LISTEN connection; migrate
-opens two. CloudNativePG's max_connections is derived from it; a server the chart does
-not manage must allow it (databaseConnections.serverMaxConnections), or rendering fails.
+overflow) and, where it has an outbox (lancamentos, the dispatcher, fiscal), one LISTEN
+connection; migrate opens two. CloudNativePG's max_connections is derived from it; a
+server the chart does not manage must allow it (databaseConnections.serverMaxConnections),
+or rendering fails.
 In a distributed topology every site counts the write path as if it ran it: a hot
 standby refuses to replay with a lower max_connections than its primary's, and any site
 may become the primary.
 */ -}}
 {{- define "caixa.databaseConnections" -}}
 {{- $root := . -}}
-{{- $need := dict "lancamentos" 0 "consolidado" 0 -}}
-{{- range $component, $database := dict "lancamentos" "lancamentos" "dispatcher" "lancamentos" "consolidado" "consolidado" -}}
+{{- $databases := list "lancamentos" "consolidado" "fiscal" -}}
+{{- $need := dict -}}
+{{- range $database := $databases }}{{ $_ := set $need $database 0 }}{{ end -}}
+{{- $listens := list "lancamentos" "dispatcher" "fiscal" -}}
+{{- range $component, $database := dict "lancamentos" "lancamentos" "dispatcher" "lancamentos" "consolidado" "consolidado" "fiscal" "fiscal" -}}
 {{- $values := index $root.Values $component -}}
 {{- $everySite := and $root.Values.cnpg.enabled $root.Values.cnpg.replication.clusters -}}
 {{- if or $values.enabled (and $everySite (ne $component "consolidado")) -}}
 {{- $max := int $values.replicaCount -}}
 {{- if and $values.autoscaling $values.autoscaling.enabled -}}{{- $max = int $values.autoscaling.maxReplicas -}}{{- end -}}
 {{- $processes := add $max (div (add $max 3) 4) -}}
-{{- $each := add (mul 2 (int $values.databasePoolSize)) (ternary 1 0 (eq $database "lancamentos")) -}}
+{{- $each := add (mul 2 (int $values.databasePoolSize)) (ternary 1 0 (has $component $listens)) -}}
 {{- $_ := set $need $database (add (index $need $database) (mul $processes $each)) -}}
 {{- end -}}
 {{- end -}}
 {{- if or (and $root.Values.cluster.writePath $root.Values.migrations.enabled) (and $root.Values.cnpg.enabled $root.Values.cnpg.replication.clusters) -}}
-{{- range $database := list "lancamentos" "consolidado" -}}
+{{- range $database := $databases -}}
 {{- $_ := set $need $database (add (index $need $database) 2) -}}
 {{- end -}}
 {{- end -}}

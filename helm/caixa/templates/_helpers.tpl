@@ -8,7 +8,7 @@
 {{- end -}}
 {{- end -}}
 
-{{/* The workload name: "lancamentos", "dispatcher", "consolidado", "migrations". */}}
+{{/* The workload name: "lancamentos", "dispatcher", "consolidado", "fiscal", "migrations". */}}
 {{- define "caixa.componentName" -}}
 {{- printf "%s-%s" (include "caixa.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -70,6 +70,9 @@ cluster.local/ns/{{ .root.Release.Namespace }}/sa/{{ include "caixa.serviceAccou
 granted (the services' access rules name them). */}}
 {{- define "caixa.workloadGrants" -}}
 {{- $ns := .Release.Namespace -}}
-{{- $sa := dict "dispatcher" (include "caixa.serviceAccountName" (dict "root" . "component" "dispatcher")) "consolidado" (include "caixa.serviceAccountName" (dict "root" . "component" "consolidado")) -}}
-system:serviceaccount:{{ $ns }}:{{ $sa.dispatcher }}=consolidado:ingest;system:serviceaccount:{{ $ns }}:{{ $sa.consolidado }}=lancamentos:read
+{{- $sa := dict -}}
+{{- range $component := list "dispatcher" "consolidado" "fiscal" -}}
+{{- $_ := set $sa $component (include "caixa.serviceAccountName" (dict "root" $ "component" $component)) -}}
+{{- end -}}
+system:serviceaccount:{{ $ns }}:{{ $sa.dispatcher }}=consolidado:ingest;system:serviceaccount:{{ $ns }}:{{ $sa.consolidado }}=lancamentos:read;system:serviceaccount:{{ $ns }}:{{ $sa.fiscal }}=lancamentos:write
 {{- end -}}

@@ -39,7 +39,7 @@ readinessProbe:
   failureThreshold: 2
 {{- end -}}
 
-{{/* The in-cluster gRPC target of a mesh upstream ("lancamentos" or "consolidado"). */}}
+{{/* The in-cluster gRPC target of a mesh upstream ("lancamentos", "consolidado", "fiscal"). */}}
 {{- define "caixa.upstreamTarget" -}}
 {{- $host := (index .root.Values.mesh.upstreams .upstream).host -}}
 dns:///{{ $host }}.{{ .root.Release.Namespace }}.svc.cluster.local:{{ .root.Values.ports.grpc }}
@@ -57,7 +57,9 @@ dns:///{{ $host }}.{{ .root.Release.Namespace }}.svc.cluster.local:{{ .root.Valu
 A Deployment. dict: root, component, args (list), env (list of EnvVar, after the shared
 ones), databaseSecret (a secrets.* entry), and optionally shutdownGrace / stopSeconds: the
 gRPC server's drain and the process's whole stop time (both default to drainSeconds),
-and preStopSeconds (default termination.preStopSeconds; 0 for a workload nobody calls).
+preStopSeconds (default termination.preStopSeconds; 0 for a workload nobody calls),
+reserved (more variables the chart owns, set or not, which <component>.env may not set),
+and volumes / volumeMounts (more of them, for the app container).
 */}}
 {{- define "caixa.deployment" -}}
 {{- $root := .root -}}
@@ -67,10 +69,11 @@ and preStopSeconds (default termination.preStopSeconds; 0 for a workload nobody 
 {{- $shutdownGrace := int (default $drain .shutdownGrace) -}}
 {{- $stop := int (default $drain .stopSeconds) -}}
 {{- $preStop := int (ternary .preStopSeconds $root.Values.termination.preStopSeconds (hasKey . "preStopSeconds")) -}}
-{{- $reserved := list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_TRACES_SAMPLER_ARG" "OTEL_SERVICE_NAME" "AUTH_ISSUER" "AUTH_AUDIENCE" "AUTH_JWKS_URL" "AUTH_WORKLOAD_ISSUER" "AUTH_WORKLOAD_AUDIENCE" "AUTH_WORKLOAD_JWKS_FILE" "AUTH_WORKLOADS" "WORKLOAD_TOKEN_FILE" -}}
+{{- $reserved := concat (list "GRPC_HOST" "GRPC_PORT" "METRICS_PORT" "SHUTDOWN_GRACE_SECONDS" "DATABASE_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_TRACES_SAMPLER_ARG" "OTEL_SERVICE_NAME" "AUTH_ISSUER" "AUTH_AUDIENCE" "AUTH_JWKS_URL" "AUTH_WORKLOAD_ISSUER" "AUTH_WORKLOAD_AUDIENCE" "AUTH_WORKLOAD_JWKS_FILE" "AUTH_WORKLOADS" "WORKLOAD_TOKEN_FILE") (.reserved | default list) -}}
 {{- $auth := $root.Values.auth.workloads -}}
-{{- /* Who calls whom: the dispatcher feeds consolidado, consolidado reads lancamentos. */ -}}
-{{- $calls := has .component (list "dispatcher" "consolidado") -}}
+{{- /* Who calls whom: the dispatcher feeds consolidado, consolidado reads lancamentos,
+fiscal books in lancamentos. */ -}}
+{{- $calls := has .component (list "dispatcher" "consolidado" "fiscal") -}}
 {{- range .env }}{{ $reserved = append $reserved .name }}{{ end -}}
 {{- range $name, $_ := $values.env }}
 {{- if has $name $reserved }}
@@ -261,6 +264,9 @@ spec:
               mountPath: /var/run/secrets/caixa/workload
               readOnly: true
             {{- end }}
+            {{- with .volumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
       volumes:
         # The root filesystem is read-only; Python and grpc still want a scratch dir.
         - name: tmp
@@ -280,6 +286,9 @@ spec:
                   path: token
                   audience: {{ $auth.audience }}
                   expirationSeconds: {{ int $auth.tokenExpirationSeconds }}
+        {{- end }}
+        {{- with .volumes }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
 {{- end -}}
 
@@ -359,8 +368,8 @@ spec:
 distributed topology every release names the same primary site, and only that site's
 release may run the write path: two releases can never both render writers. */}}
 {{- define "caixa.writePathGuard" -}}
-{{- if and (not .Values.cluster.writePath) (or .Values.lancamentos.enabled .Values.dispatcher.enabled) -}}
-{{- fail "lancamentos and dispatcher are the write path and run only in the cluster with the PostgreSQL primary: set lancamentos.enabled=false and dispatcher.enabled=false, or cluster.writePath=true" -}}
+{{- if and (not .Values.cluster.writePath) (or .Values.lancamentos.enabled .Values.dispatcher.enabled .Values.fiscal.enabled) -}}
+{{- fail "lancamentos, dispatcher and fiscal are the write path and run only in the cluster with the PostgreSQL primary: set lancamentos.enabled=false, dispatcher.enabled=false and fiscal.enabled=false, or cluster.writePath=true" -}}
 {{- end -}}
 {{- $cnpg := .Values.cnpg -}}
 {{- $replication := $cnpg.replication -}}
@@ -377,7 +386,7 @@ release may run the write path: two releases can never both render writers. */}}
 {{- end -}}
 {{- $isPrimary := and (eq $replication.primary $site) (not $cnpg.fenced) -}}
 {{- if and .Values.cluster.writePath (not $isPrimary) -}}
-{{- fail (printf "cluster.writePath is true but this site (%s) is not the writer (cnpg.replication.primary is %q%s): its databases refuse writes, and a second write path is a second ledger. Set cluster.writePath=false, lancamentos.enabled=false, dispatcher.enabled=false" $site $replication.primary (ternary ", and it is fenced" "" (and (eq $replication.primary $site) $cnpg.fenced))) -}}
+{{- fail (printf "cluster.writePath is true but this site (%s) is not the writer (cnpg.replication.primary is %q%s): its databases refuse writes, and a second write path is a second ledger. Set cluster.writePath=false, lancamentos.enabled=false, dispatcher.enabled=false, fiscal.enabled=false" $site $replication.primary (ternary ", and it is fenced" "" (and (eq $replication.primary $site) $cnpg.fenced))) -}}
 {{- end -}}
 {{- if and $isPrimary (not .Values.cluster.writePath) -}}
 {{- fail (printf "cnpg.replication.primary is this site (%s) but cluster.writePath is false: the ledger would accept no entry anywhere. Set cluster.writePath=true" $site) -}}
@@ -399,7 +408,7 @@ only. */ -}}
 {{- fail "cnpg.replication.promotionTokens are set on a site that is not cnpg.replication.primary: a token promotes the site it is given to, so set primary to this site too" -}}
 {{- end -}}
 {{- else if and $cnpg.fenced .Values.cluster.writePath -}}
-{{- fail "cnpg.fenced is true but cluster.writePath is true: a fenced database accepts no writes. Set cluster.writePath=false, lancamentos.enabled=false, dispatcher.enabled=false" -}}
+{{- fail "cnpg.fenced is true but cluster.writePath is true: a fenced database accepts no writes. Set cluster.writePath=false, lancamentos.enabled=false, dispatcher.enabled=false, fiscal.enabled=false" -}}
 {{- end -}}
 {{- end -}}
 
@@ -442,7 +451,7 @@ this site's own. */ -}}
 {{- $name -}}
 {{- end -}}
 
-{{- /* The ObjectStore both CNPG Clusters archive to (root context). */}}
+{{- /* The ObjectStore every CNPG Cluster archives to (root context). */}}
 {{- define "caixa.cnpgObjectStoreName" -}}
 {{ include "caixa.componentName" (dict "root" . "component" "pg-backups") }}
 {{- end -}}
