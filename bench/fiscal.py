@@ -24,6 +24,7 @@ from fiscal.v1 import fiscal_pb2 as pb
 from google.api.httpbody_pb2 import HttpBody
 
 from bench import metrics, wrk
+from bench.scenarios import error_pct
 from bench.stack import Stack, sql_scalar
 from bench.stats import percentile, summarize
 from tooling.fiscal_documents import ISSUER, Signer, invoice
@@ -58,11 +59,6 @@ def _ratios(action: str, per_second: float) -> dict[str, Any]:
         "reference_docs_per_min": REFERENCE_PER_MINUTE[action],
         "ratio_to_reference": round(per_second * 60 / REFERENCE_PER_MINUTE[action], 1),
     }
-
-
-def _error_pct(codes: dict[str, int]) -> float:
-    total = sum(codes.values())
-    return round(100 * (total - codes.get("OK", 0)) / total, 3) if total else 100.0
 
 
 async def _streams(
@@ -166,7 +162,7 @@ def rest_rate(
         **_ratios(action, codes.get("OK", 0) / result.seconds if result.seconds else 0.0),
         "requests": result.requests,
         "grpc_codes": codes,
-        "error_pct": _error_pct(codes),
+        "error_pct": error_pct(codes),
         "non_2xx": result.non_2xx,
         "p50_ms": result.p50_ms,
         "p99_ms": result.p99_ms,
@@ -210,7 +206,7 @@ def single_latency(
         "scenario": f"fiscal {action}, one document at a time (gRPC via the gateway)",
         "requests": len(latencies),
         "grpc_codes": codes,
-        "error_pct": _error_pct(codes),
+        "error_pct": error_pct(codes),
         "p50_ms": summary.p50_ms,
         "p95_ms": round(percentile(ordered, 0.95), 3),
         "p99_ms": summary.p99_ms,
@@ -288,7 +284,7 @@ def process_end_to_end(stack: Stack, docs: list[bytes], *, in_flight: int) -> di
         "entries_delivered": delivered,
         "entries_in_lancamentos": booked,
         "grpc_codes": codes,
-        "error_pct": _error_pct(codes),
+        "error_pct": error_pct(codes),
         "p50_ms": summary.p50_ms,
         "p99_ms": summary.p99_ms,
     }

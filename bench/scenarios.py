@@ -52,7 +52,7 @@ def _outcome(stack: Stack, method: str, action: Any) -> tuple[Any, dict[str, int
     return result, metrics.delta(metrics.handled_by_code(stack.metrics, method), before)
 
 
-def _error_pct(codes: dict[str, int]) -> float:
+def error_pct(codes: dict[str, int]) -> float:
     """Failed calls among those the load generator let finish: a timed run's
     end cancels the calls still in flight (CANCELLED, kept in grpc_codes),
     which is the generator stopping, not the service failing."""
@@ -106,7 +106,7 @@ def seed_import(stack: Stack, scale: Scale, workdir: Path) -> dict[str, Any]:
         entries_per_second=round(total / seconds, 1),
         seconds=round(seconds, 2),
         grpc_codes=codes,
-        error_pct=_error_pct(codes),
+        error_pct=error_pct(codes),
     )
 
 
@@ -170,7 +170,7 @@ def balance_warm(stack: Stack, scale: Scale, workdir: Path) -> dict[str, Any]:
         requests=done,
         http_2xx=sum(r.http_2xx for r in results),
         grpc_codes=codes,
-        error_pct=_error_pct(codes),
+        error_pct=error_pct(codes),
         **latency,
     )
 
@@ -202,7 +202,7 @@ def balance_warm_gateway(stack: Stack, scale: Scale, workdir: Path) -> dict[str,
         requests=result.requests_done,
         http_2xx=result.http_2xx,
         grpc_codes=codes,
-        error_pct=_error_pct(codes),
+        error_pct=error_pct(codes),
         p50_ms=result.latency.p50_ms,
         p99_ms=result.latency.p99_ms,
     )
@@ -235,7 +235,7 @@ def balance_cold(stack: Stack, scale: Scale) -> dict[str, Any]:
         rps=round(codes.get("OK", 0) / result.seconds, 1),
         requests=result.requests,
         grpc_codes=codes,
-        error_pct=_error_pct(codes),
+        error_pct=error_pct(codes),
         p50_ms=result.p50_ms,
         p99_ms=result.p99_ms,
     )
@@ -272,7 +272,7 @@ def creates(
         rps=round(codes.get("OK", 0) / result.seconds, 1),
         requests=result.requests,
         grpc_codes=codes,
-        error_pct=_error_pct(codes),
+        error_pct=error_pct(codes),
         p50_ms=result.p50_ms,
         p99_ms=result.p99_ms,
     )

@@ -70,6 +70,7 @@ class FiscalApp:
 
     async def start(self) -> None:
         self.notifier.start()
+        self.service.start()
         await self.server.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
@@ -77,6 +78,7 @@ class FiscalApp:
     async def stop(self) -> None:
         """No new RPCs, in-flight ones finish, the dispatcher delivers what it can."""
         await self.server.stop(self.settings.shutdown_grace_seconds)
+        await self.service.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop(self.settings.dispatch_drain_seconds)
         await self.notifier.stop()

@@ -45,6 +45,8 @@ REFUSALS = frozenset(
 class LancamentosDelivery:
     """fiscal's postings as an OutboxQueue."""
 
+    receiver = "lancamentos"
+
     def __init__(self, settings: FiscalSettings, tracing: Tracing) -> None:
         self._channel = grpc.aio.insecure_channel(
             settings.require("lancamentos_target"),

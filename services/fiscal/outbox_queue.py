@@ -32,16 +32,23 @@ FOR UPDATE OF p SKIP LOCKED
 """
 
 # A document is posted once every entry it books (reversals aside) is delivered.
+# Rows are locked in key order, as bookings lock them: no cycle, no deadlock.
 _MARK_POSTED = """
+WITH ready AS (
+    SELECT d.merchant_id, d.access_key FROM documents AS d
+    WHERE d.status = 'accepted'
+      AND (d.merchant_id, d.access_key) IN (
+          SELECT merchant_id, access_key
+          FROM unnest($1::text[], $2::text[]) AS k(merchant_id, access_key))
+      AND NOT EXISTS (
+          SELECT 1 FROM postings AS p
+          WHERE p.merchant_id = d.merchant_id AND p.access_key = d.access_key
+            AND NOT p.reversal AND p.delivered_at IS NULL)
+    ORDER BY d.merchant_id, d.access_key
+    FOR UPDATE OF d
+)
 UPDATE documents AS d SET status = 'posted', updated_at = now()
-WHERE d.status = 'accepted'
-  AND (d.merchant_id, d.access_key) IN (
-      SELECT merchant_id, access_key
-      FROM unnest($1::text[], $2::text[]) AS k(merchant_id, access_key))
-  AND NOT EXISTS (
-      SELECT 1 FROM postings AS p
-      WHERE p.merchant_id = d.merchant_id AND p.access_key = d.access_key
-        AND NOT p.reversal AND p.delivered_at IS NULL)
+FROM ready WHERE d.merchant_id = ready.merchant_id AND d.access_key = ready.access_key
 """
 
 

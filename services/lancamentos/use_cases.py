@@ -14,10 +14,10 @@ from services.domain.errors import AlreadyExists, NotFound, Unstorable
 from services.lancamentos import outbox_queue, page_tokens, store
 from services.lancamentos.commands import EntryRef, ListQuery, ReverseCommand, SummaryQuery
 from services.lancamentos.domain import Lancamento, NewLancamento, reversal_of
-from services.lancamentos.group_commit import GroupCommitter
 from services.lancamentos.idempotent_writes import IdempotentWrites
 from services.platform import audit
 from services.platform.conflicts import retrying_conflicts
+from services.platform.group_commit import GroupCommitter
 from services.platform.outbox.notifier import CommitNotifier
 from services.platform.trace_context import current_traceparent
 

@@ -103,7 +103,7 @@ def _lag_over_one_second() -> float:
 
 
 def gauge(name: str) -> float:
-    value = REGISTRY.get_sample_value(name)
+    value = REGISTRY.get_sample_value(name, {"receiver": "consolidado"})
     assert value is not None, name
     return value
 

@@ -107,7 +107,7 @@ async def test_a_refused_entry_is_parked_and_the_rest_delivered(refusing: Mesh) 
 
         reason = await scalar_text(mesh, "SELECT parked_reason FROM outbox")
         assert "INVALID_ARGUMENT" in reason and "refuse" in reason
-        assert REGISTRY.get_sample_value("caixa_outbox_parked") == 1
+        assert REGISTRY.get_sample_value("caixa_outbox_parked", {"receiver": "consolidado"}) == 1
 
         summary = await stub.SummarizeLancamentos(
             lpb.SummarizeLancamentosRequest(merchant_id=POISON, from_date=DAY, to_date=DAY)
@@ -128,7 +128,9 @@ async def test_a_refused_entry_is_parked_and_the_rest_delivered(refusing: Mesh) 
         assert await applied(mesh, POISON) == 1
 
         async def gauge_cleared() -> bool:
-            return REGISTRY.get_sample_value("caixa_outbox_parked") == 0
+            return (
+                REGISTRY.get_sample_value("caixa_outbox_parked", {"receiver": "consolidado"}) == 0
+            )
 
         await wait_for(gauge_cleared)
         report = await consolidado.reconciler.reconcile(THE_DAY)

@@ -38,6 +38,8 @@ REFUSALS = frozenset(
 class ConsolidadoDelivery:
     """The lancamentos outbox as an OutboxQueue."""
 
+    receiver = "consolidado"
+
     def __init__(self, settings: LancamentosSettings, tracing: Tracing) -> None:
         self._channel = grpc.aio.insecure_channel(
             settings.require("consolidado_target"),

@@ -36,15 +36,26 @@ from services.platform.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
-DELIVERED = Counter("caixa_outbox_delivered_total", "Entries the receiver acknowledged")
-FAILURES = Counter("caixa_outbox_delivery_failures_total", "Batches the receiver did not ack")
-BACKING_OFF = Gauge("caixa_outbox_consecutive_failures", "Failed batches since the last ack")
-PARKED = Gauge("caixa_outbox_parked", "Entries refused for good, awaiting an operator")
-BACKLOG = Gauge("caixa_outbox_backlog", "Entries waiting for delivery (parked ones aside)")
-OLDEST_AGE = Gauge(
-    "caixa_outbox_oldest_age_seconds", "Age of the oldest entry waiting for delivery; 0 with none"
+# Labelled by receiver (consolidado for lancamentos' outbox, lancamentos for
+# fiscal's): one process may run both in tests, and a dashboard tells them apart.
+RECEIVER = ["receiver"]
+DELIVERED = Counter("caixa_outbox_delivered_total", "Entries the receiver acknowledged", RECEIVER)
+FAILURES = Counter(
+    "caixa_outbox_delivery_failures_total", "Batches the receiver did not ack", RECEIVER
 )
-PARKINGS = Counter("caixa_outbox_parkings_total", "Entries this process parked")
+BACKING_OFF = Gauge(
+    "caixa_outbox_consecutive_failures", "Failed batches since the last ack", RECEIVER
+)
+PARKED = Gauge("caixa_outbox_parked", "Entries refused for good, awaiting an operator", RECEIVER)
+BACKLOG = Gauge(
+    "caixa_outbox_backlog", "Entries waiting for delivery (parked ones aside)", RECEIVER
+)
+OLDEST_AGE = Gauge(
+    "caixa_outbox_oldest_age_seconds",
+    "Age of the oldest entry waiting for delivery; 0 with none",
+    RECEIVER,
+)
+PARKINGS = Counter("caixa_outbox_parkings_total", "Entries this process parked", RECEIVER)
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,8 @@ class Backlog:
 
 class OutboxQueue(Protocol):
     """One service's outbox. Rows are asyncpg records with a `traceparent`."""
+
+    receiver: str  # the service it delivers to, the metrics' label
 
     async def claim(self, driver: asyncpg.Connection, limit: int) -> Sequence[asyncpg.Record]:
         """Locks up to `limit` deliverable rows until the transaction ends."""
@@ -106,6 +119,14 @@ class OutboxDispatcher:
         self._settings = settings
         self._rng = rng or random.Random()
         self._tracing = tracing or Tracing(None)
+        receiver = queue.receiver
+        self._delivered = DELIVERED.labels(receiver)
+        self._failures = FAILURES.labels(receiver)
+        self._backing_off = BACKING_OFF.labels(receiver)
+        self._parked = PARKED.labels(receiver)
+        self._backlog = BACKLOG.labels(receiver)
+        self._oldest_age = OLDEST_AGE.labels(receiver)
+        self._parkings = PARKINGS.labels(receiver)
         self.consecutive_failures = 0
         self.delivered = 0
         self._since_vacuum = 0
@@ -132,7 +153,7 @@ class OutboxDispatcher:
                 await self._queue.settle(driver, items, sent)
         parked = [(item, s.refusal) for item, s in zip(items, sent, strict=True) if s.refusal]
         delivered = len(items) - len(parked)
-        DELIVERED.inc(delivered)
+        self._delivered.inc(delivered)
         self.delivered += delivered
         if parked:
             for item, reason in parked:
@@ -140,7 +161,7 @@ class OutboxDispatcher:
                     "the receiver refused an entry; parked it",
                     extra={"entry": self._queue.name(item), "reason": reason},
                 )
-            PARKINGS.inc(len(parked))
+            self._parkings.inc(len(parked))
             await self.refresh_gauges()
         self._since_vacuum += delivered
         every = self._settings.dispatch_vacuum_every
@@ -158,9 +179,9 @@ class OutboxDispatcher:
         except Exception as exc:  # a metric must not stop delivery
             log.warning("could not measure the outbox: %s", describe(exc))
             return
-        BACKLOG.set(seen.waiting)
-        OLDEST_AGE.set(seen.oldest_age_seconds)
-        PARKED.set(seen.parked)
+        self._backlog.set(seen.waiting)
+        self._oldest_age.set(seen.oldest_age_seconds)
+        self._parked.set(seen.parked)
 
     async def _observe(self) -> None:
         """The gauges, kept fresh whatever delivery does: while the receiver is
@@ -183,8 +204,8 @@ class OutboxDispatcher:
                 sent = await self.dispatch_once()
             except Exception as exc:
                 self.consecutive_failures += 1
-                FAILURES.inc()
-                BACKING_OFF.set(self.consecutive_failures)
+                self._failures.inc()
+                self._backing_off.set(self.consecutive_failures)
                 delay = full_jitter_delay(
                     self.consecutive_failures,
                     base=settings.dispatch_backoff_base_seconds,
@@ -204,7 +225,7 @@ class OutboxDispatcher:
             if self.consecutive_failures:
                 log.info("outbox delivery recovered", extra={"after": self.consecutive_failures})
             self.consecutive_failures = 0
-            BACKING_OFF.set(0)
+            self._backing_off.set(0)
             if sent < settings.dispatch_batch_size:
                 await self._notifier.wait(settings.dispatch_poll_seconds)
                 # Per-batch costs dominate at small batches; a short linger
