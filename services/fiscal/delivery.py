@@ -24,10 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.fiscal import outbox_queue
 from services.fiscal.settings import FiscalSettings
-from services.platform.outbox.dispatcher import Backlog, OutboxDispatcher, Sent, describe
+from services.platform.outbox.dispatcher import (
+    Backlog,
+    OutboxDispatcher,
+    Sent,
+    delivery_channel,
+    describe,
+)
 from services.platform.outbox.notifier import CommitNotifier
 from services.platform.tracing import Tracing
-from services.platform.workload_identity import identity_interceptors
 
 # lancamentos would answer these again: park, don't retry. ALREADY_EXISTS is a
 # request_id reused with another payload, which only an operator can sort out.
@@ -48,14 +53,7 @@ class LancamentosDelivery:
     receiver = "lancamentos"
 
     def __init__(self, settings: FiscalSettings, tracing: Tracing) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            settings.require("lancamentos_target"),
-            options=[
-                ("grpc.lb_policy_name", "round_robin"),
-                ("grpc.enable_retries", 0),  # the dispatcher owns retrying, with backoff
-            ],
-            interceptors=[*tracing.client_interceptors(), *identity_interceptors(settings)],
-        )
+        self._channel = delivery_channel(settings.require("lancamentos_target"), settings, tracing)
         self._stub = lpb_grpc.LancamentosServiceStub(self._channel)
 
     async def claim(self, driver: asyncpg.Connection, limit: int) -> Sequence[asyncpg.Record]:

@@ -21,10 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.lancamentos import outbox_queue
 from services.lancamentos.conversions import record_to_proto
 from services.lancamentos.settings import LancamentosSettings
-from services.platform.outbox.dispatcher import Backlog, OutboxDispatcher, Sent, describe
+from services.platform.outbox.dispatcher import (
+    Backlog,
+    OutboxDispatcher,
+    Sent,
+    delivery_channel,
+    describe,
+)
 from services.platform.outbox.notifier import CommitNotifier
 from services.platform.tracing import Tracing
-from services.platform.workload_identity import identity_interceptors
 
 REFUSALS = frozenset(
     {
@@ -41,14 +46,7 @@ class ConsolidadoDelivery:
     receiver = "consolidado"
 
     def __init__(self, settings: LancamentosSettings, tracing: Tracing) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            settings.require("consolidado_target"),
-            options=[
-                ("grpc.lb_policy_name", "round_robin"),
-                ("grpc.enable_retries", 0),  # the dispatcher owns retrying, with backoff
-            ],
-            interceptors=[*tracing.client_interceptors(), *identity_interceptors(settings)],
-        )
+        self._channel = delivery_channel(settings.require("consolidado_target"), settings, tracing)
         self._stub = cpb_grpc.ConsolidadoIngestServiceStub(self._channel)
 
     async def claim(self, driver: asyncpg.Connection, limit: int) -> Sequence[asyncpg.Record]:

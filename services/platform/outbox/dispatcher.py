@@ -32,7 +32,9 @@ from services.platform.database import driver_connection
 from services.platform.outbox.backoff import full_jitter_delay
 from services.platform.outbox.notifier import CommitNotifier
 from services.platform.outbox.settings import OutboxSettings
+from services.platform.settings import ServiceSettings
 from services.platform.tracing import Tracing
+from services.platform.workload_identity import identity_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,16 @@ class OutboxQueue(Protocol):
     async def vacuum(self, driver: asyncpg.Connection) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def delivery_channel(target: str, settings: ServiceSettings, tracing: Tracing) -> grpc.aio.Channel:
+    """The channel a queue delivers on: to the receiver's sidecar, traced, with this
+    workload's identity; gRPC's own retries off, as the dispatcher owns retrying."""
+    return grpc.aio.insecure_channel(
+        target,
+        options=[("grpc.lb_policy_name", "round_robin"), ("grpc.enable_retries", 0)],
+        interceptors=[*tracing.client_interceptors(), *identity_interceptors(settings)],
+    )
 
 
 class OutboxDispatcher:
