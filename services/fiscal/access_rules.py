@@ -26,6 +26,8 @@ RULES = {
     # Books only for a merchant the token names.
     _SERVICE + "ProcessDocument": Rule(WRITE),
     _SERVICE + "GetDocument": Rule(READ),
+    # The back office says which CNPJ a merchant is.
+    _SERVICE + "RegisterMerchant": Rule(ADMIN),
     # Its merchant, or "*" (the chain of operations on every merchant).
     _SERVICE + "ListAuditRecords": Rule(ADMIN),
 }

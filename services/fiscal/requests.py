@@ -48,3 +48,15 @@ def document_ref(request: pb.GetDocumentRequest) -> tuple[str, str]:
         errors.add("access_key", f"must be the {KEY_LENGTH}-character access key")
     errors.raise_if_any()
     return request.merchant_id, request.access_key
+
+
+def registration(request: pb.RegisterMerchantRequest) -> tuple[str, str]:
+    errors = ViolationCollector()
+    rules.check_merchant_id(errors, "merchant_id", request.merchant_id)
+    document = request.document.strip()
+    if not document:
+        errors.add("document", "is required: the merchant's CNPJ or CPF")
+    elif len(document) > 20:
+        errors.add("document", "must be a CNPJ (14) or a CPF (11)")
+    errors.raise_if_any()
+    return request.merchant_id, document

@@ -47,6 +47,13 @@ class FiscalServicer(pb_grpc.FiscalServiceServicer):
         merchant_id, access_key = requests.document_ref(request)
         return document_message(await self._service.get(merchant_id, access_key))
 
+    async def RegisterMerchant(
+        self, request: pb.RegisterMerchantRequest, context: Context
+    ) -> pb.MerchantRegistration:
+        merchant_id, document = requests.registration(request)
+        stored = await self._service.register(merchant_id, document)
+        return pb.MerchantRegistration(merchant_id=merchant_id, document=stored)
+
     async def ListAuditRecords(
         self, request: audit_pb.ListAuditRecordsRequest, context: Context
     ) -> audit_pb.ListAuditRecordsResponse:

@@ -44,6 +44,7 @@ REJECTED = "rejected"
 BOOKED = "booked"  # audit outcomes
 CANCELLED_OUTCOME = "cancelled"
 REJECTED_OUTCOME = "rejected"
+REGISTERED = "registered"
 
 
 @dataclass(frozen=True)
@@ -151,9 +152,23 @@ class FiscalService:
             raise NotFound(f"merchant {merchant_id!r} has no document {access_key}")
         return found
 
-    async def register(self, merchant_id: str, document: str) -> None:
+    async def register(self, merchant_id: str, document: str) -> str:
+        """Records `document` as the merchant's CNPJ (or CPF), audited; returns it."""
+        if not (cnpj_is_valid(document) or cpf_is_valid(document)):
+            raise InvalidArgument(
+                [FieldViolation("document", f"{document!r} is not a valid CNPJ or CPF")]
+            )
         async with self._engine.begin() as conn:
             await store.register(conn, merchant_id, document)
+            await audit.append(
+                conn,
+                [
+                    audit.Mutation(
+                        merchant_id, f"registry:{document}", [], REGISTERED, audit.current_actor()
+                    )
+                ],
+            )
+        return document
 
     async def process(self, command: ProcessCommand) -> StoredDocument:
         found = await self.inspect(command.data)
@@ -162,25 +177,35 @@ class FiscalService:
         return await self._book(command, found)
 
     async def _merchant_document(self, command: ProcessCommand) -> str:
+        """The request's CNPJ, which must be the registered one when there is one;
+        else the registered one."""
         document = command.merchant_document
-        if not document:
-            async with self._engine.connect() as conn:
-                document = await store.registered_document(conn, command.merchant_id) or ""
-            if not document:
-                raise InvalidArgument(
-                    [
-                        FieldViolation(
-                            "merchant_document",
-                            f"is required: no CNPJ is registered for merchant "
-                            f"{command.merchant_id!r}",
-                        )
-                    ]
-                )
-        elif not (cnpj_is_valid(document) or cpf_is_valid(document)):
+        if document and not (cnpj_is_valid(document) or cpf_is_valid(document)):
             raise InvalidArgument(
                 [FieldViolation("merchant_document", f"{document!r} is not a valid CNPJ or CPF")]
             )
-        return document
+        async with self._engine.connect() as conn:
+            registered = await store.registered_document(conn, command.merchant_id)
+        if registered and document and document != registered:
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "merchant_document",
+                        f"{document!r} is not merchant {command.merchant_id!r}'s registered "
+                        f"CNPJ ({registered})",
+                    )
+                ]
+            )
+        if not (document or registered):
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "merchant_document",
+                        f"is required: no CNPJ is registered for merchant {command.merchant_id!r}",
+                    )
+                ]
+            )
+        return document or str(registered)
 
     def _key_of(self, found: Inspection) -> str:
         if parse_key(found.access_key) is None:

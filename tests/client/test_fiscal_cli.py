@@ -299,3 +299,22 @@ async def test_an_unreachable_fiscal_is_a_service_failure(
         assert run.err.startswith("error: UNAVAILABLE") and "Traceback" not in run.err
     # A booking that may or may not have happened: rerunning is safe, and said so.
     assert "hint: the outcome is unknown; rerunning every file is safe" in run.err
+
+
+async def test_register_then_process_without_a_document(
+    fiscal_server: str,
+    fiscal_files: FiscalFiles,
+    capsys: pytest.CaptureFixture[str],
+    merchant: str,
+) -> None:
+    run = await fiscal_cli(
+        capsys, fiscal_server, "register", "--merchant", merchant, "--document", ISSUER
+    )
+    assert run.code == 0, run.err
+    assert run.out.strip() == f"merchant {merchant} books invoices as {ISSUER}"
+    run = await fiscal_cli(
+        capsys, fiscal_server, "process", "--merchant", merchant, fiscal_files.invoice()
+    )
+    assert run.code == 0, run.err
+    [row] = run.rows().values()
+    assert row["status"] == "accepted" and row["total"] == "credit R$ 347,28"

@@ -39,6 +39,7 @@ def test_only_the_unary_fiscal_methods_are_retried() -> None:
         "SummarizeDocument",
         "ProcessDocument",
         "GetDocument",
+        "RegisterMerchant",
         "ListAuditRecords",
     }
     streams = {m.name for m in FISCAL_METHODS.values() if m.client_streaming}

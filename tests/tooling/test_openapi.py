@@ -41,6 +41,7 @@ EXPECTED_ROUTES = {
     ("post", "/v1/fiscal/documents:summarize"): "SummarizeDocument",
     ("post", "/v1/fiscal/documents:process"): "ProcessDocument",
     ("get", "/v1/merchants/{merchant_id}/fiscal-documents/{access_key}"): "GetDocument",
+    ("post", "/v1/merchants/{merchant_id}/fiscal-registration"): "RegisterMerchant",
     (
         "get",
         "/v1/merchants/{merchant_id}/fiscal-audit-records",

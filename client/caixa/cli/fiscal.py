@@ -267,11 +267,19 @@ def get(args: argparse.Namespace, connections: Connections) -> str:
     return views.to_json(document) if args.json else document_detail(document)
 
 
+def register(args: argparse.Namespace, connections: Connections) -> str:
+    registration = connections.fiscal.register_merchant(args.merchant, args.document)
+    if args.json:
+        return views.to_json(registration)
+    return f"merchant {registration.merchant_id} books invoices as {registration.document}"
+
+
 ACTIONS: dict[str, Callable[[argparse.Namespace, Connections], str]] = {
     "validate": validate,
     "summary": summary,
     "process": process,
     "get": get,
+    "register": register,
 }
 
 

@@ -307,3 +307,10 @@ def _add_fiscal(commands: argparse._SubParsersAction[Any], global_flags: Parser)
     get = action("get", "show one processed document, its status and its entries")
     get.add_argument("--merchant", required=True, help="the merchant id")
     get.add_argument("access_key", metavar="ACCESS_KEY", help="the 44-character access key")
+    register = action(
+        "register", "record the merchant's CNPJ (or CPF), which process then uses (scope admin)"
+    )
+    register.add_argument("--merchant", required=True, help="the merchant id")
+    register.add_argument(
+        "--document", type=arguments.cnpj_or_cpf, metavar="CNPJ", required=True, help="its CNPJ"
+    )

@@ -89,6 +89,7 @@ class AsyncFiscalClient(AsyncServiceClient):
     summarize_document = async_call(fiscal_calls.summarize_document)
     process_document = async_call(fiscal_calls.process_document)
     get_document = async_call(fiscal_calls.get_document)
+    register_merchant = async_call(fiscal_calls.register_merchant)
     list_audit_records = async_call(calls.list_audit_records)
     validate_documents = async_feed(fiscal_calls.validate_documents)
     summarize_documents = async_feed(fiscal_calls.summarize_documents)

@@ -29,6 +29,7 @@ class FiscalClient(ServiceClient):
     summarize_document = blocking_call(fiscal_calls.summarize_document)
     process_document = blocking_call(fiscal_calls.process_document)
     get_document = blocking_call(fiscal_calls.get_document)
+    register_merchant = blocking_call(fiscal_calls.register_merchant)
     list_audit_records = blocking_call(calls.list_audit_records)
 
     def validate_documents(

@@ -82,6 +82,15 @@ def get_document(
     return Rpc("GetDocument", request, timeout)
 
 
+def register_merchant(
+    merchant_id: str, document: str, *, timeout: float | None = None
+) -> Rpc[fiscal_pb2.MerchantRegistration]:
+    """Records the merchant's CNPJ (or CPF), which process_document then uses when
+    given none and requires when given one (scope admin). An upsert: retried."""
+    request = fiscal_pb2.RegisterMerchantRequest(merchant_id=merchant_id, document=document)
+    return Rpc("RegisterMerchant", request, timeout)
+
+
 def _messages(
     documents: Documents, message: Callable[[HttpBody], Message]
 ) -> Iterator[Message] | AsyncIterator[Message]:

@@ -33,6 +33,7 @@ RETRYABLE_METHODS: dict[str, tuple[str, ...]] = {
         "SummarizeDocument",
         "ProcessDocument",
         "GetDocument",
+        "RegisterMerchant",
         "ListAuditRecords",
     ),
 }

@@ -89,6 +89,13 @@ async def test_each_rpc_needs_its_scope(
     await expect_error(
         stub.ListAuditRecords(audit, metadata=writer), grpc.StatusCode.PERMISSION_DENIED
     )
+    # Saying which CNPJ a merchant is belongs to the back office.
+    register = pb.RegisterMerchantRequest(merchant_id=merchant, document=ISSUER)
+    await expect_error(
+        stub.RegisterMerchant(register, metadata=writer), grpc.StatusCode.PERMISSION_DENIED
+    )
+    admin = bearer(issuer.token([merchant], ["admin"]))
+    assert (await stub.RegisterMerchant(register, metadata=admin)).document == ISSUER
 
 
 async def test_processing_books_only_for_the_tokens_merchants(

@@ -289,3 +289,26 @@ async def test_an_unregistered_cancellation_is_refused(
         grpc.StatusCode.FAILED_PRECONDITION,
     )
     assert "cStat 573" in (error.details() or "")
+
+
+async def test_a_registered_cnpj_is_used_and_enforced(
+    fiscal: FiscalServiceAsyncStub, signer: Signer, merchant: str
+) -> None:
+    registered = await fiscal.RegisterMerchant(
+        pb.RegisterMerchantRequest(merchant_id=merchant, document=ISSUER)
+    )
+    assert (registered.merchant_id, registered.document) == (merchant, ISSUER)
+    # No merchant_document: the registered one, so the invoice is a sale.
+    booked = await fiscal.ProcessDocument(process_request(merchant, invoice(signer)))
+    assert booked.kind == pb.KIND_CREDIT and booked.entries
+    # Another valid document than the registered one is refused, naming the field.
+    error = await expect_error(
+        fiscal.ProcessDocument(process_request(merchant, invoice(signer), RECIPIENT)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "registered" in field_violations(error)["merchant_document"]
+    error = await expect_error(
+        fiscal.RegisterMerchant(pb.RegisterMerchantRequest(merchant_id=merchant, document="123")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "not a valid CNPJ" in field_violations(error)["document"]
