@@ -14,10 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.domain.errors import InvalidArgument
 from services.fiscal import requests
 from services.fiscal.conversions import document_message, report, summary_message
+from services.fiscal.in_order import in_order
 from services.fiscal.use_cases import FiscalService
 from services.platform.audit_api import list_audit_records
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+# Documents of one stream checked at once: enough to keep the worker threads busy,
+# few enough that one stream cannot take them all from the unary calls.
+STREAM_DEPTH = 4
 
 
 class FiscalServicer(pb_grpc.FiscalServiceServicer):
@@ -62,32 +67,37 @@ class FiscalServicer(pb_grpc.FiscalServiceServicer):
     async def ValidateDocuments(
         self, request_iterator: AsyncIterator[pb.ValidateDocumentsRequest], context: Context
     ) -> AsyncIterator[pb.ValidationReport]:
-        # A document that is no NF-e gets a report saying so; the stream goes on.
-        async for request in request_iterator:
-            try:
-                data = requests.document_bytes(request.document)
-                yield report(await self._service.inspect(data))
-            except InvalidArgument as error:
-                yield pb.ValidationReport(
-                    valid=False,
-                    findings=[
-                        pb.Finding(
-                            code="caixa:document",
-                            severity=pb.SEVERITY_ERROR,
-                            path="document",
-                            message=error.message,
-                        )
-                    ],
-                )
+        async for answer in in_order(request_iterator, self._validate_one, depth=STREAM_DEPTH):
+            yield answer
+
+    async def _validate_one(self, request: pb.ValidateDocumentsRequest) -> pb.ValidationReport:
+        """A document that is no NF-e gets a report saying so; the stream goes on."""
+        try:
+            return report(await self._service.inspect(requests.document_bytes(request.document)))
+        except InvalidArgument as error:
+            return pb.ValidationReport(
+                valid=False,
+                findings=[
+                    pb.Finding(
+                        code="caixa:document",
+                        severity=pb.SEVERITY_ERROR,
+                        path="document",
+                        message=error.message,
+                    )
+                ],
+            )
 
     async def SummarizeDocuments(
         self, request_iterator: AsyncIterator[pb.SummarizeDocumentsRequest], context: Context
     ) -> AsyncIterator[pb.SummarizeDocumentsResponse]:
-        async for request in request_iterator:
-            try:
-                data = requests.document_bytes(request.document)
-                read = await self._service.summarize(data)
-            except InvalidArgument as error:
-                yield pb.SummarizeDocumentsResponse(error=error.message)
-            else:
-                yield pb.SummarizeDocumentsResponse(summary=summary_message(read))
+        async for answer in in_order(request_iterator, self._summarize_one, depth=STREAM_DEPTH):
+            yield answer
+
+    async def _summarize_one(
+        self, request: pb.SummarizeDocumentsRequest
+    ) -> pb.SummarizeDocumentsResponse:
+        try:
+            read = await self._service.summarize(requests.document_bytes(request.document))
+        except InvalidArgument as error:
+            return pb.SummarizeDocumentsResponse(error=error.message)
+        return pb.SummarizeDocumentsResponse(summary=summary_message(read))
