@@ -9,6 +9,7 @@ put it after the subject CN's colon.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,16 +75,23 @@ def certificate_cnpj(certificate: x509.Certificate) -> str:
     return ""
 
 
-def _embedded(signature: etree._Element) -> x509.Certificate | None:
+def _embedded(signature: etree._Element) -> tuple[x509.Certificate, str] | None:
+    """The embedded certificate and the CNPJ it names."""
     text = signature.findtext(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate")
     if not text:
         return None
-    body = "".join(text.split())
+    return _certificate("".join(text.split()))
+
+
+# An issuer signs all its invoices with one certificate: parse it once.
+@functools.lru_cache(maxsize=1024)
+def _certificate(body: str) -> tuple[x509.Certificate, str] | None:
     pem = "-----BEGIN CERTIFICATE-----\n" + body + "\n-----END CERTIFICATE-----\n"
     try:
-        return x509.load_pem_x509_certificate(pem.encode())
+        certificate = x509.load_pem_x509_certificate(pem.encode())
     except ValueError:
         return None
+    return certificate, certificate_cnpj(certificate)
 
 
 def _signed_part(root: etree._Element) -> etree._Element | None:
@@ -104,10 +112,10 @@ def verify(
     signature = invoice.find(f"{DS}Signature") if invoice is not None else None
     if invoice is None or signature is None:
         return SignatureReport(SignatureStatus.ABSENT, "the document is not signed")
-    certificate = _embedded(signature)
-    if certificate is None:
+    embedded = _embedded(signature)
+    if embedded is None:
         return SignatureReport(SignatureStatus.INVALID, "the signature carries no certificate")
-    cnpj = certificate_cnpj(certificate)
+    certificate, cnpj = embedded
     matches = cnpj == issuer_cnpj if cnpj else False
     verifier = _NfeVerifier()
     data = etree.tostring(invoice)

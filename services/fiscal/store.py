@@ -3,7 +3,7 @@ the registry of merchants' CNPJs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -79,6 +79,20 @@ async def claim_key(conn: AsyncConnection, merchant_id: str, access_key: str, ki
         )
         .on_conflict_do_nothing()
     )
+
+
+async def insert_document(
+    conn: AsyncConnection, merchant_id: str, access_key: str, values: Mapping[str, Any]
+) -> bool:
+    """Writes a document not seen before, and says whether it was new: when it was,
+    this transaction holds its row (the first submission needs no other lock)."""
+    inserted = await conn.execute(
+        insert(documents)
+        .values(merchant_id=merchant_id, access_key=access_key, **values)
+        .on_conflict_do_nothing()
+        .returning(documents.c.access_key)
+    )
+    return inserted.first() is not None
 
 
 async def save_document(

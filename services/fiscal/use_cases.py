@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -56,6 +57,21 @@ class Policy:
     store_documents: bool = True
 
 
+class DocumentRow(TypedDict):
+    """A document's columns, as a booking writes them."""
+
+    document_type: str
+    status: str
+    reason: str
+    kind: int
+    total_cents: int
+    issued_at: datetime
+    issuer_document: str
+    authorization_protocol: str
+    findings: list[dict[str, str]]
+    xml: bytes | None
+
+
 @dataclass(frozen=True)
 class _Booking:
     """One invoice to book, decided outside the transaction."""
@@ -63,7 +79,7 @@ class _Booking:
     merchant_id: str
     access_key: str
     planned: tuple[booking.Posting, ...]
-    values: dict[str, object]  # the document's columns
+    values: DocumentRow
     outcome: str
     actor: audit.Actor
     traceparent: str | None
@@ -239,18 +255,18 @@ class FiscalService:
                 merchant_id=command.merchant_id,
                 access_key=key,
                 planned=tuple(planned),
-                values={
-                    "document_type": found.document_type,
-                    "status": REJECTED if reason else (ACCEPTED if planned else POSTED),
-                    "reason": reason,
-                    "kind": int(kind),
-                    "total_cents": booking.cents(read.totals.get("vNF", Decimal(0))),
-                    "issued_at": read.issued_at,
-                    "issuer_document": read.issuer.document,
-                    "authorization_protocol": read.protocol.number if read.protocol else "",
-                    "findings": [_finding(f) for f in found.findings],
-                    "xml": command.data if self._policy.store_documents else None,
-                },
+                values=DocumentRow(
+                    document_type=found.document_type,
+                    status=REJECTED if reason else (ACCEPTED if planned else POSTED),
+                    reason=reason,
+                    kind=int(kind),
+                    total_cents=booking.cents(read.totals.get("vNF", Decimal(0))),
+                    issued_at=read.issued_at,
+                    issuer_document=read.issuer.document,
+                    authorization_protocol=read.protocol.number if read.protocol else "",
+                    findings=[_finding(f) for f in found.findings],
+                    xml=command.data if self._policy.store_documents else None,
+                ),
                 outcome=REJECTED_OUTCOME if reason else BOOKED,
                 actor=audit.current_actor(),
                 traceparent=current_traceparent(),
@@ -264,24 +280,35 @@ class FiscalService:
         transactions never wait on each other in a cycle; a second copy of a key
         in the batch sees what the first did."""
         mutations = []
+        written: dict[tuple[str, str], StoredDocument] = {}
         async with self._engine.begin() as conn:
+            # The transaction's time: what now() wrote as each document's updated_at.
+            written_at = (await conn.execute(text("SELECT now()"))).scalar_one()
             for item in sorted(batch, key=lambda b: (b.merchant_id, b.access_key)):
                 merchant, key = item.merchant_id, item.access_key
-                await store.claim_key(conn, merchant, key, str(item.values["document_type"]))
-                current = await store.lock_document(conn, merchant, key)
-                assert current is not None  # claim_key made it
-                if current.status != REJECTED:
-                    continue  # booked (or cancelled) already: a replay
-                await store.save_document(conn, merchant, key, **item.values)
+                ref = (merchant, key)
+                fresh = ref not in written and await store.insert_document(
+                    conn, merchant, key, item.values
+                )
+                if not fresh:
+                    current = await store.lock_document(conn, merchant, key)
+                    if current is None or current.status != REJECTED:
+                        continue  # booked (or cancelled) already: a replay
+                    await store.save_document(conn, merchant, key, **item.values)
                 await store.add_postings(conn, merchant, key, item.planned, item.traceparent)
                 mutations.append(
                     audit.Mutation(merchant, f"nfe:{key}", [], item.outcome, item.actor)
                 )
+                written[ref] = _as_written(item, written_at)
             if any(item.planned for item in batch):
                 await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-            found = [await store.get_document(conn, i.merchant_id, i.access_key) for i in batch]
+            found = [
+                written.get((i.merchant_id, i.access_key))
+                or await store.get_document(conn, i.merchant_id, i.access_key)
+                for i in batch
+            ]
             await audit.append(conn, mutations)
-        return [document for document in found if document is not None]  # claim_key made each
+        return [document for document in found if document is not None]  # written or read
 
     async def _cancel(self, command: ProcessCommand, found: Inspection) -> StoredDocument:
         try:
@@ -345,6 +372,39 @@ class FiscalService:
             result = await store.get_document(conn, merchant, key)
         assert result is not None
         return result
+
+
+def _as_written(item: _Booking, written_at: datetime) -> StoredDocument:
+    """What the booking wrote, without reading it back: its entries wait for delivery."""
+    values = item.values
+    return StoredDocument(
+        merchant_id=item.merchant_id,
+        access_key=item.access_key,
+        document_type=values["document_type"],
+        status=values["status"],
+        reason=values["reason"],
+        kind=booking.Kind(values["kind"]),
+        total_cents=values["total_cents"],
+        issued_at=values["issued_at"],
+        issuer_document=values["issuer_document"],
+        authorization_protocol=values["authorization_protocol"],
+        findings=values["findings"],
+        updated_at=written_at,
+        entries=[
+            store.StoredEntry(
+                installment=p.installment,
+                reversal=False,
+                kind=p.kind,
+                amount_cents=p.amount_cents,
+                value_date=p.value_date,
+                request_id=p.request_id,
+                state=store.PENDING,
+                lancamento_id=None,
+                parked_reason="",
+            )
+            for p in item.planned
+        ],
+    )
 
 
 def _type_of_key(key: str) -> str:
