@@ -132,3 +132,43 @@ async def test_a_large_invoice_passes_and_an_oversized_one_is_413(gateway: Local
     assert reply.status == 200 and reply.body["valid"] is True, reply.status
     reply = await _post(gateway, "validate", invoice(SIGNER) + b" " * (6 << 20))
     assert reply.status == 413, (reply.status, reply.body)
+
+
+PROCESS = "/fiscal.v1.FiscalService/ProcessDocument"
+CREATE = "/lancamentos.v1.LancamentosService/CreateLancamento"
+
+
+def _has(trace: dict[str, Any], service: str, name: str | None = None) -> bool:
+    return any(
+        s["service"].startswith(service) and (name is None or s["name"] == name)
+        for s in [*trace["spans"], *trace["linked"]]
+    )
+
+
+async def test_one_processed_invoice_is_one_trace_into_lancamentos(
+    gateway: LocalStack, merchant: str
+) -> None:
+    """The request, fiscal's outbox delivery it causes, fiscal's egress sidecar and
+    lancamentos' create: one trace, as for a create's way into consolidado."""
+    query = f"?merchant_id={merchant}&merchant_document={ISSUER}"
+    reply = await _post(gateway, "process", invoice(SIGNER, number=77), query)
+    assert reply.status == 200, reply.body
+    trace_id = reply.headers["x-trace-id"]
+    wanted = [
+        ("gateway", None),
+        ("inbound-fiscal", None),
+        ("fiscal", PROCESS),
+        ("fiscal", "outbox deliver"),
+        ("egress-fiscal", None),
+        ("inbound-lancamentos", None),
+        ("lancamentos", CREATE),
+    ]
+    assert gateway.traces is not None
+    deadline = time.monotonic() + 15
+    while True:
+        trace = gateway.traces.store.trace(trace_id)
+        missing = [w for w in wanted if trace is None or not _has(trace, *w)]
+        if not missing:
+            break
+        assert time.monotonic() < deadline, (missing, trace)
+        await asyncio.sleep(0.2)
