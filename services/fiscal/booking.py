@@ -20,6 +20,7 @@ from enum import IntEnum
 from zoneinfo import ZoneInfo
 
 from services.domain.errors import FieldViolation, InvalidArgument
+from services.domain.rules import MAX_AMOUNT_CENTS, MAX_YEAR, MIN_YEAR
 from services.fiscal.events import Cancellation
 from services.fiscal.summary import Summary
 
@@ -121,6 +122,18 @@ def postings(summary: Summary, role: str, zone: ZoneInfo) -> list[Posting]:
         ]
     # lancamentos books positive amounts only; a zero installment moves nothing.
     return [p for p in found if p.amount_cents > 0]
+
+
+def unbookable(planned: list[Posting]) -> str:
+    """Why lancamentos would refuse one of the entries for good; "" when it takes
+    them all. Said at once, rather than found out later as a parked entry."""
+    for posting in planned:
+        name = f"installment {posting.installment}" if posting.installment else "the vNF"
+        if posting.amount_cents > MAX_AMOUNT_CENTS:
+            return f"{name} is over R$ 10 bi, the most one ledger entry may hold"
+        if not MIN_YEAR <= posting.value_date.year <= MAX_YEAR:
+            return f"{name} falls due in {posting.value_date.year}, outside {MIN_YEAR}-{MAX_YEAR}"
+    return ""
 
 
 def reversal_of(posting: Posting, cancellation: Cancellation, zone: ZoneInfo) -> Posting:

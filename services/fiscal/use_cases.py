@@ -249,6 +249,8 @@ class FiscalService:
         elif not reason and read.protocol is not None and not read.protocol.authorized:
             reason = f"not authorized: cStat {read.protocol.status} {read.protocol.reason}".strip()
         planned = [] if reason else booking.postings(read, role, self._policy.timezone)
+        if planned and (reason := booking.unbookable(planned)):
+            planned = []
         kind = booking.kind_for(role, read.direction)
         return await self._bookings.submit(
             _Booking(

@@ -312,3 +312,45 @@ async def test_a_registered_cnpj_is_used_and_enforced(
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert "not a valid CNPJ" in field_violations(error)["document"]
+
+
+async def test_an_entry_lancamentos_cannot_hold_rejects_the_invoice_at_once(
+    fiscal: FiscalServiceAsyncStub, signer: Signer, merchant: str
+) -> None:
+    huge = [("1", "2018-08-24", "100.00"), ("2", "2018-09-24", "20000000000.00")]
+    rejected = await fiscal.ProcessDocument(
+        process_request(merchant, invoice(signer, installments=huge), ISSUER)
+    )
+    assert rejected.status == pb.DOCUMENT_STATUS_REJECTED and not rejected.entries
+    assert "installment 2 is over R$ 10 bi" in rejected.reason
+
+
+async def test_an_entry_lancamentos_refuses_is_parked_and_the_others_post(
+    fiscal: FiscalServiceAsyncStub,
+    ledger: LancamentosServiceAsyncStub,
+    signer: Signer,
+    merchant: str,
+) -> None:
+    """Installment 2's request_id is already taken in lancamentos by another
+    payload (ALREADY_EXISTS, for good): that entry is parked with the reason, the
+    others are delivered, and the document waits, accepted, for an operator."""
+    taken = f"nfe:{ACCESS_KEY}:2"
+    await ledger.CreateLancamento(
+        lpb.CreateLancamentoRequest(
+            merchant_id=merchant,
+            kind=lpb.KIND_CREDIT,
+            amount_cents=1,
+            value_date="2018-09-24",
+            request_id=taken,
+        )
+    )
+    await fiscal.ProcessDocument(
+        process_request(merchant, invoice(signer, installments=THREE), ISSUER)
+    )
+    settled = await _settled(fiscal, merchant)
+    states = {e.request_id: e for e in settled.entries}
+    assert states[taken].state == pb.ENTRY_STATE_PARKED
+    assert states[taken].parked_reason.startswith("ALREADY_EXISTS")
+    assert [e.state for r, e in states.items() if r != taken] == [pb.ENTRY_STATE_POSTED] * 2
+    assert settled.status == pb.DOCUMENT_STATUS_ACCEPTED
+    assert len(await _ledger(ledger, merchant)) == 3  # the taken one, and the two delivered
