@@ -1,7 +1,8 @@
 """The official XSDs (as nfelib ships them), each compiled once per process.
 
 nfelib's own helper compiles the schema on every call, which costs more than the
-validation itself; here each root's schema is compiled on first use and kept.
+validation itself; here each root's schema is compiled on first use and kept (once
+per worker thread: see `_compiled`).
 """
 
 from __future__ import annotations
@@ -35,18 +36,30 @@ class SchemaError:
     message: str
 
 
-_compiled: dict[str, etree.XMLSchema] = {}
+# One compiled schema per kind and per thread: lxml keeps a validation's errors in the
+# schema object itself, so two threads validating with one schema would read each
+# other's (a wrong verdict, another document's values in the findings).
+_compiled = threading.local()
+_SOURCES: dict[str, etree._ElementTree] = {}
 _lock = threading.Lock()
 
 
+def _source(kind: str) -> etree._ElementTree:
+    with _lock:
+        found = _SOURCES.get(kind)
+        if found is None:
+            found = _SOURCES[kind] = etree.parse(str(SCHEMA_FILES[kind]), _SCHEMA_PARSER)
+        return found
+
+
 def schema(kind: str) -> etree.XMLSchema:
-    found = _compiled.get(kind)
+    """This thread's compiled schema of `kind`, compiled on its first use."""
+    mine: dict[str, etree.XMLSchema] | None = getattr(_compiled, "schemas", None)
+    if mine is None:
+        mine = _compiled.schemas = {}
+    found = mine.get(kind)
     if found is None:
-        with _lock:
-            found = _compiled.get(kind)
-            if found is None:
-                document = etree.parse(str(SCHEMA_FILES[kind]), _SCHEMA_PARSER)
-                found = _compiled[kind] = etree.XMLSchema(document)
+        found = mine[kind] = etree.XMLSchema(_source(kind))
     return found
 
 

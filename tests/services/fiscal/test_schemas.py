@@ -4,6 +4,7 @@ reported where it is."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,30 @@ def test_one_broken_field_is_reported_at_its_path() -> None:
     assert root.getroottree().getpath(total).count("/") == error.path.count("/")
 
 
-def test_each_schema_is_compiled_once() -> None:
+def test_each_schema_is_compiled_once_per_thread() -> None:
     first = schemas.schema("NFe")
     assert schemas.schema("NFe") is first
     assert isinstance(first, etree.XMLSchema)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(schemas.schema, "NFe").result() is not first
+
+
+def test_threads_validating_at_once_each_get_their_own_errors() -> None:
+    """lxml keeps a validation's errors in the schema object: shared between the
+    worker threads, a document could read another's errors, or none."""
+    valid = [p for p in sample_paths() if p.name not in KNOWN_INVALID][:4]
+    invalid = [SAMPLES / name for name in sorted(KNOWN_INVALID)]
+    roots = [(parse(p.read_bytes()), p) for p in [*valid, *invalid]]
+    expected = {p: [e.message for e in _errors(p)] for _, p in roots}
+
+    def check(round_: int) -> list[str]:
+        wrong = []
+        for root, path in roots[round_ % len(roots) :] + roots[: round_ % len(roots)]:
+            got = [e.message for e in schemas.schema_errors(root, kind(root))]
+            if got != expected[path]:
+                wrong.append(f"{path.name}: {got}")
+        return wrong
+
+    with ThreadPoolExecutor(4) as pool:
+        wrong = [w for found in pool.map(check, range(120)) for w in found]
+    assert wrong == []
