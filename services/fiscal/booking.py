@@ -39,7 +39,7 @@ class Kind(IntEnum):
 
 @dataclass(frozen=True)
 class Posting:
-    installment: str  # nDup; "" for an invoice's single entry
+    installment: str  # nDup (its position when it has none); "" for a single entry
     reversal: bool
     kind: Kind
     amount_cents: int
@@ -52,10 +52,15 @@ def cents(amount: Decimal) -> int:
     return int((amount * 100).to_integral_value(ROUND_HALF_EVEN))
 
 
-def request_id(access_key: str, installment: str, *, reversal: bool = False) -> str:
-    """`nfe:<key>:<nDup or ->`, `:reversal` appended for a cancellation's."""
-    base = f"nfe:{access_key}:{installment or '-'}"
-    return f"{base}:reversal" if reversal else base
+REVERSAL_SUFFIX = ":reversal"
+
+
+def request_id(access_key: str, position: int | None) -> str:
+    """`nfe:<key>:<the installment's position, from 1>`, or `nfe:<key>:-` for an
+    invoice's single entry. The position, not nDup: nDup is optional in the
+    layout and nothing makes it unique, and two installments must never share
+    an idempotency key (the second would be taken for a replay of the first)."""
+    return f"nfe:{access_key}:{position if position is not None else '-'}"
 
 
 def role_of(summary: Summary, merchant_document: str) -> str:
@@ -96,15 +101,16 @@ def postings(summary: Summary, role: str, zone: ZoneInfo) -> list[Posting]:
     if summary.installments:
         found = [
             Posting(
-                installment.number,
+                number,
                 False,
                 kind,
                 cents(installment.amount),
                 installment.due,
-                f"{label} parcela {installment.number}",
-                request_id(summary.access_key, installment.number),
+                f"{label} parcela {number}"[:255],
+                request_id(summary.access_key, position),
             )
-            for installment in summary.installments
+            for position, installment in enumerate(summary.installments, start=1)
+            for number in [installment.number or str(position)]
         ]
     elif summary.payments and all(p.kind == NO_PAYMENT for p in summary.payments):
         found = []
@@ -117,7 +123,7 @@ def postings(summary: Summary, role: str, zone: ZoneInfo) -> list[Posting]:
                 cents(summary.totals.get("vNF", Decimal(0))),
                 _local_date(summary.issued_at, zone),
                 label,
-                request_id(summary.access_key, ""),
+                request_id(summary.access_key, None),
             )
         ]
     # lancamentos books positive amounts only; a zero installment moves nothing.
@@ -147,5 +153,5 @@ def reversal_of(posting: Posting, cancellation: Cancellation, zone: ZoneInfo) ->
         posting.amount_cents,
         max(posting.value_date, cancelled_on),
         f"cancelamento: {posting.description}"[:255],
-        request_id(cancellation.access_key, posting.installment, reversal=True),
+        posting.request_id + REVERSAL_SUFFIX,
     )

@@ -60,6 +60,8 @@ class LancamentosDelivery:
         return await outbox_queue.claim(driver, limit)
 
     async def _send_one(self, item: asyncpg.Record, rpc_timeout: float) -> Sent:
+        if item["reversal"] and item["reverses_lancamento_id"] is None:
+            return Sent(refusal="the entry it reverses is parked: nothing to reverse yet")
         try:
             if item["reversal"]:
                 entry = await self._stub.ReverseLancamento(

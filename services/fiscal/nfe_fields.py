@@ -26,10 +26,12 @@ def text(parent: etree._Element | None, path: str) -> str:
 
 
 def decimal(element: etree._Element | None) -> Decimal | None:
-    """The element's amount, None when it is absent or not a number."""
+    """The element's amount, None when it is absent, not a number or not finite
+    (NaN and Infinity parse, but cannot be compared; the schema reports them)."""
     if element is None or element.text is None:
         return None
     try:
-        return Decimal(element.text.strip())
+        found = Decimal(element.text.strip())
     except InvalidOperation:
         return None
+    return found if found.is_finite() else None

@@ -2,7 +2,9 @@
 
 A reversal is claimed only once the entry it reverses is in lancamentos (it
 needs that entry's id), so a cancellation that arrives while its invoice's
-entries are still pending waits for them, in order, without a special case.
+entries are still pending waits for them, in order, without a special case. One
+whose entry was parked is claimed to be parked too: there is nothing to reverse
+until an operator has dealt with the original.
 """
 
 from __future__ import annotations
@@ -23,32 +25,36 @@ SELECT p.posting_id, p.merchant_id, p.access_key, p.reversal, p.kind, p.amount_c
        original.lancamento_id AS reverses_lancamento_id
 FROM postings AS p
 LEFT JOIN postings AS original
-  ON p.reversal AND NOT original.reversal AND original.merchant_id = p.merchant_id
- AND original.access_key = p.access_key AND original.installment = p.installment
+  ON p.reversal AND original.merchant_id = p.merchant_id
+ AND original.request_id = left(p.request_id, -length(':reversal'))
 WHERE p.delivered_at IS NULL AND p.parked_at IS NULL
-  AND (NOT p.reversal OR original.lancamento_id IS NOT NULL)
+  AND (NOT p.reversal OR original.lancamento_id IS NOT NULL OR original.parked_at IS NOT NULL)
 ORDER BY p.posting_id LIMIT $1
 FOR UPDATE OF p SKIP LOCKED
 """
 
 # A document is posted once every entry it books (reversals aside) is delivered.
-# Rows are locked in key order, as bookings lock them: no cycle, no deadlock.
+# Its row is locked first, in key order as bookings lock them (no cycle), and the
+# check runs after, in its own statement: a snapshot taken once the lock is held,
+# so it sees what another dispatcher delivered of the same document meanwhile.
+_LOCK_DOCUMENTS = """
+SELECT 1 FROM documents AS d
+WHERE (d.merchant_id, d.access_key) IN (
+    SELECT merchant_id, access_key
+    FROM unnest($1::text[], $2::text[]) AS k(merchant_id, access_key))
+ORDER BY d.merchant_id COLLATE "C", d.access_key COLLATE "C"
+FOR UPDATE
+"""
 _MARK_POSTED = """
-WITH ready AS (
-    SELECT d.merchant_id, d.access_key FROM documents AS d
-    WHERE d.status = 'accepted'
-      AND (d.merchant_id, d.access_key) IN (
-          SELECT merchant_id, access_key
-          FROM unnest($1::text[], $2::text[]) AS k(merchant_id, access_key))
-      AND NOT EXISTS (
-          SELECT 1 FROM postings AS p
-          WHERE p.merchant_id = d.merchant_id AND p.access_key = d.access_key
-            AND NOT p.reversal AND p.delivered_at IS NULL)
-    ORDER BY d.merchant_id, d.access_key
-    FOR UPDATE OF d
-)
 UPDATE documents AS d SET status = 'posted', updated_at = now()
-FROM ready WHERE d.merchant_id = ready.merchant_id AND d.access_key = ready.access_key
+WHERE d.status = 'accepted'
+  AND (d.merchant_id, d.access_key) IN (
+      SELECT merchant_id, access_key
+    FROM unnest($1::text[], $2::text[]) AS k(merchant_id, access_key))
+  AND NOT EXISTS (
+      SELECT 1 FROM postings AS p
+      WHERE p.merchant_id = d.merchant_id AND p.access_key = d.access_key
+        AND NOT p.reversal AND p.delivered_at IS NULL)
 """
 
 
@@ -68,11 +74,9 @@ async def delivered(
         [item["posting_id"] for item in items],
         lancamento_ids,
     )
-    await conn.execute(
-        _MARK_POSTED,
-        [item["merchant_id"] for item in items],
-        [item["access_key"] for item in items],
-    )
+    keys = ([item["merchant_id"] for item in items], [item["access_key"] for item in items])
+    await conn.execute(_LOCK_DOCUMENTS, *keys)
+    await conn.execute(_MARK_POSTED, *keys)
 
 
 async def park(conn: asyncpg.Connection, posting_id: int, reason: str) -> None:

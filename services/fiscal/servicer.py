@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from services.fiscal.use_cases import FiscalService
 from services.platform.audit_api import list_audit_records
 
 Context = grpc.aio.ServicerContext[Any, Any]
+log = logging.getLogger(__name__)
 
 # Documents of one stream checked at once: enough to keep the worker threads busy,
 # few enough that one stream cannot take them all from the unary calls.
@@ -71,21 +73,26 @@ class FiscalServicer(pb_grpc.FiscalServiceServicer):
             yield answer
 
     async def _validate_one(self, request: pb.ValidateDocumentsRequest) -> pb.ValidationReport:
-        """A document that is no NF-e gets a report saying so; the stream goes on."""
+        """A document that is no NF-e gets a report saying so; the stream goes on.
+        So does one that fails for another reason: one document never ends a batch."""
         try:
             return report(await self._service.inspect(requests.document_bytes(request.document)))
         except InvalidArgument as error:
-            return pb.ValidationReport(
-                valid=False,
-                findings=[
-                    pb.Finding(
-                        code="caixa:document",
-                        severity=pb.SEVERITY_ERROR,
-                        path="document",
-                        message=error.message,
-                    )
-                ],
-            )
+            message = error.message
+        except Exception:
+            log.exception("validating a streamed document failed")
+            message = "this document could not be checked (the service logged why)"
+        return pb.ValidationReport(
+            valid=False,
+            findings=[
+                pb.Finding(
+                    code="caixa:document",
+                    severity=pb.SEVERITY_ERROR,
+                    path="document",
+                    message=message,
+                )
+            ],
+        )
 
     async def SummarizeDocuments(
         self, request_iterator: AsyncIterator[pb.SummarizeDocumentsRequest], context: Context
@@ -98,6 +105,11 @@ class FiscalServicer(pb_grpc.FiscalServiceServicer):
     ) -> pb.SummarizeDocumentsResponse:
         try:
             read = await self._service.summarize(requests.document_bytes(request.document))
+            return pb.SummarizeDocumentsResponse(summary=summary_message(read))
         except InvalidArgument as error:
             return pb.SummarizeDocumentsResponse(error=error.message)
-        return pb.SummarizeDocumentsResponse(summary=summary_message(read))
+        except Exception:
+            log.exception("summarizing a streamed document failed")
+            return pb.SummarizeDocumentsResponse(
+                error="this document could not be summarized (the service logged why)"
+            )

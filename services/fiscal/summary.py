@@ -96,11 +96,18 @@ class Summary:
     protocol: Protocol | None
 
 
+# The layout's amounts have at most 13 integer digits (TDec_1302): more is no amount.
+_MAX_AMOUNT = Decimal(10) ** 13
+
+
 def _amount(text: str) -> Decimal:
     try:
-        return Decimal(text) if text else Decimal(0)
+        found = Decimal(text) if text else Decimal(0)
     except InvalidOperation:
         raise SummaryError(f"{text!r} is not an amount") from None
+    if not found.is_finite() or abs(found) >= _MAX_AMOUNT:
+        raise SummaryError(f"{text!r} is not an amount of the layout (13 digits at most)")
+    return found
 
 
 def _party(element: etree._Element | None, name_path: str, uf_path: str) -> Party | None:
@@ -123,17 +130,21 @@ def _decimals(element: etree._Element | None, prefix: str = "") -> dict[str, Dec
             found.update(_decimals(child, name + "/"))
         elif child.text:
             try:
-                found[name] = Decimal(child.text.strip())
-            except InvalidOperation:
-                continue
+                found[name] = _amount(child.text.strip())
+            except SummaryError:
+                continue  # not a total the summary can carry; the schema says why
     return found
 
 
 def _datetime(text: str) -> datetime | None:
+    """A date-time of the layout (with its UTC offset, 1970 to 2199), else None."""
     try:
-        return datetime.fromisoformat(text) if text else None
+        found = datetime.fromisoformat(text) if text else None
     except ValueError:
         return None
+    if found is None or found.tzinfo is None or not 1970 <= found.year <= 2199:
+        return None
+    return found
 
 
 def summarize(root: etree._Element) -> Summary:
@@ -143,7 +154,9 @@ def summarize(root: etree._Element) -> Summary:
     ide = info.find(f"{N}ide")
     issued = _datetime(text(ide, "dhEmi"))
     if ide is None or issued is None:
-        raise SummaryError("the document has no ide/dhEmi date-time")
+        raise SummaryError(
+            "the document has no ide/dhEmi date-time with its UTC offset, 1970 to 2199"
+        )
     issuer = _party(info.find(f"{N}emit"), "xNome", "enderEmit/UF")
     if issuer is None:
         raise SummaryError("the document has no emit")

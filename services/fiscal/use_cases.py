@@ -10,6 +10,7 @@ the audit trail's lock and the WAL flush are paid once per batch, not per invoic
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.domain.errors import (
     FailedPrecondition,
@@ -36,6 +37,8 @@ from services.fiscal.xml_input import Limits, XmlRejected
 from services.platform import audit
 from services.platform.group_commit import GroupCommitter
 from services.platform.trace_context import current_traceparent
+
+log = logging.getLogger(__name__)
 
 ACCEPTED = "accepted"
 POSTED = "posted"
@@ -162,8 +165,13 @@ class FiscalService:
             raise _document_field(error) from None
 
     async def get(self, merchant_id: str, access_key: str) -> StoredDocument:
+        # One snapshot for the document and its entries: read apart, a delivery
+        # committing in between would show entries posted under a status that
+        # still says accepted.
         async with self._engine.connect() as conn:
-            found = await store.get_document(conn, merchant_id, access_key)
+            snapshot = await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with snapshot.begin():
+                found = await store.get_document(snapshot, merchant_id, access_key)
         if found is None:
             raise NotFound(f"merchant {merchant_id!r} has no document {access_key}")
         return found
@@ -264,8 +272,9 @@ class FiscalService:
                     kind=int(kind),
                     total_cents=booking.cents(read.totals.get("vNF", Decimal(0))),
                     issued_at=read.issued_at,
-                    issuer_document=read.issuer.document,
-                    authorization_protocol=read.protocol.number if read.protocol else "",
+                    # As the columns hold them: a rejected document may say anything.
+                    issuer_document=read.issuer.document[:20],
+                    authorization_protocol=(read.protocol.number if read.protocol else "")[:20],
                     findings=[_finding(f) for f in found.findings],
                     xml=command.data if self._policy.store_documents else None,
                 ),
@@ -275,7 +284,9 @@ class FiscalService:
             )
         )
 
-    async def _flush_bookings(self, batch: Sequence[_Booking]) -> list[StoredDocument]:
+    async def _flush_bookings(
+        self, batch: Sequence[_Booking]
+    ) -> list[StoredDocument | BaseException]:
         """Books a batch of invoices in one transaction: one commit, one audit
         append (whose lock is then held for the commit alone) for all of them.
         Documents are locked in key order, as the dispatcher locks them, so two
@@ -283,34 +294,53 @@ class FiscalService:
         in the batch sees what the first did."""
         mutations = []
         written: dict[tuple[str, str], StoredDocument] = {}
+        failed: dict[tuple[str, str], BaseException] = {}
         async with self._engine.begin() as conn:
             # The transaction's time: what now() wrote as each document's updated_at.
             written_at = (await conn.execute(text("SELECT now()"))).scalar_one()
             for item in sorted(batch, key=lambda b: (b.merchant_id, b.access_key)):
-                merchant, key = item.merchant_id, item.access_key
-                ref = (merchant, key)
-                fresh = ref not in written and await store.insert_document(
-                    conn, merchant, key, item.values
-                )
-                if not fresh:
-                    current = await store.lock_document(conn, merchant, key)
-                    if current is None or current.status != REJECTED:
-                        continue  # booked (or cancelled) already: a replay
-                    await store.save_document(conn, merchant, key, **item.values)
-                await store.add_postings(conn, merchant, key, item.planned, item.traceparent)
-                mutations.append(
-                    audit.Mutation(merchant, f"nfe:{key}", [], item.outcome, item.actor)
-                )
-                written[ref] = _as_written(item, written_at)
+                ref = (item.merchant_id, item.access_key)
+                try:
+                    # One document's failure is its own, never its batch-mates'.
+                    async with conn.begin_nested():
+                        booked = await self._book_one(conn, item, ref not in written)
+                except Exception as error:
+                    log.exception("booking %s failed", item.access_key)
+                    failed[ref] = error
+                    continue
+                if booked:
+                    mutations.append(
+                        audit.Mutation(
+                            item.merchant_id, f"nfe:{item.access_key}", [], item.outcome, item.actor
+                        )
+                    )
+                    written[ref] = _as_written(item, written_at)
             if any(item.planned for item in batch):
                 await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-            found = [
-                written.get((i.merchant_id, i.access_key))
-                or await store.get_document(conn, i.merchant_id, i.access_key)
-                for i in batch
-            ]
+            found: list[StoredDocument | BaseException] = []
+            for item in batch:
+                ref = (item.merchant_id, item.access_key)
+                document = failed.get(ref) or written.get(ref)
+                if document is None:
+                    document = await store.get_document(conn, *ref)
+                assert document is not None  # written or read
+                found.append(document)
             await audit.append(conn, mutations)
-        return [document for document in found if document is not None]  # written or read
+        return found
+
+    @staticmethod
+    async def _book_one(conn: AsyncConnection, item: _Booking, first_in_batch: bool) -> bool:
+        """Writes one document and its postings; False when it was booked (or
+        cancelled) already, a replay."""
+        merchant, key = item.merchant_id, item.access_key
+        fresh = first_in_batch and await store.insert_document(conn, merchant, key, item.values)
+        if not fresh:
+            current = await store.lock_document(conn, merchant, key)
+            if current is None or current.status != REJECTED:
+                return False
+            await store.save_document(conn, merchant, key, **item.values)
+        await store.add_postings(conn, merchant, key, item.planned, item.traceparent)
+        return True
 
     async def _cancel(self, command: ProcessCommand, found: Inspection) -> StoredDocument:
         try:
@@ -345,13 +375,23 @@ class FiscalService:
                 reversals = [
                     booking.reversal_of(
                         booking.Posting(
-                            e.installment, False, e.kind, e.amount_cents, e.value_date, "", ""
+                            e.installment,
+                            False,
+                            e.kind,
+                            e.amount_cents,
+                            e.value_date,
+                            "",
+                            e.request_id,
                         ),
                         event,
                         self._policy.timezone,
                     )
                     for e in booked
                 ]
+                if refused := booking.unbookable(reversals):
+                    raise FailedPrecondition(
+                        f"the cancellation of {key} cannot be applied: {refused}"
+                    )
                 await store.save_document(
                     conn,
                     merchant,

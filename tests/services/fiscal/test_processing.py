@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from services.fiscal.app import FiscalApp
 from services.platform.outbox.dispatcher import OutboxDispatcher
-from tests.support.fiscal import process_request
+from tests.support.fiscal import process_request, xml
 from tests.support.grpc_errors import expect_error, field_violations
 from tests.support.tcp_proxy import TcpProxy
 from tooling.fiscal_documents import (
@@ -354,3 +355,64 @@ async def test_an_entry_lancamentos_refuses_is_parked_and_the_others_post(
     assert [e.state for r, e in states.items() if r != taken] == [pb.ENTRY_STATE_POSTED] * 2
     assert settled.status == pb.DOCUMENT_STATUS_ACCEPTED
     assert len(await _ledger(ledger, merchant)) == 3  # the taken one, and the two delivered
+    # Cancelled: the parked entry's reversal has nothing to reverse, so it is parked
+    # too; the two others are reversed.
+    await fiscal.ProcessDocument(process_request(merchant, cancellation(signer), ISSUER))
+    after = await _settled(fiscal, merchant)
+    reversals = {e.request_id: e for e in after.entries if e.reversal}
+    assert reversals[f"{taken}:reversal"].state == pb.ENTRY_STATE_PARKED
+    assert "nothing to reverse" in reversals[f"{taken}:reversal"].parked_reason
+    others = [e.state for r, e in reversals.items() if r != f"{taken}:reversal"]
+    assert others == [pb.ENTRY_STATE_POSTED] * 2
+
+
+async def test_installments_sharing_an_ndup_are_each_booked(
+    fiscal: FiscalServiceAsyncStub,
+    ledger: LancamentosServiceAsyncStub,
+    signer: Signer,
+    merchant: str,
+) -> None:
+    """nDup is optional and nothing makes it unique: keys come from the position."""
+    twins = [("001", "2018-08-24", "100.00"), ("001", "2018-09-24", "247.28")]
+    booked = await fiscal.ProcessDocument(
+        process_request(merchant, invoice(signer, installments=twins), ISSUER)
+    )
+    assert [e.request_id for e in booked.entries] == [f"nfe:{ACCESS_KEY}:{n}" for n in "12"]
+    await _settled(fiscal, merchant)
+    entries = await _ledger(ledger, merchant)
+    assert [e.amount_cents for e in entries] == [10000, 24728]
+
+
+async def test_a_hostile_protocol_is_rejected_alone_in_its_batch(
+    fiscal: FiscalServiceAsyncStub, signer: Signer, merchant: str
+) -> None:
+    """The protocol lies outside the signature: anyone can make it say anything.
+    Stored as rejected; a good invoice booked in the same group commit is not hurt."""
+    hostile = invoice(signer).replace(b"<nProt>135180527657478<", b"<nProt>" + b"9" * 25 + b"<")
+    other = f"{merchant}-b"
+    bad, good = await asyncio.gather(
+        fiscal.ProcessDocument(process_request(merchant, hostile, ISSUER)),
+        fiscal.ProcessDocument(process_request(other, invoice(signer), ISSUER)),
+    )
+    assert bad.status == pb.DOCUMENT_STATUS_REJECTED and "xsd" in bad.reason
+    assert good.status in (pb.DOCUMENT_STATUS_ACCEPTED, pb.DOCUMENT_STATUS_POSTED)
+
+
+async def test_amounts_that_are_no_numbers_are_findings_not_failures(
+    fiscal: FiscalServiceAsyncStub, signer: Signer, merchant: str
+) -> None:
+    nan = invoice(signer).replace(b"<vNF>347.28</vNF>", b"<vNF>NaN</vNF>")
+    report = await fiscal.ValidateDocument(pb.ValidateDocumentRequest(document=xml(nan)))
+    assert not report.valid and "xsd" in {f.code for f in report.findings}
+    rejected = await fiscal.ProcessDocument(process_request(merchant, nan, ISSUER))
+    assert rejected.status == pb.DOCUMENT_STATUS_REJECTED
+    huge = invoice(signer).replace(b"<vNF>347.28</vNF>", b"<vNF>" + b"9" * 20 + b"</vNF>")
+
+    async def requests() -> AsyncIterator[pb.SummarizeDocumentsRequest]:
+        for data in (huge, invoice(signer)):
+            yield pb.SummarizeDocumentsRequest(document=xml(data))
+
+    answers = [a async for a in fiscal.SummarizeDocuments(requests())]
+    assert [a.WhichOneof("result") for a in answers] == ["summary", "summary"]
+    assert "vNF" not in answers[0].summary.totals_cents  # no amount of the layout
+    assert answers[1].summary.totals_cents["vNF"] == 34728
