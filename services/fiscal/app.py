@@ -10,7 +10,7 @@ from fiscal.v1 import fiscal_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.fiscal.access_rules import RULES
-from services.fiscal.delivery import lancamentos_dispatcher
+from services.fiscal.delivery import LancamentosDelivery
 from services.fiscal.servicer import FiscalServicer
 from services.fiscal.settings import FiscalSettings
 from services.fiscal.store import NOTIFY_CHANNEL
@@ -20,6 +20,7 @@ from services.platform import database
 from services.platform.grpc_server import GrpcServer, Registrar
 from services.platform.guard import guard_of
 from services.platform.migrations import SchemaCheck
+from services.platform.outbox.dispatcher import OutboxDispatcher
 from services.platform.outbox.notifier import CommitNotifier
 from services.platform.tracing import configure_tracing
 
@@ -63,7 +64,13 @@ class FiscalApp:
             tracing=self.tracing,
         )
         self.dispatcher = (
-            lancamentos_dispatcher(self.engine, self.notifier, settings, tracing=self.tracing)
+            OutboxDispatcher(
+                self.engine,
+                self.notifier,
+                LancamentosDelivery(settings, self.tracing),
+                settings,
+                tracing=self.tracing,
+            )
             if dispatch
             else None
         )

@@ -12,7 +12,6 @@ the dispatcher retries it with backoff.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -20,18 +19,16 @@ import asyncpg
 import grpc
 from lancamentos.v1 import lancamentos_pb2 as lpb
 from lancamentos.v1 import lancamentos_pb2_grpc as lpb_grpc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.fiscal import outbox_queue
 from services.fiscal.settings import FiscalSettings
 from services.platform.outbox.dispatcher import (
     Backlog,
-    OutboxDispatcher,
     Sent,
     delivery_channel,
     describe,
 )
-from services.platform.outbox.notifier import CommitNotifier
 from services.platform.tracing import Tracing
 
 # lancamentos would answer these again: park, don't retry. ALREADY_EXISTS is a
@@ -118,16 +115,3 @@ class LancamentosDelivery:
 
     async def close(self) -> None:
         await self._channel.close(None)
-
-
-def lancamentos_dispatcher(
-    engine: AsyncEngine,
-    notifier: CommitNotifier,
-    settings: FiscalSettings,
-    *,
-    rng: random.Random | None = None,
-    tracing: Tracing | None = None,
-) -> OutboxDispatcher:
-    tracing = tracing or Tracing(None)
-    delivery = LancamentosDelivery(settings, tracing)
-    return OutboxDispatcher(engine, notifier, delivery, settings, rng=rng, tracing=tracing)

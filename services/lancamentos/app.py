@@ -9,7 +9,7 @@ from lancamentos.v1 import lancamentos_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.lancamentos.access_rules import RULES
-from services.lancamentos.outbox.delivery import consolidado_dispatcher
+from services.lancamentos.outbox.delivery import ConsolidadoDelivery
 from services.lancamentos.servicer import LancamentosServicer
 from services.lancamentos.settings import LancamentosSettings
 from services.lancamentos.store import NOTIFY_CHANNEL
@@ -18,6 +18,7 @@ from services.platform import database
 from services.platform.grpc_server import GrpcServer, Registrar
 from services.platform.guard import guard_of
 from services.platform.migrations import SchemaCheck
+from services.platform.outbox.dispatcher import OutboxDispatcher
 from services.platform.outbox.notifier import CommitNotifier
 from services.platform.tracing import configure_tracing
 
@@ -62,7 +63,13 @@ class LancamentosApp:
             tracing=self.tracing,
         )
         self.dispatcher = (
-            consolidado_dispatcher(self.engine, self.notifier, settings, tracing=self.tracing)
+            OutboxDispatcher(
+                self.engine,
+                self.notifier,
+                ConsolidadoDelivery(settings, self.tracing),
+                settings,
+                tracing=self.tracing,
+            )
             if dispatch
             else None
         )

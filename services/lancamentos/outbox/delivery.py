@@ -9,26 +9,23 @@ the dispatcher (services.platform.outbox) retries with backoff.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 import asyncpg
 import grpc
 from consolidado.v1 import consolidado_pb2 as cpb
 from consolidado.v1 import consolidado_pb2_grpc as cpb_grpc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.lancamentos import outbox_queue
 from services.lancamentos.conversions import record_to_proto
 from services.lancamentos.settings import LancamentosSettings
 from services.platform.outbox.dispatcher import (
     Backlog,
-    OutboxDispatcher,
     Sent,
     delivery_channel,
     describe,
 )
-from services.platform.outbox.notifier import CommitNotifier
 from services.platform.tracing import Tracing
 
 REFUSALS = frozenset(
@@ -88,16 +85,3 @@ class ConsolidadoDelivery:
 
     async def close(self) -> None:
         await self._channel.close(None)
-
-
-def consolidado_dispatcher(
-    engine: AsyncEngine,
-    notifier: CommitNotifier,
-    settings: LancamentosSettings,
-    *,
-    rng: random.Random | None = None,
-    tracing: Tracing | None = None,
-) -> OutboxDispatcher:
-    tracing = tracing or Tracing(None)
-    delivery = ConsolidadoDelivery(settings, tracing)
-    return OutboxDispatcher(engine, notifier, delivery, settings, rng=rng, tracing=tracing)
