@@ -10,9 +10,10 @@ waits is never stalled).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
+
+from services.platform.tasks import cancel_and_wait
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,9 +43,7 @@ async def in_order(
             yield result
         await reader  # a failed read fails the stream
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        await cancel_and_wait(reader)
         while not started.empty():
             left = started.get_nowait()
             if left is not None:

@@ -4,7 +4,6 @@ mapping, readiness probing and graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from services.platform import rpc_metrics
 from services.platform.error_mapping import ErrorMappingInterceptor
 from services.platform.guard import Guard
+from services.platform.tasks import cancel_and_wait
 from services.platform.tracing import Tracing
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,8 @@ class GrpcServer:
             await self._set_serving(True)
             return
         try:
-            await asyncio.wait_for(self._probe(), timeout=self._probe_interval * 2)
+            async with asyncio.timeout(self._probe_interval * 2):
+                await self._probe()
         except Exception as exc:
             log.warning("readiness probe failed: %s", exc)
             await self._set_serving(False)
@@ -132,9 +133,7 @@ class GrpcServer:
     async def stop(self, grace: float) -> None:
         """Reports NOT_SERVING, refuses new RPCs and lets in-flight ones finish."""
         if self._probe_task is not None:
-            self._probe_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
+            await cancel_and_wait(self._probe_task)
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
         log.info("gRPC server stopped", extra={"address": self.address})

@@ -33,6 +33,7 @@ from services.platform.outbox.backoff import full_jitter_delay
 from services.platform.outbox.notifier import CommitNotifier
 from services.platform.outbox.settings import OutboxSettings
 from services.platform.settings import ServiceSettings
+from services.platform.tasks import cancel_and_wait
 from services.platform.tracing import Tracing
 from services.platform.workload_identity import identity_interceptors
 
@@ -246,7 +247,8 @@ class OutboxDispatcher:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     async def stop(self, drain_seconds: float) -> None:
         """Stops the loop, then keeps delivering for up to `drain_seconds`
@@ -255,9 +257,7 @@ class OutboxDispatcher:
         self._stopping.set()
         for task in (self._task, self._observer):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
         deadline = time.monotonic() + drain_seconds
         while time.monotonic() < deadline:
             try:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.platform.database import asyncpg_dsn
+from services.platform.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +33,15 @@ class CommitNotifier:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def wait(self, poll_seconds: float) -> None:
         """Returns on the next notification, or after `poll_seconds` (the fallback)."""
         async with self._changed:
             seen = self._generation
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._generation != seen), poll_seconds
-                )
+                async with asyncio.timeout(poll_seconds):
+                    await self._changed.wait_for(lambda: self._generation != seen)
 
     async def _bump(self) -> None:
         async with self._changed:
