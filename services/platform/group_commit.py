@@ -13,6 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from services.domain.errors import Unavailable
+from services.platform.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -35,15 +38,19 @@ class GroupCommitter(Generic[T, R]):
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
-    async def stop(self) -> None:
-        """Flushes what is queued, then stops."""
+    async def stop(self, within: float = 10.0) -> None:
+        """Flushes what is queued, for up to `within` seconds, then stops. A
+        caller whose item was not committed by then gets Unavailable: nothing
+        of it was acknowledged, and its retry (same request id) is safe."""
         if self._task is None:
             return
-        await self._idle.wait()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._idle.wait()
+        await cancel_and_wait(self._task)
         self._task = None
+        _fail(self._pending, Unavailable("the service stopped before this write; retry it"))
+        self._pending.clear()
 
     async def submit(self, item: T) -> R:
         if self._task is None:
@@ -66,12 +73,20 @@ class GroupCommitter(Generic[T, R]):
             self._idle.set()
 
     async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        # Whatever goes wrong is this batch's alone: the loop must go on, or
+        # every later caller waits forever and `stop` with them.
         try:
             outcomes = await self._flush([item for item, _ in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"flush gave {len(outcomes)} outcomes for {len(batch)} items")
+        except asyncio.CancelledError:
+            _fail(batch, Unavailable("the write was interrupted; retry it"))
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # `stop` cancelled the loop
+            return  # something the flush awaited was cancelled, not the loop
         except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(batch, exc)
             return
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
@@ -80,3 +95,9 @@ class GroupCommitter(Generic[T, R]):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[R]]], error: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
