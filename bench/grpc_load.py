@@ -1,6 +1,8 @@
 """`python -m bench.grpc_load`: a closed-loop CreateLancamento load with a
-distinct request_id per request, which h2load cannot send (it repeats one
-body, so every request after the first would be a replay).
+distinct request_id per request, or (`--call balance`) GetDailyBalance reads
+of a distinct merchant and day per request, which h2load cannot send (it
+repeats one body, so every create after the first would be a replay and
+every read after the first a cache hit).
 
 Bounded by both `--seconds` and `--max-requests`, loopback targets only.
 After connecting and an optional warm-up it prints `ready` and waits for a
@@ -25,9 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from consolidado.v1 import consolidado_pb2 as cpb
 from lancamentos.v1 import lancamentos_pb2 as lpb
 
 CREATE = "/lancamentos.v1.LancamentosService/CreateLancamento"
+BALANCE = "/consolidado.v1.ConsolidadoService/GetDailyBalance"
+# Steps through every (merchant, day) once before any repeats: a prime that
+# divides no bench's merchants x days.
+KEY_STEP = 7919
 FIRST_DAY = date(2025, 1, 1)
 CALL_TIMEOUT = 10.0
 
@@ -53,6 +60,14 @@ def body(prefix: str, i: int, merchants: int, days: int) -> bytes:
     ).SerializeToString()
 
 
+def balance_body(i: int, merchants: int, days: int) -> bytes:
+    key = (i * KEY_STEP) % (merchants * days)
+    return cpb.GetDailyBalanceRequest(
+        merchant_id=f"m{key // days}",
+        date=(FIRST_DAY + timedelta(days=key % days)).isoformat(),
+    ).SerializeToString()
+
+
 async def load(
     call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
     args: argparse.Namespace,
@@ -70,7 +85,11 @@ async def load(
         for i in numbers:
             if time.perf_counter() >= deadline:
                 return
-            request = body(prefix, i, args.merchants, args.days)
+            request = (
+                balance_body(i, args.merchants, args.days)
+                if args.call == "balance"
+                else body(prefix, i, args.merchants, args.days)
+            )
             sent = time.perf_counter()
             try:
                 await call(request, timeout=CALL_TIMEOUT)
@@ -86,7 +105,8 @@ async def load(
 async def main(args: argparse.Namespace) -> tuple[list[float], dict[str, Any]]:
     async with grpc.aio.insecure_channel(loopback(args.target)) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=10)
-        call = channel.unary_unary(CREATE, request_serializer=None, response_deserializer=None)
+        method = BALANCE if args.call == "balance" else CREATE
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         if args.warmup > 0:
             await load(call, args, prefix=f"warm.{args.prefix}", seconds=args.warmup)
         print("ready", flush=True)
@@ -106,7 +126,8 @@ def _cpu_seconds() -> float:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", required=True, help="host:port of lancamentos (loopback)")
-    parser.add_argument("--prefix", required=True, help="request_ids are <prefix>.<n>")
+    parser.add_argument("--call", choices=["create", "balance"], default="create")
+    parser.add_argument("--prefix", required=True, help="create: request_ids are <prefix>.<n>")
     parser.add_argument("--latencies", required=True, type=Path)
     parser.add_argument("--in-flight", type=int, default=16)
     parser.add_argument("--seconds", type=float, required=True)

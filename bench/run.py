@@ -3,7 +3,8 @@ stack, runs every scenario with native load generators, then write scaling
 (1 vs 2 lancamentos processes, without the stack), writes
 bench/results/<date>-<scale>.json (or <date>-<scenario>.json) and prints a
 Markdown table. `--only` runs write-scaling, audit-cost, fiscal (its documents
-per second) or a twin's cost (auth-cost, tracing-cost, mtls-cost) alone."""
+per second), side-by-side (Caixa beside a FastAPI baseline) or a twin's cost
+(auth-cost, tracing-cost, mtls-cost) alone."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import fiscal, scenarios
+from bench import fiscal, scenarios, side_by_side
 from bench.audit_cost import audit_cost
+from bench.baseline.server import Baseline
 from bench.rest_check import rest_check_cost
 from bench.stack import Stack, sql_scalar
 from bench.twin_cost import auth_cost, mtls_cost, tracing_cost
@@ -84,6 +86,8 @@ def run(
                 rows += _fiscal_alone(scale, sources, postgres.url, workdir)
             elif only is None:
                 rows += _stack_scenarios(scale, sources, postgres.url, workdir)
+            if only in (None, "side-by-side"):
+                rows += _side_by_side(scale, sources, postgres.url, workdir)
             if only in (None, "audit-cost"):
                 rows.append(
                     audit_cost(
@@ -172,6 +176,26 @@ def _fiscal_alone(
         redis.stop()
 
 
+def _side_by_side(
+    scale: scenarios.Scale, sources: MeshSources, postgres_url: str, workdir: Path
+) -> list[dict[str, Any]]:
+    """On a stack and a baseline of their own, seeded alike."""
+    redis = ensure_redis(os.environ.get("REDIS_URL"), workdir / "redis-sbs")
+    stack = Stack(postgres_url, redis.url, workdir / "sbs-stack", sources)
+    baseline = Baseline(postgres_url, workdir / "sbs-baseline", stack.run_id)
+    try:
+        stack.start()
+        baseline.start()
+        size = side_by_side.SIZES[scale.name]
+        # The full run's flame graphs are kept beside its results.
+        flames = RESULTS / "flames" if scale.name == "full" else workdir / "flames"
+        return side_by_side.side_by_side(stack, baseline, size, workdir / "side-by-side", flames)
+    finally:
+        baseline.stop()
+        stack.stop()
+        redis.stop()
+
+
 def _stack_scenarios(
     scale: scenarios.Scale, sources: MeshSources, postgres_url: str, workdir: Path
 ) -> list[dict[str, Any]]:
@@ -229,7 +253,8 @@ def markdown(report: dict[str, Any]) -> str:
 def _markdown_row(row: dict[str, Any]) -> str:
     name = row.get("scenario", f"  · leg, {row.get('processes')} process(es)")
     rate = row.get("rps", row.get("entries_per_second", row.get("offered_rps", "")))
-    shown = {"scenario", "rps", "entries_per_second", "p50_ms", "p99_ms", "error_pct", "legs"}
+    shown = {"scenario", "rps", "entries_per_second", "p50_ms", "p99_ms", "error_pct"}
+    shown |= {"legs", "by_leg"}  # their own lines, or (side by side) their own table
     notes = {k: v for k, v in row.items() if k not in shown}
     return (
         f"| {name} | {rate} | {row.get('p50_ms', '')} | {row.get('p99_ms', '')} "
@@ -244,7 +269,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=Path("."), help="the Caixa checkout")
     parser.add_argument(
         "--only",
-        choices=["write-scaling", "audit-cost", "fiscal", *TWINS],
+        choices=["write-scaling", "audit-cost", "fiscal", "side-by-side", *TWINS],
         help="run this scenario alone (write-scaling needs no stack)",
     )
     parser.add_argument("--note", help="a remark stored in the results JSON")
@@ -261,6 +286,10 @@ def main() -> None:
         note=args.note,
     )
     print(markdown(report))
+    pairs = [r for r in report["results"] if r["scenario"].startswith("side by side")]
+    if pairs:
+        print()
+        print(side_by_side.markdown(pairs))
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ class Stack:
             **env,
             "DATABASE_URL": self.consolidado_db,
             "REDIS_URL": self.redis_url,
-            "REDIS_KEY_PREFIX": f"bench-{self.run_id}:bal",
+            "REDIS_KEY_PREFIX": self.redis_key_prefix,
         }
 
     def _database(self, prefix: str, migrations: Path) -> str:
@@ -135,6 +135,16 @@ class Stack:
         self._databases.append(name)
         upgrade(migrations, url)
         return url
+
+    @property
+    def redis_key_prefix(self) -> str:
+        """What consolidado's cached balances are keyed under."""
+        return f"bench-{self.run_id}:bal"
+
+    def process_pids(self) -> dict[str, int]:
+        """Each running process of the stack by name (gateway, sidecars, services)."""
+        assert self._supervisor is not None
+        return {p.name: p.pid for p in self._supervisor.processes}
 
     @property
     def metrics(self) -> list[str]:

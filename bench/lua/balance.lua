@@ -1,23 +1,35 @@
--- GET a random merchant's balance for a random day through the REST gateway:
--- with 1,000 merchants x 365 days nearly every request is a cache miss.
+-- GET daily balances through REST. Env: MERCHANTS, DAYS (the keys m0.. x days
+-- from 2025-01-01). By default each request reads a key not read before in this
+-- run (a walk of every key, so nearly every read is a cache miss); with MERCHANT
+-- and DAY set, every request reads that one key (warm: a cache hit).
 local merchants = tonumber(os.getenv("MERCHANTS") or "1000")
 local days = tonumber(os.getenv("DAYS") or "365")
-local thread_id = 0
+local fixed_merchant = os.getenv("MERCHANT")
+local fixed_day = tonumber(os.getenv("DAY") or "0")
+-- A prime dividing no bench's merchants x days: the walk visits every key once.
+local step = 7919
+local counter = 0
+offset = 0  -- a global: setup() sets it per thread
 
 function setup(thread)
-   thread:set("thread_id", math.random(1, 1000000))
+   thread:set("offset", math.random(0, 1000000))
 end
 
-function init(args)
-   math.randomseed(os.time() + thread_id)
+local function day_string(n)
+   local t = os.time({year = 2025, month = 1, day = 1, hour = 12}) + n * 86400
+   return os.date("!%Y-%m-%d", t)
 end
 
 function request()
-   local t = os.time({year = 2025, month = 1, day = 1, hour = 12})
-      + math.random(0, days - 1) * 86400
-   local path = string.format("/v1/merchants/m%d/daily-balances/%s",
-      math.random(0, merchants - 1), os.date("!%Y-%m-%d", t))
-   return wrk.format("GET", path)
+   local merchant, day
+   if fixed_merchant then
+      merchant, day = fixed_merchant, fixed_day
+   else
+      local key = (offset + counter * step) % (merchants * days)
+      counter = counter + 1
+      merchant, day = "m" .. math.floor(key / days), key % days
+   end
+   return wrk.format("GET", "/v1/merchants/" .. merchant .. "/daily-balances/" .. day_string(day))
 end
 
 function done(summary, latency, requests)

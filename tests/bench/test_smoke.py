@@ -29,6 +29,7 @@ def _require_tools() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
     _require_tools()
     out = tmp_path / "smoke.json"
@@ -38,7 +39,7 @@ def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
         env={**os.environ, "DATABASE_URL": pg_admin_url, "REDIS_URL": redis_url},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=480,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -61,10 +62,36 @@ def test_bench_smoke(tmp_path: Path, pg_admin_url: str, redis_url: str) -> None:
     _check_twin_cost(report, "mTLS", "mtls")
     _check_audit_cost(report)
     _check_fiscal(report)
+    _check_side_by_side(report, done.stdout)
     every = next(r for r in report["results"] if r["scenario"].startswith("tracing (100 %"))
     assert every["traces_kept"] > 0
     assert report["durability"]["synchronous_commit"] == "on"
     assert report["durability"]["fsync"] == "on"
+
+
+def _check_side_by_side(report: dict[str, Any], printed: str) -> None:
+    """Each scenario ran on all four legs, every call answered, no acknowledged
+    create missing from either database, and the table printed with its ratios.
+    (The run itself refuses to measure if the two disagree on a balance.)"""
+    rows = [r for r in report["results"] if r["scenario"].startswith("side by side")]
+    assert [r["scenario"].split(": ")[1].split(",")[0] for r in rows] == [
+        "create",
+        "warm read",
+        "cold read",
+    ]
+    for row in rows:
+        assert set(row["by_leg"]) == {"caixa_mesh", "caixa_alone", "baseline", "baseline_envoy"}
+        for name, leg in row["by_leg"].items():
+            assert leg["ok"] > 0 and leg["error_pct"] == 0, (row["scenario"], name, leg)
+            assert leg["cpu_ms_per_request"], (row["scenario"], name)
+            if row["scenario"].startswith("side by side: create"):
+                assert leg["lost"] == 0, (row["scenario"], name, leg)
+                assert leg["stored_unacknowledged"] <= 4, (row["scenario"], name, leg)
+        assert all(r["rps"] > 0 for r in row["ratios"].values()), row["ratios"]
+        # py-spy recorded Caixa's service and the baseline's while they served.
+        assert set(row["flame_graphs"]) == {"caixa_mesh", "baseline"}, row
+        assert all(f["bytes"] > 1000 for f in row["flame_graphs"].values()), row
+    assert "| mesh ÷ baseline | alone ÷ baseline |" in printed
 
 
 def _check_fiscal(report: dict[str, Any]) -> None:
