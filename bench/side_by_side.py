@@ -220,7 +220,9 @@ class _Run:
             [
                 str(Path(sys.executable).parent / "py-spy"),
                 "record",
-                "--nonblocking",
+                # Native frames too: most of a gRPC service's time is in grpc's C
+                # core and the event loop, which Python frames alone show as idle.
+                "--native",
                 "--rate",
                 "200",
                 "--duration",
