@@ -253,11 +253,13 @@ class _Run:
     def _measure(self, leg: str, scenario: str, connections: int, tag: str) -> dict[str, Any]:
         if scenario == "cold read" and leg.startswith("caixa"):
             self._forget_cached_balances()
+        sessions = self._sessions()
         cpu = CpuWindow(self.groups)
         started = time.perf_counter()
         found = self.legs[leg](scenario, connections, tag)
         wall = time.perf_counter() - started
         used = cpu.end(wall)
+        opened = {side: n - sessions[side] for side, n in self._sessions().items()}
         # CPU per request, by group: comparable whatever drove the load.
         ok = found["ok"]
         seconds = found["seconds"] or wall
@@ -271,7 +273,28 @@ class _Run:
             "rps": round(ok / seconds, 1),
             "cpu_ms_per_request": per_request,
             "machine_busy_pct": used["machine_busy_pct"],
+            # PostgreSQL backends started (each a fork): a pool that churns shows
+            # here. A create leg's own two row counts are 2 of them.
+            "pg_sessions_opened": opened,
         }
+
+    def _sessions(self) -> dict[str, int]:
+        """Sessions ever opened to each side's databases, from pg_stat_database."""
+        sides = {
+            "caixa": [self.stack.lancamentos_db, self.stack.consolidado_db],
+            "baseline": [self.baseline.database_url],
+        }
+        found = {}
+        for side, urls in sides.items():
+            names = ", ".join(f"'{url.rsplit('/', 1)[1]}'" for url in urls)
+            query = (
+                "SELECT coalesce(sum(sessions), 0)::bigint FROM pg_stat_database "
+                f"WHERE datname IN ({names})"
+            )
+            total = sql_scalar(self.stack.admin_url, query)
+            assert isinstance(total, int)
+            found[side] = total
+        return found
 
     def _caixa_mesh(self, scenario: str, connections: int, tag: str) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.stack.gateway_port}"

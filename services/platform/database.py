@@ -12,7 +12,7 @@ POOL_IN_USE = Gauge(
     "caixa_db_pool_connections_in_use", "Database connections checked out now", ["pool"]
 )
 POOL_LIMIT = Gauge(
-    "caixa_db_pool_connections_limit", "Connections the pool may open (size + overflow)", ["pool"]
+    "caixa_db_pool_connections_limit", "Connections the pool may open", ["pool"]
 )
 
 
@@ -29,11 +29,15 @@ def asyncpg_dsn(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int, pool_name: str | None = None) -> AsyncEngine:
-    """`pool_name`: export the pool's usage under that label (one per process role)."""
+    """Up to 2 x `pool_size` connections, opened as needed and then kept.
+    `pool_name`: export the pool's usage under that label (one per process role)."""
     engine = create_async_engine(
         sqlalchemy_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        # The limit is 2 x pool_size, as the chart budgets, and every connection
+        # opened is kept: an overflow connection would be closed on return, and
+        # each burst would start and end PostgreSQL backends again.
+        pool_size=2 * pool_size,
+        max_overflow=0,
         pool_timeout=5,
         # No pre-ping: a round trip per checkout costs the hot path. A
         # connection killed by a database restart fails its statement, SQLAlchemy
@@ -45,7 +49,7 @@ def create_engine(url: str, *, pool_size: int, pool_name: str | None = None) -> 
     if pool_name is not None and isinstance(pool, QueuePool):
         # Read at scrape time: no bookkeeping on the hot path.
         POOL_IN_USE.labels(pool_name).set_function(pool.checkedout)
-        POOL_LIMIT.labels(pool_name).set(2 * pool_size)
+        POOL_LIMIT.labels(pool_name).set(pool.size())
     return engine
 
 
