@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import asyncpg
 from prometheus_client import Gauge
 from sqlalchemy.engine import make_url
@@ -11,9 +14,7 @@ from sqlalchemy.pool import QueuePool
 POOL_IN_USE = Gauge(
     "caixa_db_pool_connections_in_use", "Database connections checked out now", ["pool"]
 )
-POOL_LIMIT = Gauge(
-    "caixa_db_pool_connections_limit", "Connections the pool may open", ["pool"]
-)
+POOL_LIMIT = Gauge("caixa_db_pool_connections_limit", "Connections the pool may open", ["pool"])
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -58,3 +59,19 @@ async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
     SQLAlchemy's statement layer would make CPU-bound."""
     fairy = await conn.get_raw_connection()
     return fairy.driver_connection
+
+
+@contextlib.asynccontextmanager
+async def pooled_driver(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection's asyncpg connection, for the hot paths. SQLAlchemy
+    discards a connection that dies under its own statements only: one that
+    died under the driver's is invalidated here, or it would go back to the
+    pool and fail every later caller."""
+    async with engine.connect() as conn:
+        driver = await driver_connection(conn)
+        try:
+            yield driver
+        except BaseException:
+            if driver.is_closed():
+                await conn.invalidate()
+            raise

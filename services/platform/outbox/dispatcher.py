@@ -28,7 +28,7 @@ import grpc
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.platform.database import driver_connection
+from services.platform.database import pooled_driver
 from services.platform.outbox.backoff import full_jitter_delay
 from services.platform.outbox.notifier import CommitNotifier
 from services.platform.outbox.settings import OutboxSettings
@@ -153,17 +153,15 @@ class OutboxDispatcher:
 
     async def dispatch_once(self) -> int:
         """Delivers or parks one batch; returns its size (0: nothing to send)."""
-        async with self._engine.connect() as conn:
-            driver = await driver_connection(conn)
-            async with driver.transaction():
-                items = await self._queue.claim(driver, self._settings.dispatch_batch_size)
-                if not items:
-                    return 0
-                # Each row holds the trace of the request that wrote it.
-                traces = [item["traceparent"] for item in items]
-                with self._tracing.consumer_span("outbox deliver", traces):
-                    sent = await self._queue.send(items, self._settings.dispatch_timeout_seconds)
-                await self._queue.settle(driver, items, sent)
+        async with pooled_driver(self._engine) as driver, driver.transaction():
+            items = await self._queue.claim(driver, self._settings.dispatch_batch_size)
+            if not items:
+                return 0
+            # Each row holds the trace of the request that wrote it.
+            traces = [item["traceparent"] for item in items]
+            with self._tracing.consumer_span("outbox deliver", traces):
+                sent = await self._queue.send(items, self._settings.dispatch_timeout_seconds)
+            await self._queue.settle(driver, items, sent)
         parked = [(item, s.refusal) for item, s in zip(items, sent, strict=True) if s.refusal]
         delivered = len(items) - len(parked)
         self._delivered.inc(delivered)
@@ -205,8 +203,8 @@ class OutboxDispatcher:
 
     async def _vacuum(self) -> None:
         try:
-            async with self._engine.connect() as conn:
-                await self._queue.vacuum(await driver_connection(conn))
+            async with pooled_driver(self._engine) as driver:
+                await self._queue.vacuum(driver)
         except Exception as exc:  # best effort: autovacuum remains the backstop
             log.warning("outbox vacuum failed: %s", describe(exc))
 
