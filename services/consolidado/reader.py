@@ -11,6 +11,7 @@ from services.consolidado import store
 from services.consolidado.balances import DailyBalance, dense_balances
 from services.consolidado.cache import BalanceCache
 from services.consolidado.queries import DayRange
+from services.platform.database import pooled_driver
 
 Balances = TypeVar("Balances")
 
@@ -40,17 +41,17 @@ class BalanceReader(Generic[Balances]):
         """Every day of the range; a single day is a one-day range."""
         # The version first: see services.consolidado.cache. The connection goes
         # back before Redis is asked, so a hung Redis cannot drain the pool.
-        async with self._engine.connect() as conn:
-            version = await store.balance_version(conn, query.merchant_id)
+        async with pooled_driver(self._engine) as driver:
+            version = await store.balance_version(driver, query.merchant_id)
         cached = await self._cache.lookup(query.merchant_id, version, query.start, query.end)
         if cached is not None:
             decoded = self._codec.decode(cached)
             if decoded is not None:
                 return decoded
             # Unreadable entry: recompute and overwrite it.
-        async with self._engine.connect() as conn:
+        async with pooled_driver(self._engine) as driver:
             opening, days = await store.balance_inputs(
-                conn, query.merchant_id, query.start, query.end
+                driver, query.merchant_id, query.start, query.end
             )
         response = self._codec.build(
             query.merchant_id, dense_balances(opening, days, query.start, query.end)

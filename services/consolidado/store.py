@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import asyncpg
 from sqlalchemy import TextClause, and_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.consolidado.balances import DayTotals, Opening
 from services.consolidado.drifts import DaySums
 from services.consolidado.entries import IngestEntry
-from services.consolidado.tables import balance_versions, daily_totals
+from services.consolidado.tables import daily_totals
 
 
 @dataclass(frozen=True)
@@ -110,17 +111,14 @@ async def apply_entries(
     return int(row.applied), frozenset(row.merchants)
 
 
-async def balance_version(conn: AsyncConnection, merchant_id: str) -> int:
-    """The merchant's balance version: 0 before anything was applied to it."""
-    found = await conn.execute(
-        select(balance_versions.c.version).where(balance_versions.c.merchant_id == merchant_id)
-    )
-    return int(found.scalar_one_or_none() or 0)
-
+# The read path's two queries run on the driver connection: one prepared
+# statement each and no transaction, where SQLAlchemy's statement layer wrapped
+# each in BEGIN and ROLLBACK (three round trips) and rebuilt it per call. A
+# single statement reads one snapshot either way.
+_BALANCE_VERSION = "SELECT version FROM balance_versions WHERE merchant_id = $1"
 
 # The opening aggregate (value_date NULL) and the stored days of the range.
-_BALANCE_INPUTS = text(
-    """
+_BALANCE_INPUTS = """
 SELECT NULL::date AS value_date,
     coalesce(sum(credits_cents - debits_cents), 0) AS opening_cents,
     NULL::bigint AS credits_cents,
@@ -128,39 +126,38 @@ SELECT NULL::date AS value_date,
     NULL::bigint AS lancamentos_count,
     max(as_of) AS as_of
 FROM daily_totals
-WHERE merchant_id = :merchant_id AND value_date < :start
+WHERE merchant_id = $1 AND value_date < $2
 UNION ALL
 SELECT value_date, NULL, credits_cents, debits_cents, lancamentos_count, as_of
 FROM daily_totals
-WHERE merchant_id = :merchant_id AND value_date BETWEEN :start AND :end
+WHERE merchant_id = $1 AND value_date BETWEEN $2 AND $3
 """
-)
+
+
+async def balance_version(driver: asyncpg.Connection, merchant_id: str) -> int:
+    """The merchant's balance version: 0 before anything was applied to it."""
+    return int(await driver.fetchval(_BALANCE_VERSION, merchant_id) or 0)
 
 
 async def balance_inputs(
-    conn: AsyncConnection, merchant_id: str, start: date, end: date
+    driver: asyncpg.Connection, merchant_id: str, start: date, end: date
 ) -> tuple[Opening, list[DayTotals]]:
     """The opening aggregate before `start` and the stored days in range, read in
     one statement so both come from the same snapshot."""
-    rows = (
-        await conn.execute(
-            _BALANCE_INPUTS, {"merchant_id": merchant_id, "start": start, "end": end}
-        )
-    ).all()
     opening = Opening()
     days: list[DayTotals] = []
-    for row in rows:
-        if row.value_date is None:
+    for row in await driver.fetch(_BALANCE_INPUTS, merchant_id, start, end):
+        if row["value_date"] is None:
             # A sum comes back as numeric (Decimal).
-            opening = Opening(int(row.opening_cents), row.as_of)
+            opening = Opening(int(row["opening_cents"]), row["as_of"])
         else:
             days.append(
                 DayTotals(
-                    row.value_date,
-                    row.credits_cents,
-                    row.debits_cents,
-                    row.lancamentos_count,
-                    row.as_of,
+                    row["value_date"],
+                    row["credits_cents"],
+                    row["debits_cents"],
+                    row["lancamentos_count"],
+                    row["as_of"],
                 )
             )
     days.sort(key=lambda d: d.day)
