@@ -77,10 +77,10 @@ def seed_import(stack: Stack, scale: Scale, workdir: Path) -> dict[str, Any]:
                 )
             )
             if len(rows) == scale.rows_per_import:
-                bodies.append(_import_body(workdir / f"import-{len(bodies)}.bin", rows))
+                bodies.append(import_body(workdir / f"import-{len(bodies)}.bin", rows))
                 rows = []
     if rows:
-        bodies.append(_import_body(workdir / f"import-{len(bodies)}.bin", rows))
+        bodies.append(import_body(workdir / f"import-{len(bodies)}.bin", rows))
     url = f"http://{stack.lancamentos.address}{IMPORT}"
     total = scale.merchants * scale.days
 
@@ -110,7 +110,7 @@ def seed_import(stack: Stack, scale: Scale, workdir: Path) -> dict[str, Any]:
     )
 
 
-def _import_body(path: Path, rows: list[lpb.CreateLancamentoRequest]) -> Path:
+def import_body(path: Path, rows: list[lpb.CreateLancamentoRequest]) -> Path:
     """One ImportLancamentos call: its rows in stream messages of 500, as the client sends."""
     messages = [
         lpb.ImportLancamentosRequest(lancamentos=rows[i : i + 500])

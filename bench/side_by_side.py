@@ -35,7 +35,7 @@ from bench import h2load, metrics, wrk
 from bench.baseline.server import Baseline, Row
 from bench.cpu import CpuWindow
 from bench.grpc_bodies import write_body
-from bench.scenarios import BALANCE, CREATE, FIRST_DAY, drain_outbox, error_pct
+from bench.scenarios import BALANCE, CREATE, FIRST_DAY, drain_outbox, error_pct, import_body
 from bench.stack import Stack, sql_scalar
 from bench.stats import summarize
 
@@ -108,12 +108,7 @@ def _seed_caixa(stack: Stack, rows: list[Row], workdir: Path) -> None:
     ]
     url = f"http://{stack.lancamentos.address}/lancamentos.v1.LancamentosService/ImportLancamentos"
     for n, start in enumerate(range(0, len(requests), 5000)):
-        chunk = requests[start : start + 5000]
-        messages = [
-            lpb.ImportLancamentosRequest(lancamentos=chunk[i : i + 500])
-            for i in range(0, len(chunk), 500)
-        ]
-        body = write_body(workdir / f"seed-{n}.bin", messages)
+        body = import_body(workdir / f"seed-{n}.bin", requests[start : start + 5000])
         h2load.run(url, body, requests=1, clients=1, streams=1)
     stored = sql_scalar(stack.lancamentos_db, "SELECT count(*) FROM lancamentos")
     if stored != len(rows):
@@ -328,12 +323,15 @@ class _Run:
     def _baseline(self, scenario: str, connections: int, tag: str, url: str) -> dict[str, Any]:
         stored = self.baseline.count() if scenario == "create" else 0
         found = self._wrk(url, scenario, connections, tag)
-        failed = found.pop("non_2xx") + found.pop("socket_errors")
-        ok = found["requests"] - failed
+        # wrk's requests are the answered ones; a socket error (e.g. a timeout) is
+        # a call that got no answer at all.
+        refused, unanswered = found.pop("non_2xx"), found.pop("socket_errors")
+        ok = found["requests"] - refused
+        calls = found["requests"] + unanswered
         result = {
             **found,
             "ok": ok,
-            "error_pct": round(100 * failed / found["requests"], 3) if found["requests"] else 100.0,
+            "error_pct": round(100 * (refused + unanswered) / calls, 3) if calls else 100.0,
         }
         if scenario == "create":
             result |= _ledger_check(self.baseline.count() - stored, ok)

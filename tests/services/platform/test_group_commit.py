@@ -12,7 +12,7 @@ import pytest
 
 from services.domain.errors import Unavailable
 from services.platform.group_commit import GroupCommitter
-from tests.services.platform.test_shutdown import stops_promptly
+from tests.support.stopping import stops_promptly
 
 
 async def test_each_caller_gets_its_own_outcome_after_one_flush() -> None:

@@ -10,10 +10,9 @@ forever. These tests make that iteration happen on purpose.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
 
 from services.platform.grpc_server import GrpcServer
+from tests.support.stopping import stops_promptly
 
 
 async def test_stop_ends_when_it_lands_as_the_readiness_probe_completes() -> None:
@@ -41,13 +40,3 @@ async def test_stop_ends_when_it_lands_as_the_readiness_probe_completes() -> Non
     # no await between them.
     gate.set()
     await stops_promptly(server.stop(0))
-
-
-async def stops_promptly(stop: Coroutine[Any, Any, None]) -> None:
-    # Measured, not only bounded: the old stop swallowed even the timeout's
-    # cancellation, and returned when it fired as if it had stopped.
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    async with asyncio.timeout(5):
-        await stop
-    assert loop.time() - began < 2, "stop waited for the timeout: a loop outlived its cancel"
